@@ -1,0 +1,1 @@
+"""Typer commands, one module each: thin wrappers over engine/corpora/inspector functions."""

@@ -1,0 +1,108 @@
+"""`workbench run`: train headless with a Rich display or JSON events."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from workbench.commands.common import fail, parse_duration
+from workbench.config import RunSpec
+from workbench.errors import WorkbenchError
+
+EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def install_signal_handlers(control: Any) -> dict[int, int]:
+    """First SIGINT/SIGTERM: finish the step, checkpoint, exit 130/143. Second: exit now.
+
+    The checkpoint on disk stays intact either way: saves are atomic renames.
+    """
+    received: dict[int, int] = {}
+
+    def handler(signum: int, frame: Any) -> None:
+        if received:
+            os._exit(EXIT_ON_SIGNAL.get(signum, 130))
+        received[signum] = EXIT_ON_SIGNAL.get(signum, 130)
+        control.request_stop(f"{signal.Signals(signum).name} received")
+
+    for signum in EXIT_ON_SIGNAL:
+        signal.signal(signum, handler)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, handler)
+        EXIT_ON_SIGNAL[signal.SIGHUP] = 129
+    return received
+
+
+def build_spec(config: Optional[Path], overrides: dict[str, Any]) -> RunSpec:
+    spec = RunSpec.from_toml(config) if config else RunSpec()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    spec = spec.replace(**given)
+    spec.validate()
+    return spec
+
+
+def run_command(
+    corpus: Optional[str] = typer.Option(None, "--corpus", "-c", help="Built-in name, local path, or hf:NAME[:CONFIG]."),
+    objective: Optional[str] = typer.Option(None, "--objective", "-o", help="mlm, nsp, clm, sentiment, ner, qa or generation."),
+    base: Optional[str] = typer.Option(None, "--base", "-b", help="Run dir, local HF model dir or hub id to start from."),
+    size: Optional[str] = typer.Option(None, "--size", help="From-scratch preset: tiny, small or base."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="auto, wordpiece, bpe or char."),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary of a trained tokenizer."),
+    text_column: Optional[str] = typer.Option(None, "--text-column", help="Text column of a tabular corpus."),
+    label_column: Optional[str] = typer.Option(None, "--label-column", help="Label column of a labelled corpus."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (when --max-steps is unset)."),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after e.g. 90s, 5m, 1h (checkpointing)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences per micro-batch."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence."),
+    eval_interval: Optional[int] = typer.Option(None, "--eval-interval", help="Evaluate every N steps."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for data order, masking and init."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default objective-corpus-time)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Run root (default checkpoints/)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Spec TOML file; flags override it."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run (name or path) from its last checkpoint."),
+    json_events: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the Rich display."),
+) -> None:
+    """Train a model headless: pre-training (mlm, nsp, clm) or fine-tuning from --base.
+
+    With no flags: a short default experiment (clm, tiny, on the built-in general corpus).
+    """
+    from workbench.console import JsonPrinter, RichPrinter
+    from workbench.engine import RunControl, TrainingRun
+
+    try:
+        control = RunControl()
+        listener = JsonPrinter() if json_events else RichPrinter()
+        if resume:
+            run = TrainingRun(RunSpec(out=out or "checkpoints"), listeners=[listener], control=control, resume=resume)
+        else:
+            spec = build_spec(
+                config,
+                dict(
+                    corpus=corpus, objective=objective, base=base, size=size, tokenizer=tokenizer,
+                    vocab_size=vocab_size, text_column=text_column, label_column=label_column,
+                    max_steps=max_steps, epochs=epochs, time_budget=parse_duration(time_budget), lr=lr,
+                    batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len, eval_interval=eval_interval,
+                    seed=seed, name=name, out=out, device=device, precision=precision,
+                ),
+            )
+            run = TrainingRun(spec, listeners=[listener], control=control)
+        received = install_signal_handlers(control)
+        result = run.run()
+    except WorkbenchError as error:
+        fail(error)
+    if received:
+        code = next(iter(received.values()))
+        from workbench.commands.common import err_console
+
+        err_console.print(f"Stopped by signal at step {result.step}; checkpoint saved in {result.run_dir}. "
+                          f"Continue with: workbench run --resume {result.run_dir}")
+        raise SystemExit(code)

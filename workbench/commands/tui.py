@@ -1,0 +1,18 @@
+"""`workbench tui` (and `workbench` with no arguments): open the Textual workbench."""
+
+from __future__ import annotations
+
+import typer
+
+
+def open_tui() -> None:
+    from workbench.tui.app import run_app  # Textual is imported here and nowhere in the engine
+
+    run_app()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("tui")
+    def tui_command() -> None:
+        """Open the terminal workbench (the same as `workbench` with no arguments)."""
+        open_tui()

@@ -1,0 +1,141 @@
+"""Headless output: a Rich live display of a run, or JSON lines for scripts.
+
+Both are plain event listeners, so the CLI shows exactly what the engine emits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from workbench.engine.events import (
+    CheckpointSaved,
+    EvalDone,
+    Event,
+    Message,
+    ProbesRecorded,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepLogged,
+)
+
+
+def fmt_loss(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.4f}"
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
+
+
+class JsonPrinter:
+    """One JSON object per event on stdout (``--json``)."""
+
+    def __init__(self, stream: Any = None):
+        self.stream = stream or sys.stdout
+
+    def __call__(self, event: Event) -> None:
+        self.stream.write(json.dumps(event.to_json(), default=str) + "\n")
+        self.stream.flush()
+
+
+class RichPrinter:
+    """Progress bar with ETA, step, loss, eval loss and tokens/s; a summary at the end."""
+
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("loss [cyan]{task.fields[loss]}"),
+            TextColumn("eval [magenta]{task.fields[eval_loss]}"),
+            TextColumn("{task.fields[rate]} tok/s"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task_id: Any = None
+        self.eval_loss = "-"
+
+    def __call__(self, event: Event) -> None:
+        handler = getattr(self, f"on_{event.kind}", None)
+        if handler is not None:
+            handler(event)
+
+    def on_message(self, event: Message) -> None:
+        self.console.print(f"[dim]{event.text}[/]")
+
+    def on_started(self, event: RunStarted) -> None:
+        self.console.print(
+            f"[bold]{event.name}[/]: {event.objective} on {event.corpus}, "
+            f"{event.parameters / 1e6:.2f}M parameters, {event.device} {event.precision}"
+            + (f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else "")
+        )
+        self.console.print(f"[dim]run dir {event.run_dir}[/]")
+        self.progress.start()
+        self.task_id = self.progress.add_task(
+            event.objective, total=event.total_steps, completed=event.resumed_from_step,
+            loss="-", eval_loss=self.eval_loss, rate="-",
+        )
+
+    def on_step(self, event: StepLogged) -> None:
+        if self.task_id is None:
+            return
+        self.progress.update(
+            self.task_id, completed=event.step, total=event.total_steps, loss=fmt_loss(event.loss),
+            rate=fmt_rate(event.tokens_per_s), eval_loss=self.eval_loss,
+        )
+
+    def on_eval(self, event: EvalDone) -> None:
+        if event.split != "eval":
+            return
+        self.eval_loss = fmt_loss(event.eval_loss)
+        if self.task_id is not None:
+            self.progress.update(self.task_id, eval_loss=self.eval_loss)
+        extra = "  ".join(f"{k} {v:.3f}" for k, v in event.metrics.items() if isinstance(v, (int, float)))
+        self.progress.console.print(
+            f"[magenta]eval[/] step {event.step}: loss {fmt_loss(event.eval_loss)}  ppl {event.perplexity:.2f}" + (f"  {extra}" if extra else "")
+        )
+
+    def on_probes(self, event: ProbesRecorded) -> None:
+        pass
+
+    def on_checkpoint(self, event: CheckpointSaved) -> None:
+        pass
+
+    def on_failed(self, event: RunFailed) -> None:
+        self.progress.stop()
+
+    def on_finished(self, event: RunFinished) -> None:
+        self.progress.stop()
+        s = event.summary
+        table = Table(title=f"Run {event.status}", show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("steps", str(s.get("steps")))
+        table.add_row("eval loss", f"{fmt_loss(s.get('eval_loss_before'))} -> {fmt_loss(s.get('eval_loss_after'))}")
+        table.add_row("perplexity", f"{_fmt_ppl(s.get('perplexity_before'))} -> {_fmt_ppl(s.get('perplexity_after'))}")
+        if s.get("tokens_per_s"):
+            table.add_row("throughput", f"{fmt_rate(s['tokens_per_s'])} tokens/s over {s.get('train_time_s')} s")
+        for key, value in (s.get("metrics") or {}).items():
+            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        table.add_row("saved to", event.model_dir)
+        table.add_row("inspect", s.get("inspect_command", ""))
+        self.console.print(table)
+
+
+def _fmt_ppl(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return f"{value:.2f}"

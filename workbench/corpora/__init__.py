@@ -1,0 +1,159 @@
+"""Corpora: resolve a name, load train/eval splits as ``datasets.Dataset``, preview, stats.
+
+A corpus is a built-in name (``general``, ``domain``), a local path (file or folder), or
+``hf:NAME[:CONFIG]``. Every loaded corpus has a text column; labelled corpora keep their
+other columns for the fine-tuning tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from workbench.corpora import files, hub
+from workbench.corpora.sources import CorpusSource, builtin_dir, list_names, resolve
+from workbench.errors import CorpusError
+
+TEXT_COLUMN_NAMES = ("text", "content", "document", "sentence", "body", "review", "article", "passage", "story")
+
+__all__ = ["Corpus", "CorpusSource", "load_corpus", "resolve", "list_names", "builtin_dir", "detect_text_column"]
+
+
+@dataclass
+class Corpus:
+    """Loaded splits of one corpus. ``eval_source`` says where the eval split came from."""
+
+    source: CorpusSource
+    train: datasets.Dataset
+    eval: datasets.Dataset
+    text_column: str
+    eval_source: str
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    def texts(self, split: str = "train") -> list[str]:
+        ds = self.train if split == "train" else self.eval
+        return ds[self.text_column]
+
+
+def detect_text_column(ds: datasets.Dataset, requested: str | None, where: str) -> str:
+    """The column holding the documents: the one asked for, a common name, or the only string one."""
+    columns = list(ds.column_names)
+    string_columns = [c for c in columns if getattr(ds.features[c], "dtype", None) in ("string", "large_string")]
+    if requested is not None:
+        if requested not in columns:
+            raise CorpusError(
+                f"unknown column {requested!r}; the columns are {', '.join(columns)}",
+                where=where,
+                fix="pass one of them with --text-column",
+            )
+        if requested not in string_columns:
+            dtype = getattr(ds.features[requested], "dtype", type(ds.features[requested]).__name__)
+            raise CorpusError(
+                f"column {requested!r} holds {dtype}, not text",
+                where=where,
+                fix=f"pass a text column with --text-column ({', '.join(string_columns) or 'none found'})",
+            )
+        return requested
+    for name in TEXT_COLUMN_NAMES:
+        for column in columns:
+            if column.lower() == name:
+                if column not in string_columns:
+                    dtype = getattr(ds.features[column], "dtype", "non-text")
+                    raise CorpusError(
+                        f"column {column!r} holds {dtype}, not text",
+                        where=where,
+                        fix="fix the data, or pick another column with --text-column",
+                    )
+                return column
+    if len(string_columns) == 1:
+        return string_columns[0]
+    if not string_columns:
+        raise CorpusError(
+            f"no text column among {', '.join(columns)}",
+            where=where,
+            fix="add a text column, or pass --text-column",
+        )
+    raise CorpusError(
+        f"several text columns ({', '.join(string_columns)}) and none is called 'text'",
+        where=where,
+        fix="pick one with --text-column",
+    )
+
+
+def _drop_blank(ds: datasets.Dataset, column: str) -> datasets.Dataset:
+    blank = [i for i, t in enumerate(ds[column]) if t is None or not str(t).strip()]
+    if blank:
+        keep = sorted(set(range(len(ds))) - set(blank))
+        ds = ds.select(keep)
+    return ds
+
+
+def _held_out(ds: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+    if len(ds) < 2:
+        return ds, ds
+    split = ds.train_test_split(test_size=max(1, round(len(ds) * fraction)), seed=seed, shuffle=True)
+    return split["train"], split["test"]
+
+
+def _load_local(source: CorpusSource) -> tuple[datasets.Dataset, datasets.Dataset | None, str]:
+    path = source.path
+    assert path is not None
+    if path.is_dir():
+        train_files, eval_files = files.split_directory(path)
+        train = files.load_files(train_files)
+        if eval_files:
+            return train, files.load_files(eval_files), ", ".join(p.name for p in eval_files)
+        return train, None, ""
+    return files.load_file(path), None, ""
+
+
+def load_corpus(
+    name: str,
+    *,
+    text_column: str | None = None,
+    eval_corpus: str | None = None,
+    eval_fraction: float = 0.05,
+    seed: int = 42,
+    require_text: bool = True,
+) -> Corpus:
+    """Load a corpus with an eval split: its own validation split or file where there is
+    one, otherwise a deterministic held-out fraction (seeded)."""
+    source = resolve(name)
+    if source.kind == "hub":
+        train, evaluation, eval_label = hub.load_hub(source.hub_name or "", source.hub_config)
+        eval_label = f"{eval_label} split" if eval_label else ""
+    else:
+        train, evaluation, eval_label = _load_local(source)
+        eval_label = f"validation file ({eval_label})" if eval_label else ""
+    if eval_corpus:
+        eval_source = resolve(eval_corpus)
+        if eval_source.kind == "hub":
+            evaluation, _, _ = hub.load_hub(eval_source.hub_name or "", eval_source.hub_config)
+        else:
+            evaluation, _, _ = _load_local(eval_source)
+        eval_label = f"eval corpus {eval_corpus}"
+    where = source.location
+    column = detect_text_column(train, text_column, where) if require_text else (text_column or "text")
+    if require_text:
+        train = _drop_blank(train, column)
+        if len(train) == 0:
+            raise CorpusError("corpus has no text (every document is empty or whitespace)", where=where, fix="pass a file with text in it")
+    if evaluation is not None and require_text:
+        if column not in evaluation.column_names:
+            raise CorpusError(
+                f"eval split has no column {column!r} (it has {', '.join(evaluation.column_names)})",
+                where=where,
+                fix="give the eval file the same columns as the training file",
+            )
+        evaluation = _drop_blank(evaluation, column)
+        if len(evaluation) == 0:
+            evaluation = None
+    if evaluation is None:
+        train, evaluation = _held_out(train, eval_fraction, seed)
+        eval_label = f"held-out {eval_fraction:.0%} of train (seed {seed})"
+    return Corpus(source=source, train=train, eval=evaluation, text_column=column, eval_source=eval_label)

@@ -1,0 +1,103 @@
+"""Preview and statistics of a corpus, as plain data for the CLI table and the TUI pane."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.corpora import Corpus, list_names, load_corpus, resolve
+
+CHARS_PER_TOKEN = 4.0
+"""Rule of thumb for English with a sub-word tokenizer; labelled 'estimated' wherever shown."""
+
+
+@dataclass
+class CorpusStats:
+    name: str
+    kind: str
+    location: str
+    size_bytes: int
+    documents: int
+    eval_documents: int
+    characters: int
+    words: int
+    estimated_tokens: int
+    eval_source: str
+    text_column: str
+    columns: list[str] = field(default_factory=list)
+    label_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _size_on_disk(path: Path | None) -> int:
+    if path is None or not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+LABEL_COLUMN_NAMES = ("label", "labels", "sentiment", "class", "polarity", "target")
+
+
+def stats_of(corpus: Corpus) -> CorpusStats:
+    texts = corpus.texts("train")
+    characters = sum(len(t) for t in texts)
+    words = sum(len(t.split()) for t in texts)
+    label_counts: dict[str, int] = {}
+    for column in corpus.train.column_names:
+        if column.lower() in LABEL_COLUMN_NAMES and column != corpus.text_column:
+            counts = collections.Counter(str(v) for v in corpus.train[column])
+            label_counts = dict(counts.most_common(20))
+            break
+    return CorpusStats(
+        name=corpus.name,
+        kind=corpus.source.kind,
+        location=corpus.source.location,
+        size_bytes=_size_on_disk(corpus.source.path),
+        documents=len(texts),
+        eval_documents=len(corpus.eval),
+        characters=characters,
+        words=words,
+        estimated_tokens=int(characters / CHARS_PER_TOKEN),
+        eval_source=corpus.eval_source,
+        text_column=corpus.text_column,
+        columns=list(corpus.train.column_names),
+        label_counts=label_counts,
+    )
+
+
+def preview(corpus: Corpus, count: int = 5, width: int = 300) -> list[str]:
+    """The first few documents, shortened to ``width`` characters."""
+    texts = corpus.train[corpus.text_column][:count]
+    out = []
+    for text in texts:
+        flat = " ".join(str(text).split())
+        out.append(flat if len(flat) <= width else flat[: width - 1] + "…")
+    return out
+
+
+def list_corpora() -> list[CorpusStats]:
+    """Stats for every corpus under ``corpora/`` (built-ins first). Unloadable entries are skipped."""
+    from workbench.errors import CorpusError
+
+    rows = []
+    for name in list_names():
+        try:
+            rows.append(stats_of(load_corpus(name)))
+        except CorpusError:
+            continue
+    rows.sort(key=lambda r: (r.kind != "builtin", r.name))
+    return rows
+
+
+def human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+__all__ = ["CorpusStats", "stats_of", "preview", "list_corpora", "human_bytes", "resolve"]

@@ -1,0 +1,575 @@
+"""The training run: spec -> corpus -> tokenizer -> model -> task data -> loop -> run dir.
+
+The loop is hand-written over Accelerate (device placement, mixed precision, DDP under
+torchrun, ``backward``) rather than transformers' Trainer, because the workbench needs
+what Trainer does not give: pickle-free atomic checkpoints, exact resume (data order and
+masking are functions of (seed, step)), a per-step NaN check, cooperative stop/pause from
+another thread, and no per-step host sync beyond what a hand-written loop has (the loss
+is read once per ``log_interval``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+from workbench.config import RunSpec
+from workbench.corpora import load_corpus
+from workbench.engine import checkpoint as ckpt
+from workbench.engine.control import RunControl
+from workbench.engine.events import (
+    CheckpointSaved,
+    EvalDone,
+    Event,
+    Listener,
+    Message,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepLogged,
+)
+from workbench.engine.rundir import MetricsWriter, RunDir, find_run, git_commit, new_run_dir, versions
+from workbench.engine.spec_resolution import resolve_spec
+from workbench.errors import RunDirError, TrainingError, WorkbenchError
+from workbench.models import BaseRef, load_config, load_model, load_tokenizer, parameter_count, resolve_base
+from workbench.tasks.base import Task, TaskData
+from workbench.tokenization import train_tokenizer
+
+EvalHook = Callable[["TrainingRun", int], Iterable[Event]]
+"""Called after each eval with the run and step; yields extra events (probes, forgetting)."""
+
+EVAL_HOOK_FACTORIES: list[Callable[["TrainingRun"], EvalHook | None]] = []
+"""Modules that add eval-time work (the inspector's probes) append a factory here."""
+
+
+HOOK_MODULES = ("workbench.inspector.probes", "workbench.tasks.finetune.forgetting")
+"""Engine-level (UI-free) modules that register eval hooks when they exist."""
+
+
+def load_hook_modules() -> None:
+    import importlib
+    import importlib.util
+
+    for module in HOOK_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            importlib.import_module(module)
+
+
+@dataclass
+class RunResult:
+    status: str
+    run_dir: Path
+    model_dir: Path
+    step: int
+    summary: dict = field(default_factory=dict)
+
+
+def pick_device(requested: str) -> str:
+    if requested != "auto":
+        if requested == "cuda" and not torch.cuda.is_available():
+            raise TrainingError("--device cuda, but no CUDA GPU is visible", fix="use --device cpu or auto")
+        return requested
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def pick_precision(requested: str, device: str) -> str:
+    if requested != "auto":
+        if requested in ("bf16", "fp16") and device == "cpu" and requested == "fp16":
+            raise TrainingError("fp16 needs a GPU", fix="use --precision fp32 or bf16 on CPU")
+        return requested
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Masking, dropout and sampling at ``step`` depend on this alone: exact resume."""
+    return (seed * 1_000_003 + step) % (2**63 - 1)
+
+
+class BatchOrder:
+    """Deterministic data order: a seeded permutation per epoch, sliced per step/rank."""
+
+    def __init__(self, num_examples: int, global_batch: int, seed: int):
+        self.n = num_examples
+        self.global_batch = min(global_batch, num_examples)
+        self.seed = seed
+        self.steps_per_epoch = max(1, num_examples // self.global_batch)
+        self._epoch = -1
+        self._perm: torch.Tensor | None = None
+
+    def indices(self, step: int) -> list[int]:
+        epoch, offset = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 7919 + epoch)
+            self._perm = torch.randperm(self.n, generator=generator)
+            self._epoch = epoch
+        assert self._perm is not None
+        start = offset * self.global_batch
+        return self._perm[start : start + self.global_batch].tolist()
+
+
+class TrainingRun:
+    """One run of one spec. Create it, then call ``run()`` (blocking; any thread)."""
+
+    def __init__(
+        self,
+        spec: RunSpec | None = None,
+        *,
+        listeners: Iterable[Listener] = (),
+        control: RunControl | None = None,
+        resume: str | Path | None = None,
+    ):
+        if spec is None and resume is None:
+            raise ValueError("give a spec or a run to resume")
+        self.control = control or RunControl()
+        self.listeners: list[Listener] = list(listeners)
+        self.resume_from = resume
+        self.spec_in = spec
+        self.run_dir: RunDir | None = None
+        self.spec: RunSpec | None = None
+        self.task: Task | None = None
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.step = 0
+        self.meta: dict[str, Any] = {}
+        self.base_ref: BaseRef | None = None
+        self._writer: MetricsWriter | None = None
+        self.eval_hooks: list[EvalHook] = []
+
+    # ------------------------------------------------------------------ events
+    def emit(self, event: Event) -> None:
+        if self._writer is not None and self.is_main:
+            self._writer(event)
+        if not self.is_main:
+            return
+        for listener in self.listeners:
+            listener(event)
+
+    is_main: bool = True
+
+    # ------------------------------------------------------------------ set-up
+    def _open_run_dir(self) -> tuple[RunSpec, Task, int]:
+        if self.resume_from is not None:
+            self.run_dir = find_run(str(self.resume_from), out=self.spec_in.out if self.spec_in else "checkpoints")
+            spec = self.run_dir.spec()
+            self.meta = self.run_dir.meta()
+            spec, task = resolve_spec(spec)
+            return spec, task, 0
+        assert self.spec_in is not None
+        spec, task = resolve_spec(self.spec_in)
+        return spec, task, 0
+
+    def _tokenizer_and_model(self, spec: RunSpec, task: Task, corpus: Any, resume_ckpt: Path | None) -> None:
+        if resume_ckpt is not None:
+            ref = BaseRef(given=str(resume_ckpt), kind="local", model_dir=str(resume_ckpt))
+            self.tokenizer = load_tokenizer(ref)
+            self.model = load_model(ref, task.auto_class)
+            return
+        if spec.base:
+            self.base_ref = resolve_base(spec.base)
+            config = load_config(self.base_ref)
+            task.check_base(config, where=spec.base)
+            self.tokenizer = load_tokenizer(self.base_ref)
+            self.data = task.prepare(corpus, self.tokenizer, spec)
+            self.model = load_model(self.base_ref, task.auto_class, **task.model_kwargs(getattr(self.data, "info", {})))
+            return
+        self.emit(Message(text=f"Training a {spec.tokenizer} tokenizer (vocab {spec.vocab_size}) on {corpus.name}"))
+        self.tokenizer = train_tokenizer(spec.tokenizer, corpus.texts("train"), spec.vocab_size or 4096, masked=task.masked)
+        torch.manual_seed(spec.seed)
+        self.model = task.build_model(spec.size, self.tokenizer, spec.seq_len or 128)
+
+    def _total_steps(self, spec: RunSpec, order: BatchOrder) -> int:
+        if spec.max_steps is not None:
+            return spec.max_steps
+        return max(1, math.ceil((spec.epochs or 1.0) * order.steps_per_epoch))
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> RunResult:
+        try:
+            return self._run()
+        except WorkbenchError as exc:
+            self._fail(str(exc))
+            raise
+        except torch.OutOfMemoryError:
+            message = TrainingError(
+                f"out of memory at step {self.step}",
+                fix="lower --batch-size (keep the effective batch with --grad-accum) or --seq-len; the last checkpoint is kept",
+            )
+            self._fail(str(message))
+            raise message from None
+        except Exception as exc:
+            self._fail(f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+
+    def _fail(self, message: str) -> None:
+        if self.run_dir is not None and self.is_main:
+            try:
+                self.run_dir.write_status("failed", message=message, step=self.step)
+            except OSError:
+                pass
+        try:
+            self.emit(RunFailed(message=message, step=self.step, run_dir=str(self.run_dir.path) if self.run_dir else ""))
+        except Exception:  # noqa: BLE001 - reporting a failure must not hide it
+            pass
+
+    def _run(self) -> RunResult:
+        from accelerate import Accelerator
+
+        from workbench.quiet import quiet_libraries
+
+        quiet_libraries()
+        spec, task, _ = self._open_run_dir()
+        self.spec, self.task = spec, task
+        device = pick_device(spec.device)
+        precision = pick_precision(spec.precision, device)
+        accelerator = Accelerator(
+            cpu=device == "cpu",
+            mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"),
+        )
+        self.is_main = accelerator.is_main_process
+
+        # Corpus first: a bad corpus must fail before anything is written.
+        corpus = load_corpus(
+            spec.corpus,
+            text_column=spec.text_column,
+            eval_fraction=spec.eval_fraction,
+            seed=spec.seed,
+            require_text=getattr(task, "needs_text_column", True),
+        ) if getattr(task, "loads_corpus", True) else None
+
+        resume_ckpt: Path | None = None
+        state: dict[str, Any] = {}
+        if self.run_dir is not None:  # resuming
+            ckpt.clean_incomplete(self.run_dir.checkpoints)
+            found = ckpt.complete_checkpoints(self.run_dir.checkpoints)
+            if found:
+                resume_ckpt = found[-1]
+                state = ckpt.read_state(resume_ckpt)
+        else:
+            self.run_dir = new_run_dir(spec.out, spec.name or "run") if self.is_main else None
+        run_dir = self.run_dir
+        assert run_dir is not None
+
+        self.data: TaskData | None = None
+        self._tokenizer_and_model(spec, task, corpus, resume_ckpt)
+        if self.data is None:
+            self.data = task.prepare(corpus, self.tokenizer, spec)
+        data = self.data
+
+        if self.is_main:
+            if resume_ckpt is None and not (run_dir.tokenizer_dir / "tokenizer_config.json").is_file():
+                self.tokenizer.save_pretrained(run_dir.tokenizer_dir)
+            if not run_dir.run_toml.is_file():
+                self.meta = {
+                    "created": time.time(),
+                    "git_commit": git_commit(),
+                    **versions(),
+                    "task_auto_class": task.auto_class_name,
+                    "eval_source": corpus.eval_source if corpus else "",
+                    **(self.base_ref.identity() if self.base_ref else {}),
+                    **getattr(data, "meta", {}),
+                }
+                run_dir.write_run_toml(spec, self.meta)
+            self._writer = MetricsWriter(run_dir.metrics)
+            ckpt.ensure_free_space(run_dir.path, 3 * 4 * parameter_count(self.model) + (16 << 20))
+
+        world = accelerator.num_processes
+        micro_batch = spec.batch_size or 1
+        global_batch = micro_batch * spec.grad_accum * world
+        order = BatchOrder(data.num_examples("train"), global_batch, spec.seed)
+        total_steps = self._total_steps(spec, order)
+        eval_interval = spec.eval_interval or max(1, total_steps // 10)
+        save_interval = spec.save_interval or eval_interval
+
+        model = self.model
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=spec.lr,
+            betas=(0.9, 0.98 if task.pretraining else 0.999),
+            fused=device == "cuda",
+        )
+        from transformers import get_scheduler
+
+        scheduler = get_scheduler(
+            {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[spec.schedule],
+            optimizer,
+            num_warmup_steps=int(spec.warmup_ratio * min(total_steps, 1_000_000)),
+            num_training_steps=total_steps,
+        )
+        if resume_ckpt is not None:
+            ckpt.optimizer_from_safetensors(optimizer, resume_ckpt / "optimizer.safetensors")
+            scheduler.load_state_dict(state["scheduler"])
+            self.step = int(state["step"])
+        model, optimizer = accelerator.prepare(model, optimizer)
+        raw_model = accelerator.unwrap_model(model)
+
+        load_hook_modules()
+        for factory in EVAL_HOOK_FACTORIES:
+            hook = factory(self)
+            if hook is not None:
+                self.eval_hooks.append(hook)
+
+        if self.is_main:
+            run_dir.write_status("running", step=self.step)
+        self.emit(
+            RunStarted(
+                run_dir=str(run_dir.path),
+                name=run_dir.path.name,
+                objective=spec.objective,
+                corpus=spec.corpus,
+                total_steps=total_steps,
+                parameters=parameter_count(raw_model),
+                device=device,
+                precision=precision,
+                resumed_from_step=self.step,
+                spec=spec.to_dict(),
+            )
+        )
+        if resume_ckpt is not None:
+            self.emit(Message(text=f"Resumed from {resume_ckpt.name} (step {self.step})"))
+
+        eval_before = state.get("eval_loss_before")
+        last_eval: float | None = state.get("eval_loss")
+        best_eval: float | None = state.get("best_eval_loss")
+        if resume_ckpt is None:
+            last_eval = eval_before = self._evaluate(accelerator, model, data, task, spec, 0)
+            best_eval = eval_before
+
+        def save(step: int) -> None:
+            if not self.is_main:
+                return
+            folder = ckpt.save_checkpoint(
+                run_dir.checkpoints,
+                step,
+                raw_model,
+                self.tokenizer,
+                optimizer,
+                scheduler,
+                {
+                    "eval_loss": last_eval,
+                    "best_eval_loss": best_eval,
+                    "eval_loss_before": eval_before,
+                    "batch_size": micro_batch,
+                    "grad_accum": spec.grad_accum,
+                    "world_size": world,
+                    "tokens_seen": tokens_seen,
+                },
+            )
+            ckpt.rotate(run_dir.checkpoints, spec.keep_checkpoints)
+            self.emit(CheckpointSaved(step=step, path=str(folder), best=last_eval is not None and last_eval == best_eval))
+
+        tokens_seen = int(state.get("tokens_seen", 0))
+        start_time = time.perf_counter()
+        paused_s = 0.0
+        log_start, log_tokens = time.perf_counter(), 0
+        loss_sum = torch.zeros((), device=accelerator.device)
+        loss_count = 0
+        start_step = self.step
+        status = "finished"
+        rank = accelerator.process_index
+        per_rank = global_batch // world
+        model.train()
+        while self.step < total_steps:
+            paused_s += self.control.wait_while_paused()
+            if self.control.stop_requested:
+                status = "stopped"
+                break
+            if spec.time_budget is not None and time.perf_counter() - start_time - paused_s >= spec.time_budget:
+                self.emit(Message(text=f"Time budget of {spec.time_budget:g}s reached at step {self.step}"))
+                break
+            torch.manual_seed(step_seed(spec.seed, self.step))
+            indices = order.indices(self.step)
+            mine = indices[rank * per_rank : (rank + 1) * per_rank] if world > 1 else indices
+            micro_chunks = [mine[i : i + micro_batch] for i in range(0, len(mine), micro_batch)]
+            step_loss = None
+            for index, chunk in enumerate(micro_chunks):
+                batch, n_tokens = data.batch("train", chunk)
+                batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+                sync = index == len(micro_chunks) - 1
+                context = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model)
+                with context:
+                    with accelerator.autocast():
+                        loss = model(**batch).loss / len(micro_chunks)
+                    accelerator.backward(loss)
+                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+                log_tokens += n_tokens * world
+            assert step_loss is not None
+            if device == "cpu" and not math.isfinite(float(step_loss)):
+                self._non_finite(float(step_loss), spec)
+            if spec.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), spec.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += step_loss
+            loss_count += 1
+            self.step += 1
+
+            if self.step % spec.log_interval == 0 or self.step == total_steps:
+                mean_loss = float(loss_sum) / max(1, loss_count)
+                if not math.isfinite(mean_loss):
+                    self._non_finite(mean_loss, spec)
+                now = time.perf_counter()
+                elapsed = now - start_time - paused_s
+                rate = log_tokens / max(1e-9, now - log_start)
+                per_step = elapsed / max(1, self.step - start_step)
+                eta = per_step * (total_steps - self.step)
+                if spec.time_budget is not None:
+                    eta = min(eta, max(0.0, spec.time_budget - elapsed))
+                tokens_seen += log_tokens
+                self.emit(
+                    StepLogged(
+                        step=self.step,
+                        total_steps=total_steps,
+                        loss=mean_loss,
+                        lr=float(scheduler.get_last_lr()[0]),
+                        tokens=tokens_seen,
+                        tokens_per_s=rate,
+                        elapsed_s=elapsed,
+                        eta_s=eta,
+                    )
+                )
+                loss_sum.zero_()
+                loss_count, log_start, log_tokens = 0, time.perf_counter(), 0
+
+            if self.step % eval_interval == 0 and self.step < total_steps:
+                last_eval = self._evaluate(accelerator, model, data, task, spec, self.step)
+                best_eval = last_eval if best_eval is None else min(best_eval, last_eval)
+                model.train()
+            if self.step % save_interval == 0 and self.step < total_steps:
+                save(self.step)
+
+        tokens_seen += log_tokens
+        if status == "stopped" or self.step < total_steps:
+            reason = self.control.stop_reason or "time budget"
+            self.emit(Message(text=f"Stopping at step {self.step} ({reason}); saving a checkpoint"))
+        last_eval = self._evaluate(accelerator, model, data, task, spec, self.step)
+        best_eval = last_eval if best_eval is None else min(best_eval, last_eval)
+        save(self.step)
+        train_time = time.perf_counter() - start_time - paused_s
+        summary = self._finish(raw_model, run_dir, status, eval_before, last_eval, best_eval, tokens_seen, train_time, start_step)
+        return RunResult(status=status, run_dir=run_dir.path, model_dir=run_dir.model_dir, step=self.step, summary=summary)
+
+    # ------------------------------------------------------------------ pieces
+    def _non_finite(self, value: float, spec: RunSpec) -> None:
+        raise TrainingError(
+            f"the loss became {value} at step {self.step + 1}; no checkpoint was written after it, the last finite one is kept",
+            fix=f"lower the learning rate (now --lr {spec.lr:g}) or use --precision fp32, then resume or restart",
+        )
+
+    @torch.no_grad()
+    def _evaluate(self, accelerator: Any, model: Any, data: TaskData, task: Task, spec: RunSpec, step: int) -> float:
+        model.eval()
+        n_eval = data.num_examples("eval")
+        batch_size = spec.batch_size or 1
+        rng_state = torch.get_rng_state()
+        losses: list[torch.Tensor] = []
+        totals: dict[str, float] = {}
+        for b in range(min(spec.eval_batches, max(1, math.ceil(n_eval / batch_size)))):
+            indices = list(range(b * batch_size, min(n_eval, (b + 1) * batch_size)))
+            if not indices:
+                break
+            torch.manual_seed(spec.seed + 10_007 * (b + 1))  # the same masks at every eval
+            batch, _ = data.batch("eval", indices)
+            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+            with accelerator.autocast():
+                outputs = model(**batch)
+            if outputs.loss is not None:
+                losses.append(outputs.loss.detach().float())
+            task.eval_metrics(outputs, batch, totals)
+        torch.set_rng_state(rng_state)
+        eval_loss = float(torch.stack(losses).mean()) if losses else float("nan")
+        metrics = task.finish_metrics(totals)
+        if not math.isfinite(eval_loss) and losses:
+            raise TrainingError(
+                f"the eval loss became {eval_loss} at step {step}",
+                fix=f"lower the learning rate (now --lr {spec.lr:g}) or use --precision fp32",
+            )
+        self.emit(EvalDone(step=step, eval_loss=eval_loss, perplexity=_perplexity(eval_loss), metrics=metrics))
+        for hook in self.eval_hooks:
+            for event in hook(self, step):
+                self.emit(event)
+        return eval_loss
+
+    def _finish(self, raw_model: Any, run_dir: RunDir, status: str, before: float | None, after: float,
+                best: float | None, tokens: int, train_time: float, start_step: int) -> dict:
+        spec, task = self.spec, self.task
+        assert spec is not None and task is not None
+        metrics: dict[str, Any] = {}
+        if self.is_main and self.data is not None:
+            raw_model.eval()
+            with torch.no_grad():
+                metrics = task.final_report(raw_model, self.tokenizer, self.data, spec, run_dir)
+        summary = {
+            "status": status,
+            "objective": spec.objective,
+            "corpus": spec.corpus,
+            "steps": self.step,
+            "tokens": tokens,
+            "train_time_s": round(train_time, 2),
+            "tokens_per_s": round(tokens / train_time, 1) if train_time > 0 and self.step > start_step else None,
+            "eval_loss_before": before,
+            "eval_loss_after": after,
+            "perplexity_before": _perplexity(before) if before is not None else None,
+            "perplexity_after": _perplexity(after),
+            "best_eval_loss": best,
+            "metrics": metrics,
+            "run_dir": str(run_dir.path),
+            "model_dir": str(run_dir.model_dir),
+            "inspect_command": f"workbench inspect {run_dir.path}",
+        }
+        if self.is_main:
+            tmp = run_dir.path / ".model-tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            raw_model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            old = run_dir.path / ".model-old"
+            shutil.rmtree(old, ignore_errors=True)
+            if run_dir.model_dir.exists():
+                os.replace(run_dir.model_dir, old)
+            os.replace(tmp, run_dir.model_dir)
+            shutil.rmtree(old, ignore_errors=True)
+            run_dir.write_summary(summary)
+            run_dir.write_status(status, step=self.step)
+        self.emit(RunFinished(status=status, step=self.step, run_dir=str(run_dir.path), model_dir=str(run_dir.model_dir), summary=summary))
+        return summary
+
+
+def _perplexity(loss: float | None) -> float:
+    if loss is None or not math.isfinite(loss):
+        return float("nan")
+    return float(math.exp(min(loss, 50.0)))
+
+
+def run_spec(spec: RunSpec, listeners: Iterable[Listener] = (), control: RunControl | None = None) -> RunResult:
+    """Train ``spec`` to completion (or stop); the one call both front ends make."""
+    return TrainingRun(spec, listeners=listeners, control=control).run()
+
+
+def resume_run(run: str | Path, listeners: Iterable[Listener] = (), control: RunControl | None = None,
+               out: str = "checkpoints") -> RunResult:
+    try:
+        find_run(str(run), out=out)
+    except RunDirError:
+        raise
+    return TrainingRun(RunSpec(out=out), listeners=listeners, control=control, resume=run).run()

@@ -1,0 +1,175 @@
+"""Model presets for from-scratch runs, and base-model resolution and safe loading.
+
+Bases are loaded with ``use_safetensors=True`` and never with remote code: a pickle
+(``pytorch_model.bin``) or a config with ``auto_map`` is refused before anything is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import AutoConfig, AutoTokenizer, BertConfig, GPT2Config, PretrainedConfig
+
+from workbench.errors import BaseModelError
+
+PRESETS: dict[str, dict[str, int]] = {
+    # hidden, layers, heads, ffn, vocab
+    "tiny": {"hidden": 128, "layers": 2, "heads": 4, "ffn": 512, "vocab": 4096},
+    "small": {"hidden": 256, "layers": 6, "heads": 8, "ffn": 1024, "vocab": 8192},
+    "base": {"hidden": 768, "layers": 12, "heads": 12, "ffn": 3072, "vocab": 32768},
+}
+
+
+def bert_config(size: str, vocab_size: int, seq_len: int, tokenizer: Any) -> BertConfig:
+    p = PRESETS[size]
+    return BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=p["hidden"],
+        num_hidden_layers=p["layers"],
+        num_attention_heads=p["heads"],
+        intermediate_size=p["ffn"],
+        max_position_embeddings=max(512, seq_len),
+        pad_token_id=tokenizer.pad_token_id,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+    )
+
+
+def gpt2_config(size: str, vocab_size: int, seq_len: int, tokenizer: Any) -> GPT2Config:
+    p = PRESETS[size]
+    return GPT2Config(
+        vocab_size=vocab_size,
+        n_embd=p["hidden"],
+        n_layer=p["layers"],
+        n_head=p["heads"],
+        n_inner=p["ffn"],
+        n_positions=max(1024 if size == "base" else 512, seq_len),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        resid_pdrop=0.0 if size == "tiny" else 0.1,
+        embd_pdrop=0.0 if size == "tiny" else 0.1,
+        attn_pdrop=0.0 if size == "tiny" else 0.1,
+    )
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    """Where a base model lives. ``kind`` is run, local or hub; ``model_dir`` is what
+    ``from_pretrained`` reads (a folder, or a hub id)."""
+
+    given: str
+    kind: str
+    model_dir: str
+    run_dir: str | None = None
+
+    def identity(self) -> dict[str, str]:
+        """Path and config hash, recorded in run.toml so the inspector can find the base."""
+        return {"base": self.given, "base_kind": self.kind, "base_model_dir": self.model_dir,
+                "base_config_sha256": config_hash(self.model_dir)}
+
+
+def config_hash(model_dir: str) -> str:
+    path = Path(model_dir) / "config.json"
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return ""
+
+
+def resolve_base(base: str) -> BaseRef:
+    path = Path(base).expanduser()
+    if path.exists():
+        if (path / "run.toml").is_file():
+            model_dir = path / "model"
+            if not (model_dir / "config.json").is_file():
+                raise BaseModelError(
+                    "run has no final model yet (model/ is missing)",
+                    where=str(path),
+                    fix=f"finish it with `workbench run --resume {path}`, or pick a finished run",
+                )
+            return BaseRef(given=base, kind="run", model_dir=str(model_dir.resolve()), run_dir=str(path.resolve()))
+        if (path / "config.json").is_file():
+            return BaseRef(given=base, kind="local", model_dir=str(path.resolve()))
+        raise BaseModelError(
+            "not a run directory or a Hugging Face model folder (no run.toml or config.json)",
+            where=str(path),
+            fix="pass a run directory, a folder saved with save_pretrained, or a hub id",
+        )
+    if base.startswith((".", "/", "~")) or base.count("/") > 1:
+        raise BaseModelError("base model folder not found", where=base, fix="check the path")
+    return BaseRef(given=base, kind="hub", model_dir=base)
+
+
+def check_local_files(ref: BaseRef) -> None:
+    """Refuse pickles and remote code before ``transformers`` touches the folder."""
+    if ref.kind == "hub":
+        return
+    folder = Path(ref.model_dir)
+    config_path = folder / "config.json"
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaseModelError(f"config.json is unreadable ({exc})", where=str(config_path), fix="re-save the model with save_pretrained") from None
+    if not isinstance(config, dict):
+        raise BaseModelError("config.json is not a JSON object", where=str(config_path), fix="re-save the model with save_pretrained")
+    if "auto_map" in config:
+        raise BaseModelError(
+            "config.json has auto_map, which would run code shipped with the model; the workbench never runs remote code",
+            where=str(config_path),
+            fix="use a model whose architecture is built into transformers",
+        )
+    if not any(folder.glob("*.safetensors")):
+        pickles = sorted(p.name for p in folder.glob("*.bin")) + sorted(p.name for p in folder.glob("*.pt"))
+        detail = f" (found {', '.join(pickles)}, which are pickles)" if pickles else ""
+        raise BaseModelError(
+            f"no safetensors weights{detail}; the workbench never loads pickled weights",
+            where=str(folder),
+            fix="convert the weights to safetensors (model.save_pretrained(dir) in a trusted environment)",
+        )
+
+
+def load_config(ref: BaseRef) -> PretrainedConfig:
+    check_local_files(ref)
+    try:
+        return AutoConfig.from_pretrained(ref.model_dir, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - offline hub, bad json, unknown model type
+        raise BaseModelError(
+            f"cannot load the model config ({' '.join(str(exc).split())[:200]})",
+            where=ref.given,
+            fix="check the path or hub id (hub ids need the internet or a filled cache)",
+        ) from None
+
+
+def load_tokenizer(ref: BaseRef) -> Any:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref.model_dir, trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001
+        raise BaseModelError(
+            f"cannot load the tokenizer ({' '.join(str(exc).split())[:200]})",
+            where=ref.given,
+            fix="save the tokenizer next to the model (tokenizer.save_pretrained)",
+        ) from None
+    if tokenizer.pad_token is None:
+        # GPT-2-style tokenizers have no pad token; reuse EOS (loss ignores padding anyway).
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def load_model(ref: BaseRef, auto_class: Any, **kwargs: Any) -> Any:
+    check_local_files(ref)
+    try:
+        return auto_class.from_pretrained(ref.model_dir, use_safetensors=True, trust_remote_code=False, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - truncated files, bad headers, shape mismatch
+        raise BaseModelError(
+            f"cannot load the model weights ({' '.join(str(exc).split())[:240]})",
+            where=ref.given,
+            fix="check that the folder holds a complete model saved with save_pretrained",
+        ) from None
+
+
+def parameter_count(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())

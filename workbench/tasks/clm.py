@@ -1,0 +1,52 @@
+"""Causal LM (GPT-2 style): next-token prediction on packed blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import GPT2LMHeadModel
+
+from workbench.models import gpt2_config
+from workbench.tasks.base import BlockData, Task, TaskDefaults
+from workbench.tasks.packing import packed_blocks
+
+
+class CausalLMTask(Task):
+    def __init__(self) -> None:
+        super().__init__(
+            name="clm",
+            auto_class_name="AutoModelForCausalLM",
+            masked=False,
+            description="next-token prediction needs a decoder such as GPT-2",
+            scratch_defaults=TaskDefaults(lr=2e-3, batch_size=16, seq_len=128, max_steps=600),
+            base_defaults=TaskDefaults(lr=1e-4, batch_size=8, seq_len=128, epochs=1),
+        )
+
+    def mapping_name(self) -> str:
+        return "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"
+
+    def check_base(self, config: Any, where: str) -> None:
+        if getattr(config, "is_encoder_decoder", False) or config.model_type in ("bert", "roberta", "distilbert", "electra", "albert", "deberta", "deberta-v2", "xlm-roberta"):
+            from workbench.errors import BaseModelError
+
+            raise BaseModelError(
+                f"a {config.model_type} model is an encoder and cannot do clm ({self.description})",
+                where=where,
+                fix="use --objective mlm for encoders, or a GPT-2-style base for clm",
+            )
+        super().check_base(config, where)
+
+    def base_fix(self) -> str:
+        return "use a decoder base (GPT-2 family) or --objective mlm"
+
+    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
+        return GPT2LMHeadModel(gpt2_config(size, len(tokenizer), seq_len, tokenizer))
+
+    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> BlockData:
+        train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=True)
+
+        def transform(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"input_ids": blocks, "labels": blocks}
+
+        return BlockData(train=train, eval=evaluation, transform=transform)

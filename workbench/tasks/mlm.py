@@ -1,0 +1,68 @@
+"""Masked LM (BERT style): 15% of tokens, 80% [MASK] / 10% random / 10% kept, by
+transformers' ``DataCollatorForLanguageModeling``, on packed blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
+
+from workbench.errors import BaseModelError
+from workbench.models import bert_config
+from workbench.tasks.base import BlockData, Task, TaskDefaults
+from workbench.tasks.packing import packed_blocks
+
+
+def masking_collator(tokenizer: Any) -> DataCollatorForLanguageModeling:
+    if tokenizer.mask_token is None:
+        raise BaseModelError(
+            "the tokenizer has no [MASK] token, so it cannot do masked LM",
+            fix="use a BERT-family base, or --objective clm",
+        )
+    return DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=True, mlm_probability=0.15)
+
+
+def special_ids(tokenizer: Any) -> torch.Tensor:
+    return torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+
+
+class MaskedLMTask(Task):
+    def __init__(self) -> None:
+        super().__init__(
+            name="mlm",
+            auto_class_name="AutoModelForMaskedLM",
+            masked=True,
+            description="masked-token prediction needs an encoder such as BERT",
+            scratch_defaults=TaskDefaults(lr=1e-3, batch_size=32, seq_len=128, max_steps=800),
+            base_defaults=TaskDefaults(lr=1e-4, batch_size=16, seq_len=128, epochs=1),
+        )
+
+    def mapping_name(self) -> str:
+        return "MODEL_FOR_MASKED_LM_MAPPING_NAMES"
+
+    def base_fix(self) -> str:
+        return "use an encoder base (BERT family) for mlm, or --objective clm for GPT-2-style bases"
+
+    def check_base(self, config: Any, where: str) -> None:
+        if config.model_type in ("gpt2", "gpt_neo", "gptj", "llama", "mistral", "opt", "gpt_neox", "qwen2", "phi"):
+            raise BaseModelError(
+                f"a {config.model_type} model is a decoder and has no masked-LM head",
+                where=where,
+                fix=self.base_fix(),
+            )
+        super().check_base(config, where)
+
+    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
+        return BertForMaskedLM(bert_config(size, len(tokenizer), seq_len, tokenizer))
+
+    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> BlockData:
+        train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=False)
+        collator = masking_collator(tokenizer)
+        specials = special_ids(tokenizer)
+
+        def transform(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
+            inputs, labels = collator.torch_mask_tokens(blocks.clone(), special_tokens_mask=torch.isin(blocks, specials))
+            return {"input_ids": inputs, "labels": labels}
+
+        return BlockData(train=train, eval=evaluation, transform=transform)

@@ -1,0 +1,110 @@
+"""Train a tokenizer on the training corpus with the ``tokenizers`` library.
+
+WordPiece (BERT-style, lowercased) for masked objectives, byte-level BPE (GPT-2 style) for
+causal ones, and a character vocabulary for nanoGPT-style char experiments. The result is
+a ``PreTrainedTokenizerFast`` so it saves with ``save_pretrained`` and reloads with
+``AutoTokenizer``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+GPT_SPECIAL = "<|endoftext|>"
+
+
+def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS, min_frequency=2)
+    tok.train_from_iterator(_batches(texts), trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+    )
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[GPT_SPECIAL],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        min_frequency=2,
+    )
+    tok.train_from_iterator(_batches(texts), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=GPT_SPECIAL,
+        eos_token=GPT_SPECIAL,
+        unk_token=GPT_SPECIAL,
+        pad_token=GPT_SPECIAL,
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def train_char(texts: Iterable[str], masked: bool) -> PreTrainedTokenizerFast:
+    """One token per character seen in the corpus (plus specials)."""
+    chars: set[str] = set()
+    for text in texts:
+        chars.update(text)
+    specials = BERT_SPECIALS if masked else [GPT_SPECIAL]
+    vocab = {token: i for i, token in enumerate(specials + sorted(chars - set(specials)))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=specials[1] if masked else GPT_SPECIAL))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("(?s)."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    if masked:
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]",
+            pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+        )
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+            sep_token="[SEP]", mask_token="[MASK]",
+            model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=GPT_SPECIAL, eos_token=GPT_SPECIAL, unk_token=GPT_SPECIAL,
+        pad_token=GPT_SPECIAL, model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, masked: bool) -> PreTrainedTokenizerFast:
+    """``kind`` is wordpiece, bpe or char (``auto`` is resolved by the caller)."""
+    texts = list(texts)
+    if kind == "char":
+        return train_char(texts, masked)
+    if kind == "wordpiece":
+        return train_wordpiece(texts, vocab_size)
+    return train_bpe(texts, vocab_size)
