@@ -56,6 +56,7 @@ class RunSpec:
     size: str = _help("From-scratch preset: tiny, small or base.", "tiny")
     tokenizer: str = _help("auto, wordpiece, bpe or char (from scratch only).", "auto")
     vocab_size: int | None = _help("Vocabulary size for a trained tokenizer.")
+    eval_corpus: str | None = _help("Separate evaluation file/folder (default: the corpus's own split).")
     text_column: str | None = _help("Text column for tabular corpora (auto-detected).")
     label_column: str | None = _help("Label column for labelled corpora (auto-detected).")
     seq_len: int | None = _help("Tokens per sequence.")

@@ -52,6 +52,7 @@ def run_command(
     size: Optional[str] = typer.Option(None, "--size", help="From-scratch preset: tiny, small or base."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="auto, wordpiece, bpe or char."),
     vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary of a trained tokenizer."),
+    eval_corpus: Optional[str] = typer.Option(None, "--eval-corpus", help="Separate evaluation file or folder."),
     text_column: Optional[str] = typer.Option(None, "--text-column", help="Text column of a tabular corpus."),
     label_column: Optional[str] = typer.Option(None, "--label-column", help="Label column of a labelled corpus."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps."),
@@ -88,7 +89,7 @@ def run_command(
                 config,
                 dict(
                     corpus=corpus, objective=objective, base=base, size=size, tokenizer=tokenizer,
-                    vocab_size=vocab_size, text_column=text_column, label_column=label_column,
+                    vocab_size=vocab_size, eval_corpus=eval_corpus, text_column=text_column, label_column=label_column,
                     max_steps=max_steps, epochs=epochs, time_budget=parse_duration(time_budget), lr=lr,
                     batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len, eval_interval=eval_interval,
                     seed=seed, name=name, out=out, device=device, precision=precision,

@@ -250,6 +250,7 @@ class TrainingRun:
         corpus = load_corpus(
             spec.corpus,
             text_column=spec.text_column,
+            eval_corpus=spec.eval_corpus,
             eval_fraction=spec.eval_fraction,
             seed=spec.seed,
             require_text=getattr(task, "needs_text_column", True),

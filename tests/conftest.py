@@ -1,0 +1,59 @@
+"""Shared fixtures: small real corpora written to tmp, the shared data folder, run roots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+ANIMALS = ["cat", "dog", "bird", "fox", "cow", "pig", "hen", "owl"]
+PLACES = ["mat", "rug", "bed", "box", "log", "hill", "road", "sofa"]
+
+
+def write_story_corpus(path: Path, documents: int = 120) -> Path:
+    """Small varied English: documents of 3-4 sentences separated by blank lines."""
+    lines = []
+    for i in range(documents):
+        a, p = ANIMALS[i % len(ANIMALS)], PLACES[(i * 3) % len(PLACES)]
+        lines += [
+            f"The {a} sat on the {p}.",
+            f"It was a {['quiet', 'sunny', 'cold', 'long'][i % 4]} day number {i}.",
+            f"Then the {a} walked to the {PLACES[(i + 1) % len(PLACES)]}.",
+            "",
+        ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def story_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_story_corpus(tmp_path_factory.mktemp("corpus") / "stories.txt")
+
+
+@pytest.fixture
+def run_root(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+def tiny_overrides(**extra):
+    """RunSpec fields for a fast tiny run in tests."""
+    values = dict(batch_size=8, seq_len=32, vocab_size=300, eval_batches=2, log_interval=2, keep_checkpoints=2)
+    values.update(extra)
+    return values
