@@ -31,6 +31,8 @@ TOKENIZERS = ("auto", "wordpiece", "bpe", "char")
 SCHEDULES = ("linear", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+NONFINITE_POLICIES = ("stop", "skip")
+OOM_POLICIES = ("halve", "stop")
 
 DEFAULT_PROBES = (
     "The cat sat on the [MASK].",
@@ -67,6 +69,9 @@ class RunSpec:
     warmup_ratio: float = _help("Fraction of steps spent warming up.", 0.05)
     weight_decay: float = _help("AdamW weight decay.", 0.01)
     max_grad_norm: float = _help("Gradient clipping norm (0 disables).", 1.0)
+    on_nonfinite: str = _help("NaN/Inf loss or gradient: 'stop' the run, or 'skip' the step and halve the lr.", "stop")
+    max_nonfinite_skips: int = _help("With on_nonfinite='skip': steps skipped (lr halved each time) before stopping.", 3)
+    on_oom: str = _help("Out of memory: 'halve' the micro-batch (same effective batch), or 'stop' with a checkpoint.", "halve")
     max_steps: int | None = _help("Optimizer steps to train for.")
     epochs: float | None = _help("Passes over the training set (used when max_steps is unset).")
     time_budget: float | None = _help("Stop after this many seconds, checkpointing first.")
@@ -96,6 +101,8 @@ class RunSpec:
             "schedule": SCHEDULES,
             "device": DEVICES,
             "precision": PRECISIONS,
+            "on_nonfinite": NONFINITE_POLICIES,
+            "on_oom": OOM_POLICIES,
         }
         for key, allowed in choices.items():
             value = getattr(self, key)
@@ -107,6 +114,8 @@ class RunSpec:
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise SpecError(f"{key} must be positive, got {value}", fix=f"pass a positive --{key.replace('_', '-')}")
+        if self.max_nonfinite_skips < 0:
+            raise SpecError("max_nonfinite_skips must be 0 or more")
         if self.grad_accum < 1 or self.log_interval < 1 or self.eval_batches < 1:
             raise SpecError("grad_accum, log_interval and eval_batches must be at least 1")
         if self.lr is not None and not (0 < self.lr < 10):

@@ -82,6 +82,10 @@ class RichPrinter:
             f"{event.parameters / 1e6:.2f}M parameters, {event.device} {event.precision}"
             + (f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else "")
         )
+        spec = event.spec or {}
+        length = f"{spec['max_steps']} steps" if spec.get("max_steps") else f"{spec.get('epochs', '-')} epochs"
+        origin = f"from {spec['base']}" if spec.get("base") else "from scratch"
+        self.console.print(f"[dim]{origin}: lr {spec.get('lr', '-')}, {length} ({event.total_steps} steps), batch {spec.get('batch_size', '-')}[/]")
         self.console.print(f"[dim]run dir {event.run_dir}[/]")
         self.progress.start()
         self.task_id = self.progress.add_task(
@@ -98,6 +102,8 @@ class RichPrinter:
         )
 
     def on_eval(self, event: EvalDone) -> None:
+        if event.split == "base_eval":
+            self.progress.console.print(f"[dim]base eval (forgetting) step {event.step}: loss {fmt_loss(event.eval_loss)}  ppl {event.perplexity:.2f}[/]")
         if event.split != "eval":
             return
         self.eval_loss = fmt_loss(event.eval_loss)
@@ -129,10 +135,27 @@ class RichPrinter:
         if s.get("tokens_per_s"):
             table.add_row("throughput", f"{fmt_rate(s['tokens_per_s'])} tokens/s over {s.get('train_time_s')} s")
         for key, value in (s.get("metrics") or {}).items():
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+            table.add_row(key, _fmt_metric(value))
         table.add_row("saved to", event.model_dir)
         table.add_row("inspect", s.get("inspect_command", ""))
         self.console.print(table)
+
+
+def _fmt_metric(value: Any) -> Any:
+    """Floats to 4 places; a confusion matrix as a small table; dicts as ``key value`` pairs."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, dict) and "matrix" in value and "labels" in value:
+        grid = Table(show_header=True, box=None, padding=(0, 1))
+        grid.add_column("gold \\ pred", style="dim")
+        for label in value["labels"]:
+            grid.add_column(str(label), justify="right")
+        for label, row in zip(value["labels"], value["matrix"]):
+            grid.add_row(str(label), *(str(n) for n in row))
+        return grid
+    if isinstance(value, dict):
+        return "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return str(value)
 
 
 def _fmt_ppl(value: Any) -> str:

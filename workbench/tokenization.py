@@ -8,7 +8,11 @@ a ``PreTrainedTokenizerFast`` so it saves with ``save_pretrained`` and reloads w
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -35,6 +39,11 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     tok.decoder = decoders.WordPiece()
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS, min_frequency=2)
     tok.train_from_iterator(_batches(texts), trainer=trainer)
+    # The trainer's id order varies between runs (hash-map order); a sorted vocabulary makes
+    # the same corpus give the same ids, so runs and resumes are reproducible.
+    learned = tok.get_vocab()
+    ordered = BERT_SPECIALS + sorted(t for t in learned if t not in BERT_SPECIALS)
+    tok.model = models.WordPiece(vocab={t: i for i, t in enumerate(ordered)}, unk_token="[UNK]")
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
@@ -100,11 +109,42 @@ def train_char(texts: Iterable[str], masked: bool) -> PreTrainedTokenizerFast:
     )
 
 
-def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, masked: bool) -> PreTrainedTokenizerFast:
-    """``kind`` is wordpiece, bpe or char (``auto`` is resolved by the caller)."""
-    texts = list(texts)
+def _train(kind: str, texts: list[str], vocab_size: int, masked: bool) -> PreTrainedTokenizerFast:
     if kind == "char":
         return train_char(texts, masked)
     if kind == "wordpiece":
         return train_wordpiece(texts, vocab_size)
     return train_bpe(texts, vocab_size)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "lm-workbench"))
+
+
+def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, masked: bool) -> PreTrainedTokenizerFast:
+    """``kind`` is wordpiece, bpe or char (``auto`` is resolved by the caller).
+
+    Trained tokenizers are cached by (kind, vocab size, masked, sha256 of the texts). Besides
+    saving time, this makes runs on the same corpus share token ids: the tokenizers
+    library's WordPiece trainer breaks frequency ties in hash-map order, so two trainings
+    on the same text can differ by a few tokens.
+    """
+    texts = list(texts)
+    digest = hashlib.sha256(f"{kind}|{vocab_size}|{masked}|v1".encode())
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    folder = cache_root() / "tokenizers" / digest.hexdigest()[:24]
+    if (folder / "tokenizer.json").is_file():
+        try:
+            return PreTrainedTokenizerFast.from_pretrained(str(folder))
+        except (OSError, ValueError):
+            shutil.rmtree(folder, ignore_errors=True)
+    tokenizer = _train(kind, texts, vocab_size, masked)
+    try:
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        tokenizer.save_pretrained(str(tmp))
+        os.replace(tmp, folder)
+    except OSError:  # a read-only or full cache, or another process won: retrain next time
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tokenizer

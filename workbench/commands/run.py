@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -12,30 +10,6 @@ import typer
 from workbench.commands.common import fail, parse_duration
 from workbench.config import RunSpec
 from workbench.errors import WorkbenchError
-
-EXIT_ON_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-
-
-def install_signal_handlers(control: Any) -> dict[int, int]:
-    """First SIGINT/SIGTERM: finish the step, checkpoint, exit 130/143. Second: exit now.
-
-    The checkpoint on disk stays intact either way: saves are atomic renames.
-    """
-    received: dict[int, int] = {}
-
-    def handler(signum: int, frame: Any) -> None:
-        if received:
-            os._exit(EXIT_ON_SIGNAL.get(signum, 130))
-        received[signum] = EXIT_ON_SIGNAL.get(signum, 130)
-        control.request_stop(f"{signal.Signals(signum).name} received")
-
-    for signum in EXIT_ON_SIGNAL:
-        signal.signal(signum, handler)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, handler)
-        EXIT_ON_SIGNAL[signal.SIGHUP] = 129
-    return received
-
 
 def build_spec(config: Optional[Path], overrides: dict[str, Any]) -> RunSpec:
     spec = RunSpec.from_toml(config) if config else RunSpec()
@@ -78,6 +52,7 @@ def run_command(
     """
     from workbench.console import JsonPrinter, RichPrinter
     from workbench.engine import RunControl, TrainingRun
+    from workbench.engine.signals import install_stop_signals
 
     try:
         control = RunControl()
@@ -96,14 +71,16 @@ def run_command(
                 ),
             )
             run = TrainingRun(spec, listeners=[listener], control=control)
-        received = install_signal_handlers(control)
-        result = run.run()
+        signals = install_stop_signals(control)
+        try:
+            result = run.run()
+        finally:
+            signals.restore()
     except WorkbenchError as error:
         fail(error)
-    if received:
-        code = next(iter(received.values()))
+    if signals.exit_code is not None:
         from workbench.commands.common import err_console
 
-        err_console.print(f"Stopped by signal at step {result.step}; checkpoint saved in {result.run_dir}. "
+        err_console.print(f"Stopped by {signals.name} at step {result.step}; checkpoint saved in {result.run_dir}. "
                           f"Continue with: workbench run --resume {result.run_dir}")
-        raise SystemExit(code)
+        raise SystemExit(signals.exit_code)

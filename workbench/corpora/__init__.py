@@ -37,7 +37,7 @@ class Corpus:
 
     def texts(self, split: str = "train") -> list[str]:
         ds = self.train if split == "train" else self.eval
-        return ds[self.text_column]
+        return list(ds[self.text_column])
 
 
 def detect_text_column(ds: datasets.Dataset, requested: str | None, where: str) -> str:

@@ -61,7 +61,6 @@ def load_table_file(path: Path) -> datasets.Dataset:
                 encoding="utf-8-sig" if has_bom else "utf-8",
                 keep_default_na=False,
                 na_filter=False,
-                dtype=str,
             )
             del header
         elif suffix == ".jsonl":

@@ -9,6 +9,7 @@ weights go through ``save_pretrained`` (safetensors), optimizer tensors into
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -16,12 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from workbench.errors import RunDirError, TrainingError
 
 MANIFEST = "MANIFEST.json"
 PREFIX = "step-"
+TMP_PREFIX = ".tmp-"
+REQUIRED_FILES = ("config.json", "optimizer.safetensors", "trainer_state.json")
+"""Besides ``*.safetensors`` weights: what a resumable checkpoint must hold."""
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -60,18 +66,26 @@ def optimizer_to_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> No
 
 
 def optimizer_from_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Restore the optimizer; a damaged or foreign file is a one-line ``RunDirError``."""
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        metadata = handle.metadata() or {}
-    tensors = load_file(str(path))
-    state: dict[int, dict[str, Any]] = {}
-    for name, tensor in tensors.items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = tensor
-    for index, slots in json.loads(metadata.get("scalars", "{}")).items():
-        state.setdefault(int(index), {}).update(slots)
-    optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+        state: dict[int, dict[str, Any]] = {}
+        for name, tensor in tensors.items():
+            index, key = name.split(".", 1)
+            state.setdefault(int(index), {})[key] = tensor
+        for index, slots in json.loads(metadata.get("scalars", "{}")).items():
+            state.setdefault(int(index), {}).update(slots)
+        optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise RunDirError(
+            f"optimizer state is unreadable or does not match the model ({' '.join(str(exc).split())[:200]})",
+            where=str(path),
+            fix="delete this checkpoint folder to resume from an earlier one, or start a new run",
+        ) from None
 
 
 def step_dir_name(step: int) -> str:
@@ -92,10 +106,11 @@ def save_checkpoint(
     final = root / step_dir_name(step)
     if is_complete(final):
         return final
-    tmp = root / f".tmp-{step_dir_name(step)}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = root / f"{TMP_PREFIX}{step_dir_name(step)}-{os.getpid()}"
+    renamed = False
     try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
         tmp.mkdir()
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -108,14 +123,19 @@ def save_checkpoint(
         if final.exists():  # an incomplete folder from a crash: replace it
             shutil.rmtree(final)
         os.replace(tmp, final)
+        renamed = True
         _fsync_dir(root)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except (OSError, SafetensorError) as exc:  # disk full, quota, read-only, I/O error
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or " ".join(str(exc).split())[:200]
+        disk = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
         raise TrainingError(
-            f"could not write the checkpoint for step {step} ({exc.strerror or exc}); the previous checkpoint is intact",
+            f"could not write the checkpoint for step {step} ({reason}); the previous checkpoint is intact",
             where=str(root),
-            fix="free disk space (df -h) and resume with `workbench run --resume`",
+            fix=("free disk space (df -h) and " if disk else "check the disk, then ") + "resume with `workbench run --resume`",
         ) from None
+    finally:
+        if not renamed:
+            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
@@ -134,7 +154,37 @@ def complete_checkpoints(root: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and is_complete(p)]
-    return sorted(found, key=lambda p: p.name)
+    return sorted(found, key=_step_of)
+
+
+def _step_of(folder: Path) -> int:
+    try:
+        return int(folder.name[len(PREFIX):])
+    except ValueError:
+        return -1
+
+
+def check_resumable(folder: Path) -> None:
+    """Refuse a checkpoint that is not one of ours before anything in it is read.
+
+    Only safetensors and JSON are ever loaded; a checkpoint carrying pickles
+    (``optimizer.pt``, ``training_args.bin``: another trainer's, or planted) is refused
+    outright rather than half-used.
+    """
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise RunDirError(
+            f"checkpoint holds pickle files ({', '.join(pickles)}); the workbench never loads pickles",
+            where=str(folder),
+            fix="delete these files if you trust nothing in them, or start a new run",
+        )
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if not any(folder.glob("*.safetensors")) or missing:
+        raise RunDirError(
+            f"not a workbench checkpoint (missing {', '.join(missing) or 'safetensors weights'})",
+            where=str(folder),
+            fix="delete this checkpoint folder to resume from an earlier one, or start a new run",
+        )
 
 
 def clean_incomplete(root: Path) -> list[Path]:
@@ -143,7 +193,7 @@ def clean_incomplete(root: Path) -> list[Path]:
     if not root.is_dir():
         return removed
     for entry in root.iterdir():
-        if entry.is_dir() and (entry.name.startswith(".tmp-") or (entry.name.startswith(PREFIX) and not is_complete(entry))):
+        if entry.is_dir() and (entry.name.startswith(TMP_PREFIX) or (entry.name.startswith(PREFIX) and not is_complete(entry))):
             shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
@@ -163,8 +213,11 @@ def rotate(root: Path, keep: int) -> None:
         return
     best, best_loss = None, float("inf")
     for folder in checkpoints:
-        loss = read_state(folder).get("eval_loss")
-        if loss is not None and loss < best_loss:
+        try:
+            loss = read_state(folder).get("eval_loss")
+        except RunDirError:
+            continue
+        if isinstance(loss, (int, float)) and loss < best_loss:
             best, best_loss = folder, loss
     protected = set(checkpoints[-max(1, keep):])
     if best is not None:
@@ -175,6 +228,7 @@ def rotate(root: Path, keep: int) -> None:
 
 
 def ensure_free_space(folder: Path, needed_bytes: int) -> None:
+    """Refuse to start (or go on) when a checkpoint would not fit: a clear error beats ENOSPC."""
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if free < needed_bytes:

@@ -11,6 +11,7 @@ is read once per ``log_interval``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import shutil
@@ -49,6 +50,9 @@ EvalHook = Callable[["TrainingRun", int], Iterable[Event]]
 EVAL_HOOK_FACTORIES: list[Callable[["TrainingRun"], EvalHook | None]] = []
 """Modules that add eval-time work (the inspector's probes) append a factory here."""
 
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+"""Write failures that are the disk's fault, reported as one-line errors instead of tracebacks."""
 
 HOOK_MODULES = ("workbench.inspector.probes", "workbench.tasks.finetune.forgetting")
 """Engine-level (UI-free) modules that register eval hooks when they exist."""
@@ -212,6 +216,16 @@ class TrainingRun:
             )
             self._fail(str(message))
             raise message from None
+        except OSError as exc:
+            if exc.errno not in DISK_ERRNOS:
+                self._fail(f"{type(exc).__name__}: {exc}")
+                raise
+            message = TrainingError(
+                f"could not write to disk at step {self.step} ({exc.strerror}: {exc.filename or ''}); completed checkpoints are intact",
+                fix="free disk space (df -h) or fix the disk, then resume with `workbench run --resume`",
+            )
+            self._fail(str(message))
+            raise message from None
         except Exception as exc:
             self._fail(f"{type(exc).__name__}: {exc}")
             raise
@@ -255,6 +269,8 @@ class TrainingRun:
             seed=spec.seed,
             require_text=getattr(task, "needs_text_column", True),
         ) if getattr(task, "loads_corpus", True) else None
+        if hasattr(task, "check_data"):
+            task.check_data(corpus, spec)  # labels, tags, answer spans: fail before writing anything
 
         resume_ckpt: Path | None = None
         state: dict[str, Any] = {}
@@ -263,6 +279,7 @@ class TrainingRun:
             found = ckpt.complete_checkpoints(self.run_dir.checkpoints)
             if found:
                 resume_ckpt = found[-1]
+                ckpt.check_resumable(resume_ckpt)
                 state = ckpt.read_state(resume_ckpt)
         else:
             self.run_dir = new_run_dir(spec.out, spec.name or "run") if self.is_main else None
@@ -295,6 +312,8 @@ class TrainingRun:
         world = accelerator.num_processes
         micro_batch = spec.batch_size or 1
         global_batch = micro_batch * spec.grad_accum * world
+        # An out-of-memory halving survives a resume: the same global batch, smaller slices.
+        micro_batch = max(1, min(micro_batch, int(state.get("micro_batch", micro_batch))))
         order = BatchOrder(data.num_examples("train"), global_batch, spec.seed)
         total_steps = self._total_steps(spec, order)
         eval_interval = spec.eval_interval or max(1, total_steps // 10)
@@ -359,6 +378,8 @@ class TrainingRun:
         def save(step: int) -> None:
             if not self.is_main:
                 return
+            if device != "cpu" and spec.on_nonfinite == "stop" and bool(nonfinite_seen):
+                self._non_finite("the loss or gradient norm", float("nan"), spec, since=last_check_step)
             folder = ckpt.save_checkpoint(
                 run_dir.checkpoints,
                 step,
@@ -370,7 +391,9 @@ class TrainingRun:
                     "eval_loss": last_eval,
                     "best_eval_loss": best_eval,
                     "eval_loss_before": eval_before,
-                    "batch_size": micro_batch,
+                    "batch_size": spec.batch_size,
+                    "micro_batch": micro_batch,
+                    "nonfinite_skips": nonfinite_skips,
                     "grad_accum": spec.grad_accum,
                     "world_size": world,
                     "tokens_seen": tokens_seen,
@@ -380,6 +403,12 @@ class TrainingRun:
             self.emit(CheckpointSaved(step=step, path=str(folder), best=last_eval is not None and last_eval == best_eval))
 
         tokens_seen = int(state.get("tokens_seen", 0))
+        nonfinite_skips = int(state.get("nonfinite_skips", 0))
+        # Checked every step on CPU (free) and in skip mode; on a GPU in stop mode a device-side
+        # flag is read at each log and before each save, so no per-step host sync is added.
+        check_every_step = device == "cpu" or spec.on_nonfinite == "skip"
+        nonfinite_seen = torch.zeros((), dtype=torch.bool, device=accelerator.device)
+        last_check_step = self.step
         start_time = time.perf_counter()
         paused_s = 0.0
         log_start, log_tokens = time.perf_counter(), 0
@@ -403,33 +432,65 @@ class TrainingRun:
             mine = indices[rank * per_rank : (rank + 1) * per_rank] if world > 1 else indices
             micro_chunks = [mine[i : i + micro_batch] for i in range(0, len(mine), micro_batch)]
             step_loss = None
-            for index, chunk in enumerate(micro_chunks):
-                batch, n_tokens = data.batch("train", chunk)
-                batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
-                sync = index == len(micro_chunks) - 1
-                context = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model)
-                with context:
-                    with accelerator.autocast():
-                        loss = model(**batch).loss / len(micro_chunks)
-                    accelerator.backward(loss)
-                step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
-                log_tokens += n_tokens * world
+            step_tokens = 0
+            try:
+                for index, chunk in enumerate(micro_chunks):
+                    batch, n_tokens = data.batch("train", chunk)
+                    batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+                    sync = index == len(micro_chunks) - 1
+                    context = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model)
+                    with context:
+                        with accelerator.autocast():
+                            loss = model(**batch).loss / len(micro_chunks)
+                        accelerator.backward(loss)
+                    step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
+                    step_tokens += n_tokens * world
+            except torch.OutOfMemoryError:
+                step_loss = loss = batch = None
+                optimizer.zero_grad(set_to_none=True)
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+                if spec.on_oom == "halve" and micro_batch > 1:
+                    micro_batch //= 2
+                    self.emit(Message(text=(
+                        f"Out of memory at step {self.step + 1}: micro-batch halved to {micro_batch} "
+                        f"({math.ceil(per_rank / micro_batch)} accumulation steps, the same effective batch of {global_batch}); retrying the step"
+                    )))
+                    continue
+                failed_micro_batch, micro_batch = micro_batch, max(1, micro_batch // 2)  # the checkpoint records it
+                self._stop_after_oom(save, failed_micro_batch, run_dir)
             assert step_loss is not None
-            if device == "cpu" and not math.isfinite(float(step_loss)):
-                self._non_finite(float(step_loss), spec)
-            if spec.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), spec.max_grad_norm)
-            optimizer.step()
+            log_tokens += step_tokens
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), spec.max_grad_norm if spec.max_grad_norm > 0 else float("inf"))
+            skip_step = False
+            if check_every_step:
+                loss_value, norm_value = float(step_loss), float(grad_norm)
+                if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+                    what, value = ("loss", loss_value) if not math.isfinite(loss_value) else ("gradient norm", norm_value)
+                    if spec.on_nonfinite != "skip" or nonfinite_skips >= spec.max_nonfinite_skips:
+                        self._non_finite(what, value, spec, skips=nonfinite_skips)
+                    nonfinite_skips += 1
+                    skip_step = True
+                    scheduler.base_lrs = [lr * 0.5 for lr in scheduler.base_lrs]
+                    self.emit(Message(text=(
+                        f"The {what} became {value} at step {self.step + 1}: step skipped, learning rate halved "
+                        f"to {scheduler.base_lrs[0]:.3g} ({nonfinite_skips}/{spec.max_nonfinite_skips})"
+                    )))
+            else:
+                nonfinite_seen |= ~(torch.isfinite(step_loss) & torch.isfinite(grad_norm))
+            if not skip_step:
+                optimizer.step()
+                loss_sum += step_loss
+                loss_count += 1
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            loss_sum += step_loss
-            loss_count += 1
             self.step += 1
 
-            if self.step % spec.log_interval == 0 or self.step == total_steps:
+            if (self.step % spec.log_interval == 0 or self.step == total_steps) and loss_count > 0:
                 mean_loss = float(loss_sum) / max(1, loss_count)
-                if not math.isfinite(mean_loss):
-                    self._non_finite(mean_loss, spec)
+                if not math.isfinite(mean_loss) or bool(nonfinite_seen):
+                    self._non_finite("loss", mean_loss, spec, since=last_check_step)
+                last_check_step = self.step
                 now = time.perf_counter()
                 elapsed = now - start_time - paused_s
                 rate = log_tokens / max(1e-9, now - log_start)
@@ -448,6 +509,7 @@ class TrainingRun:
                         tokens_per_s=rate,
                         elapsed_s=elapsed,
                         eta_s=eta,
+                        grad_norm=float(grad_norm),
                     )
                 )
                 loss_sum.zero_()
@@ -472,11 +534,27 @@ class TrainingRun:
         return RunResult(status=status, run_dir=run_dir.path, model_dir=run_dir.model_dir, step=self.step, summary=summary)
 
     # ------------------------------------------------------------------ pieces
-    def _non_finite(self, value: float, spec: RunSpec) -> None:
+    def _non_finite(self, what: str, value: float, spec: RunSpec, *, skips: int = 0, since: int | None = None) -> None:
+        """Stop the run: nothing after the last finite checkpoint is saved."""
+        at = f"between steps {since + 1} and {self.step}" if since is not None else f"at step {self.step + 1}"
+        skipped = f" after {skips} skipped steps" if skips else ""
         raise TrainingError(
-            f"the loss became {value} at step {self.step + 1}; no checkpoint was written after it, the last finite one is kept",
-            fix=f"lower the learning rate (now --lr {spec.lr:g}) or use --precision fp32, then resume or restart",
+            f"the {what} became {value} {at}{skipped}; no checkpoint was written after it, the last finite one is kept",
+            fix=f"lower the learning rate (now --lr {spec.lr:g}), use --precision fp32, or set on_nonfinite = \"skip\"; then restart or resume",
         )
+
+    def _stop_after_oom(self, save: Callable[[int], None], micro_batch: int, run_dir: RunDir) -> None:
+        """Checkpoint the state before the failed step and stop with advice.
+
+        The checkpoint records half the micro-batch, so ``--resume`` continues with it.
+        """
+        step = self.step
+        save(step)
+        advice = (
+            f"resume with `workbench run --resume {run_dir.path}`: it continues with micro-batch {micro_batch // 2} and the same effective batch"
+            if micro_batch > 1 else "use a smaller --seq-len or model, or a GPU with more memory"
+        )
+        raise TrainingError(f"out of memory at step {step + 1} with micro-batch {micro_batch}; checkpoint saved at step {step}", fix=advice)
 
     @torch.no_grad()
     def _evaluate(self, accelerator: Any, model: Any, data: TaskData, task: Task, spec: RunSpec, step: int) -> float:
@@ -521,6 +599,8 @@ class TrainingRun:
             raw_model.eval()
             with torch.no_grad():
                 metrics = task.final_report(raw_model, self.tokenizer, self.data, spec, run_dir)
+            for hook in self.eval_hooks:  # e.g. forgetting: base-eval loss before -> after
+                metrics.update(getattr(hook, "summary", dict)())
         summary = {
             "status": status,
             "objective": spec.objective,

@@ -23,6 +23,11 @@ def corpus_label(corpus: str) -> str:
 def resolve_spec(spec: RunSpec) -> tuple[RunSpec, Task]:
     spec.validate()
     task = get_task(spec.objective)
+    if spec.is_finetune and not spec.base:
+        raise SpecError(
+            f"{spec.objective} fine-tunes a pre-trained model, and no --base was given",
+            fix="pass --base RUN_DIR|MODEL_DIR|HUB_ID (e.g. a run made with `workbench run --objective mlm`)",
+        )
     defaults = task.base_defaults if spec.base else task.scratch_defaults
     changes: dict = {}
     if spec.lr is None:

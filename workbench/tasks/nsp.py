@@ -86,7 +86,7 @@ class NextSentenceTask(Task):
         collator = masking_collator(tokenizer)
         splits = {}
         for split, ds, seed in (("train", corpus.train, spec.seed), ("eval", corpus.eval, spec.seed + 1)):
-            pairs = build_pairs(ds[corpus.text_column], seed)
+            pairs = build_pairs(list(ds[corpus.text_column]), seed)
             if not pairs["sentence_a"]:
                 raise CorpusError(
                     f"the {split} split has no sentence pairs (next-sentence prediction needs documents of 2+ sentences, and 2+ documents)",

@@ -1,0 +1,235 @@
+"""Functional tests of the Textual workbench, driven with run_test/Pilot.
+
+A synthetic engine (``workbench.tui.synthetic.SyntheticRun``: the engine's shape, a real run
+directory, no model) keeps these fast; ``test_tui_real.py`` goes through real training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Select, TabbedContent
+
+from workbench.engine.events import RunFailed
+from workbench.errors import TrainingError
+from workbench.tui.app import WorkbenchApp, create_app
+from workbench.tui.screens.error import ErrorScreen
+from workbench.tui.screens.help import HelpScreen
+from workbench.tui.synthetic import SyntheticRun
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def wait_for_workers(app: WorkbenchApp, pilot, groups: tuple[str, ...] | None = None) -> None:
+    """Wait until the app's workers (optionally only some groups) are done, then for a repaint."""
+    await pilot.pause()  # let pending messages start their workers first
+    workers = [w for w in app.workers if groups is None or w.group in groups]
+    await app.workers.wait_for_complete(workers)
+    await pilot.pause()
+
+
+async def wait_until(pilot, condition, timeout: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await pilot.pause(0.05)
+
+
+def synthetic(steps: int = 20, delay: float = 0.005, **kw):
+    def factory(spec, listeners, control):
+        return SyntheticRun(spec, listeners=listeners, control=control, steps=steps, delay=delay, **kw)
+
+    return factory
+
+
+def make_app(run_root: Path, factory=None) -> WorkbenchApp:
+    return create_app(run_root, factory or synthetic(), corpora=["general", "domain"], runs_poll_seconds=0)
+
+
+async def test_choose_corpus_objective_start_see_points_stop_and_list(run_root: Path) -> None:
+    app = make_app(run_root, synthetic(steps=100_000, delay=0.01))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for_workers(app, pilot)
+        # corpus pane: highlight "domain" and use it
+        await pilot.press("down", "u")
+        await pilot.pause()
+        assert app.query_one(TabbedContent).active == "objective"
+        assert app.query_one("#f-corpus", Input).value == "domain"
+        # objective: choose mlm from the select, keyboard only
+        app.query_one("#f-objective", Select).value = "mlm"
+        await wait_for_workers(app, pilot)
+        assert "wordpiece" in str(app.query_one("#resolved").render())
+        await pilot.press("escape", "s")
+        assert app.query_one(TabbedContent).active == "train"
+        await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 5)
+        assert app.is_training
+        await pilot.press("x")
+        await wait_for_workers(app, pilot, ("train",))
+        assert not app.is_training
+        snap = app.curves["live"].snapshot()
+        assert snap.status == "stopped"
+        await pilot.press("4")
+        await wait_for_workers(app, pilot)
+        table = app.query_one("#runs-table", DataTable)
+        assert table.row_count == 1
+        row = table.get_row_at(0)
+        assert row[1] == "mlm" and row[2] == "domain" and row[5] == "stopped"
+
+
+async def test_pause_resume_and_chart_toggles(run_root: Path) -> None:
+    app = make_app(run_root, synthetic(steps=100_000, delay=0.01))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 2)
+        await pilot.press("p")
+        assert app.control.paused
+        await pilot.pause(0.3)
+        before = app.curves["live"].snapshot().step
+        await pilot.pause(0.3)
+        assert app.curves["live"].snapshot().step == before, "paused training moved on"
+        assert "paused" in str(app.query_one("#train-status").render())
+        await pilot.press("p")
+        await wait_until(pilot, lambda: app.curves["live"].snapshot().step > before)
+        chart = app.train_pane.chart
+        await pilot.press("m", "l", "t")
+        assert chart.smoothing and chart.log_scale and chart.x_axis == "tokens"
+        assert "smooth on" in str(app.query_one("#readouts").render())
+        await pilot.press("x")
+        await wait_for_workers(app, pilot, ("train",))
+
+
+async def test_quit_during_training_checkpoints_and_exits(run_root: Path) -> None:
+    app = make_app(run_root, synthetic(steps=100_000, delay=0.01))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 2)
+        worker = app.train_worker
+        await pilot.press("q")
+        await app.workers.wait_for_complete([worker])
+        await pilot.pause(0.2)
+    assert app.return_code == 0
+    assert worker.is_finished
+    (run_dir,) = run_root.iterdir()
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "stopped"
+    kinds = [json.loads(l)["event"] for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert kinds[-2:] == ["checkpoint", "finished"]
+
+
+async def test_engine_error_shows_a_modal_and_the_app_keeps_running(run_root: Path) -> None:
+    class Exploding:
+        def __init__(self, spec, listeners, control):
+            self.listeners = listeners
+
+        def run(self):
+            message = TrainingError("the loss became nan at step 3", fix="lower the learning rate")
+            for listener in self.listeners:
+                listener(RunFailed(message=str(message), step=3))
+            raise message
+
+    app = make_app(run_root, Exploding)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await wait_for_workers(app, pilot, ("train",))
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ErrorScreen)
+        assert "loss became nan" in app.screen.message and "Fix: lower the learning rate" in app.screen.message
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ErrorScreen)
+        assert app.is_running and not app.is_training
+        # a bad setting in the form is an error modal too, not a crash
+        app.action_show_tab("objective")
+        app.query_one("#f-lr", Input).value = "1e9"
+        await pilot.press("escape", "s")
+        assert isinstance(app.screen, ErrorScreen) and "learning rate" in app.screen.message
+
+
+async def test_bad_corpus_is_shown_in_the_corpus_pane(run_root: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"caf\xe9 au lait\n")
+    app = make_app(run_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.query_one("#corpus-path", Input).focus()
+        await pilot.press(*str(bad), "enter")
+        await wait_until(pilot, lambda: "Loading" not in str(app.query_one("#corpus-stats").render()))
+        text = str(app.query_one("#corpus-stats").render())
+        assert "Cannot load" in text and "UTF-8" in text
+        assert app.is_running
+
+
+async def test_help_palette_open_finetune_and_overlay(run_root: Path) -> None:
+    # two finished runs in the run root, written by the synthetic engine headless
+    from workbench.config import RunSpec
+
+    for name in ("first", "second"):
+        SyntheticRun(RunSpec(corpus="general", name=name, out=str(run_root)), steps=12, delay=0).run()
+    app = make_app(run_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        table = app.screen.query_one(DataTable)
+        listed = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        assert {"s", "x", "p", "q", "m", "l", "a", "f", "?"} <= listed
+        await pilot.press("escape")
+        # the Runs pane: open a run -> its curves in the Train pane
+        await pilot.press("4")
+        await wait_for_workers(app, pilot)
+        assert app.query_one("#runs-table", DataTable).row_count == 2
+        await pilot.press("enter")
+        assert app.query_one(TabbedContent).active == "train"
+        assert app.view_source == "opened" and len(app.train_pane.chart.data.train_loss) == 12
+        # overlay the other run through the picker
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("down", "enter")
+        assert app.train_pane.chart.overlay is not None
+        # fine-tune from the selected run pre-fills the base
+        await pilot.press("4", "f")
+        assert app.query_one(TabbedContent).active == "objective"
+        assert app.query_one("#f-base", Input).value.endswith(("first", "second"))
+        # the command palette lists the workbench's actions
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"log scale")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.train_pane.chart.log_scale
+
+
+async def test_attach_follows_a_run_written_by_another_process(run_root: Path) -> None:
+    """A subprocess appends a run's metrics.jsonl line by line; the app follows it live."""
+    writer = r'''
+import sys, time
+from workbench.config import RunSpec
+from workbench.tui.synthetic import SyntheticRun
+SyntheticRun(RunSpec(corpus="general", name="elsewhere", out=sys.argv[1]), steps=40, delay=0.05).run()
+'''
+    app = make_app(run_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        process = subprocess.Popen([sys.executable, "-c", writer, str(run_root)])
+        try:
+            await wait_until(pilot, lambda: (run_root / "elsewhere" / "metrics.jsonl").exists())
+            await pilot.press("4", "r")
+            await wait_for_workers(app, pilot, ("runs",))
+            await pilot.press("a")
+            assert app.view_source == "follow"
+            await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 3)
+            await app.workers.wait_for_complete([w for w in app.workers if w.group == "follow"])
+            await pilot.pause(0.1)
+            snap = app.curves["follow"].snapshot()
+            assert snap.status == "finished" and snap.train_steps[-1] == 40
+            assert app.train_pane.chart.data.train_steps[-1] == 40
+        finally:
+            process.wait(timeout=60)

@@ -1,0 +1,169 @@
+"""Probe predictions recorded at every eval, and the timeline read back from a run.
+
+The engine imports this module (``HOOK_MODULES``) and calls the factory registered in
+``EVAL_HOOK_FACTORIES`` once per run. After each eval the hook asks the model being
+trained for its top-k on each of ``RunSpec.probes``, appends one line per eval to
+``probes.jsonl`` (main process only) and emits a ``ProbesRecorded`` event. It is cheap by
+construction: a few forward passes of the (small) model under ``no_grad`` in eval mode,
+no sampling, and the model's previous train/eval mode restored afterwards.
+
+Probes that do not fit the model are answered approximately (a mask probe on a causal
+model ranks the model's own next-token candidates by full-sentence likelihood; a prompt
+on a masked model uses an appended mask) or skipped with the reason (a pair probe on a
+model without a next-sentence head).
+
+``probes.jsonl`` line: ``{"step": int, "time": float, "probes": [{"probe": str,
+"kind": "mask"|"next"|"pair"|"classify", "method": str, "approximate": bool,
+"top": [{"token": str, "prob": float}], "skipped": str|null}]}``
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from workbench.engine.events import Event, ProbesRecorded
+from workbench.inspector import predict
+from workbench.inspector.loading import LoadedModel, heads_of
+from workbench.inspector.text import count_masks, fill_masks, is_wordlike, prefix_before_mask, split_pair
+from workbench.models import BaseRef
+
+PROBES_FILE = "probes.jsonl"
+TOP_K = 5
+
+
+def side_for(model: Any, tokenizer: Any, label: str = "training") -> LoadedModel:
+    """Wrap an in-memory model (the one being trained) as an inspector side."""
+    name = type(model).__name__
+    return LoadedModel(ref=BaseRef(given=label, kind="memory", model_dir=""), model=model, tokenizer=tokenizer,
+                       architecture=name, heads=heads_of(name), parameters=0)
+
+
+def _top(pairs: list[tuple[str, float]]) -> list[dict]:
+    return [{"token": token, "prob": round(float(prob), 6)} for token, prob in pairs]
+
+
+def answer_probe(side: LoadedModel, probe: str, k: int = TOP_K) -> dict[str, Any]:
+    """One model's answer to one probe, in the ``probes.jsonl`` record shape."""
+    record: dict[str, Any] = {"probe": probe, "kind": "", "method": "", "approximate": False, "top": [], "skipped": None}
+    pair = split_pair(probe)
+    if side.task_head == "classify":
+        record.update(kind="classify", method="sequence-classification head",
+                      top=_top(predict.classify(side, probe)[:k]))
+    elif side.task_head:
+        record.update(kind=side.task_head, skipped=f"probes are not recorded for {side.task_head} heads")
+    elif pair is not None:
+        record["kind"] = "pair"
+        if "nsp" in side.heads:
+            p = predict.next_sentence_prob(side, *pair)
+            record.update(method="next-sentence head", top=_top(sorted([("is next", p), ("not next", 1 - p)], key=lambda x: -x[1])))
+        else:
+            record["skipped"] = f"no next-sentence head ({side.architecture})"
+    elif side.family == "encoder":
+        record.update(kind="mask" if count_masks(probe) else "next", skipped=f"no language-model head ({side.architecture})")
+    elif count_masks(probe):
+        record["kind"] = "mask"
+        if side.family == "masked":
+            dist = predict.masked_slots(side, probe)[0]
+            record.update(method="masked LM", top=_top([(c.display, c.prob) for c in dist.top(k)]))
+        else:
+            record.update(method="full-sentence likelihood over the model's own next-token candidates", approximate=True,
+                          top=_top(_causal_fill(side, probe, k)))
+    else:
+        dist = predict.next_token(side, probe)
+        record.update(kind="next", method=dist.method, approximate=side.family == "masked",
+                      top=_top([(c.display, c.prob) for c in dist.top(k)]))
+    return record
+
+
+def _causal_fill(side: LoadedModel, probe: str, k: int) -> list[tuple[str, float]]:
+    prefix = prefix_before_mask(probe, 0, [])
+    if not prefix and side.tokenizer.bos_token_id is None:
+        return []
+    keys = [c.key for c in predict.next_token(side, prefix).top(3 * k)]
+    keys = list(dict.fromkeys(key for key in keys if is_wordlike(key)))
+    rest = [keys[0]] * (count_masks(probe) - 1) if keys else []
+    sentences = [fill_masks(probe, [key] + rest) for key in keys]
+    ranking = predict.CandidateRanking(keys, predict.sentence_logprobs(side, sentences)) if keys else None
+    return [(c.display, c.prob) for c in ranking.top(k)] if ranking else []
+
+
+def record_probes(model: Any, tokenizer: Any, probes: list[str], k: int = TOP_K) -> list[dict]:
+    """All probes for one model, in eval mode under no_grad; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            side = side_for(model, tokenizer)
+            return [answer_probe(side, probe, k) for probe in probes]
+    finally:
+        model.train(was_training)
+
+
+def probes_hook_factory(run: Any) -> Any:
+    """Eval-hook factory for ``EVAL_HOOK_FACTORIES``: None when the run has no probes."""
+    spec = getattr(run, "spec", None)
+    probes = list(getattr(spec, "probes", None) or [])
+    if not probes:
+        return None
+
+    def hook(run: Any, step: int) -> Iterable[Event]:
+        if not getattr(run, "is_main", True) or run.model is None or run.run_dir is None:
+            return []
+        records = record_probes(run.model, run.tokenizer, probes)
+        path = Path(run.run_dir.path) / PROBES_FILE
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "time": time.time(), "probes": records}) + "\n")
+            handle.flush()
+        return [ProbesRecorded(step=step, probes=records)]
+
+    return hook
+
+
+def register() -> None:
+    from workbench.engine import runner
+
+    if probes_hook_factory not in runner.EVAL_HOOK_FACTORIES:
+        runner.EVAL_HOOK_FACTORIES.append(probes_hook_factory)
+
+
+register()
+
+
+# ---------------------------------------------------------------------------- reading back
+def read_probe_lines(run_path: str | Path) -> list[dict]:
+    """Parseable lines of ``probes.jsonl``, one per step (a re-evaluated step keeps its last line)."""
+    path = Path(run_path) / PROBES_FILE
+    by_step: dict[int, dict] = {}
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line while the run writes
+                if isinstance(data, dict) and isinstance(data.get("step"), int):
+                    by_step[data["step"]] = data
+    except OSError:
+        return []
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def probe_timeline(run_path: str | Path) -> dict[str, list[dict]]:
+    """Probe -> [{"step", "top1", "prob", "method", "skipped"}] in step order."""
+    timeline: dict[str, list[dict]] = {}
+    for line in read_probe_lines(run_path):
+        for record in line.get("probes", []):
+            top = record.get("top") or []
+            timeline.setdefault(record.get("probe", "?"), []).append({
+                "step": line["step"],
+                "top1": top[0]["token"] if top else None,
+                "prob": top[0]["prob"] if top else None,
+                "method": record.get("method", ""),
+                "skipped": record.get("skipped"),
+            })
+    return timeline

@@ -1,0 +1,118 @@
+"""Forgetting: at every eval, the loss on the base's own pre-training eval split.
+
+Registered as an engine eval hook (``EVAL_HOOK_FACTORIES``) for fine-tuning runs whose
+base is a workbench run dir (its ``run.toml`` names the corpus and split settings), for
+``generation`` and for continued ``mlm``/``clm`` pre-training. Each eval emits
+``EvalDone(split="base_eval")``; ``summary()`` gives the change for ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from workbench.corpora import Corpus, load_corpus
+from workbench.engine.events import EvalDone, Event, Message
+from workbench.engine.rundir import RunDir
+from workbench.errors import WorkbenchError
+from workbench.models import resolve_base
+
+OBJECTIVES = ("generation", "clm", "mlm")
+
+
+def _ppl(loss: float) -> float:
+    return math.exp(min(loss, 50.0)) if math.isfinite(loss) else float("nan")
+
+
+class ForgettingHook:
+    """Loss on a fixed, seeded subset of the base's eval blocks (same masks every time)."""
+
+    def __init__(self, data: Any, source: str, batch_size: int, batches: int, seed: int, earlier: list[float]):
+        self.data = data
+        self.source = source
+        self.batch_size = batch_size
+        self.batches = batches
+        self.seed = seed
+        self.losses: list[float] = list(earlier)
+
+    @torch.no_grad()
+    def loss(self, model: Any) -> float:
+        device = next(model.parameters()).device
+        rng = torch.get_rng_state()
+        was_training = model.training
+        model.eval()
+        losses = []
+        n = self.data.num_examples("eval")
+        for b in range(min(self.batches, math.ceil(n / self.batch_size))):
+            torch.manual_seed(self.seed + 10_007 * (b + 1))
+            batch, _ = self.data.batch("eval", list(range(b * self.batch_size, min(n, (b + 1) * self.batch_size))))
+            losses.append(float(model(**{k: v.to(device) for k, v in batch.items()}).loss))
+        torch.set_rng_state(rng)
+        model.train(was_training)
+        return sum(losses) / max(1, len(losses))
+
+    def __call__(self, run: Any, step: int) -> Iterable[Event]:
+        value = self.loss(run.model)
+        self.losses.append(value)
+        yield EvalDone(step=step, eval_loss=value, perplexity=_ppl(value), split="base_eval",
+                       metrics={"base_corpus": self.source})
+
+    def summary(self) -> dict[str, Any]:
+        if not self.losses:
+            return {}
+        before, after = self.losses[0], self.losses[-1]
+        return {
+            "base_eval_corpus": self.source,
+            "base_eval_loss_before": before,
+            "base_eval_loss_after": after,
+            "base_perplexity_before": _ppl(before),
+            "base_perplexity_after": _ppl(after),
+            "base_perplexity_change": _ppl(after) - _ppl(before),
+        }
+
+
+def base_eval_corpus(base_run: RunDir) -> tuple[Corpus, str]:
+    """The base run's eval split, rebuilt from its run.toml exactly as the base saw it."""
+    spec = base_run.spec()
+    corpus = load_corpus(spec.corpus, text_column=spec.text_column, eval_corpus=spec.eval_corpus,
+                         eval_fraction=spec.eval_fraction, seed=spec.seed)
+    only_eval = Corpus(source=corpus.source, train=corpus.eval, eval=corpus.eval,
+                       text_column=corpus.text_column, eval_source=corpus.eval_source)
+    return only_eval, spec.corpus
+
+
+def forgetting_hook(run: Any) -> ForgettingHook | None:
+    spec = run.spec
+    if spec is None or not spec.base or spec.objective not in OBJECTIVES:
+        return None
+    try:
+        ref = resolve_base(spec.base)
+        if ref.kind != "run" or ref.run_dir is None:
+            return None
+        corpus, source = base_eval_corpus(RunDir(path=Path(ref.run_dir)))
+        from workbench.tasks.clm import CausalLMTask
+        from workbench.tasks.mlm import MaskedLMTask
+
+        lm_task = MaskedLMTask() if spec.objective == "mlm" else CausalLMTask()
+        data = lm_task.prepare(corpus, run.tokenizer, spec)
+    except WorkbenchError as exc:
+        run.emit(Message(text=f"No forgetting check: the base's eval split cannot be loaded ({exc})"))
+        return None
+    earlier = []
+    if run.run_dir is not None:
+        earlier = [e["eval_loss"] for e in run.run_dir.events() if e.get("event") == "eval" and e.get("split") == "base_eval"]
+    run.emit(Message(text=f"Forgetting check: loss on the base's eval split ({source}) at every eval"))
+    return ForgettingHook(data, source, spec.batch_size or 8, spec.eval_batches, spec.seed, earlier)
+
+
+def _register() -> None:
+    from workbench.engine.runner import EVAL_HOOK_FACTORIES
+
+    if forgetting_hook not in EVAL_HOOK_FACTORIES:
+        EVAL_HOOK_FACTORIES.append(forgetting_hook)
+
+
+_register()

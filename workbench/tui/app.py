@@ -1,0 +1,415 @@
+"""The workbench App: panes in tabs, training in a thread worker, engine news as messages.
+
+``create_app(run_root, engine_factory=None)`` is the factory both ``run_app()`` (the CLI)
+and the tests use; tests inject a fake engine through ``engine_factory``. The app only
+holds state and routes messages; each pane owns its widgets ("attributes down, messages
+up").
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, OptionList, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from workbench.config import RunSpec, tomllib
+from workbench.engine.control import RunControl
+from workbench.engine.events import EvalDone, Event, Listener, Message, RunFailed, RunFinished, RunStarted, StepLogged
+from workbench.errors import SpecError, WorkbenchError
+from workbench.tui.commands import WorkbenchCommands
+from workbench.tui.curves import Curves
+from workbench.tui.messages import CorpusChosen, CurvesChanged, EngineEvent, RunChosen
+from workbench.tui.panes.corpus import CorpusPane
+from workbench.tui.panes.inspector import InspectorPane
+from workbench.tui.panes.objective import ObjectivePane
+from workbench.tui.panes.runs import RunsPane, RunsTable
+from workbench.tui.panes.train import TrainPane
+from workbench.tui.screens.error import ErrorScreen
+from workbench.tui.screens.help import HelpScreen
+from workbench.tui.screens.pick_run import PickRunScreen
+
+EngineFactory = Callable[[RunSpec, list[Listener], RunControl], Any]
+"""(spec, listeners, control) -> an object whose blocking ``run()`` trains and emits events."""
+
+TABS = ("corpus", "objective", "train", "runs", "inspector")
+
+
+def default_engine(spec: RunSpec, listeners: list[Listener], control: RunControl) -> Any:
+    from workbench.engine.runner import TrainingRun
+
+    return TrainingRun(spec, listeners=listeners, control=control)
+
+
+def recent_hub_corpora(run_root: Path) -> list[str]:
+    """Hub corpora named in the run root's ``run.toml`` files, newest first (cheap: no metrics)."""
+    found: list[tuple[float, str]] = []
+    if run_root.is_dir():
+        for run_toml in run_root.glob("*/run.toml"):
+            try:
+                data = tomllib.loads(run_toml.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            corpus = data.get("spec", {}).get("corpus", "")
+            if corpus.startswith("hf:"):
+                found.append((float(data.get("meta", {}).get("created", 0)), corpus))
+    seen: list[str] = []
+    for _, corpus in sorted(found, reverse=True):
+        if corpus not in seen:
+            seen.append(corpus)
+    return seen
+
+
+def corpus_names(run_root: Path) -> list[str]:
+    from workbench.corpora.sources import list_names
+
+    return list_names() + [c for c in recent_hub_corpora(run_root) if c not in list_names()]
+
+
+class WorkbenchApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "lm-workbench"
+    COMMANDS = App.COMMANDS | {WorkbenchCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", tooltip="List every key"),
+        Binding("s", "start", "Start", tooltip="Train the Objective pane's spec here (thread worker)"),
+        Binding("D", "detach", "Detach", tooltip="Start the spec as a separate `workbench run` process and attach"),
+        Binding("x", "stop", "Stop", tooltip="Stop training after this step, saving a checkpoint"),
+        Binding("p", "pause", "Pause", tooltip="Pause or resume training"),
+        Binding("q", "quit", "Quit", tooltip="Quit (a training run is stopped with a checkpoint first)"),
+        Binding("1", "show_tab('corpus')", "Corpus", show=False, tooltip="Corpus pane"),
+        Binding("2", "show_tab('objective')", "Objective", show=False, tooltip="Objective & model pane"),
+        Binding("3", "show_tab('train')", "Train", show=False, tooltip="Train pane (live curves)"),
+        Binding("4", "show_tab('runs')", "Runs", show=False, tooltip="Runs pane (history)"),
+        Binding("5", "show_tab('inspector')", "Inspector", show=False, tooltip="Inspector pane"),
+    ]
+
+    def __init__(self, run_root: str | Path = "checkpoints", engine_factory: EngineFactory | None = None,
+                 *, corpora: list[str] | None = None, runs_poll_seconds: float = 3.0) -> None:
+        super().__init__()
+        self.run_root = Path(run_root)
+        self.engine_factory = engine_factory or default_engine
+        self.corpora = corpora if corpora is not None else corpus_names(self.run_root)
+        self.runs_poll_seconds = runs_poll_seconds
+        self.control: RunControl | None = None
+        self.train_worker: Worker | None = None
+        self.curves: dict[str, Curves] = {"live": Curves(), "follow": Curves(), "opened": Curves()}
+        self.view_source = "live"
+        self.quitting = False
+        self.detached: list[subprocess.Popen] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="≡")
+        with TabbedContent(initial="corpus", id="tabs"):
+            with TabPane("1 Corpus", id="corpus"):
+                yield CorpusPane(self.corpora, id="corpus-pane")
+            with TabPane("2 Objective", id="objective"):
+                yield ObjectivePane(self.run_root, id="objective-pane")
+            with TabPane("3 Train", id="train"):
+                yield TrainPane(id="train-pane")
+            with TabPane("4 Runs", id="runs"):
+                yield RunsPane(self.run_root, poll_seconds=self.runs_poll_seconds, id="runs-pane")
+            with TabPane("5 Inspector", id="inspector"):
+                yield InspectorPane(id="inspector-pane")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#corpus-list", OptionList).focus()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def is_training(self) -> bool:
+        return self.train_worker is not None and self.train_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("stop", "pause"):
+            return self.is_training
+        if action in ("start", "detach"):
+            return not self.is_training
+        return True
+
+    @property
+    def train_pane(self) -> TrainPane:
+        return self.query_one(TrainPane)
+
+    @property
+    def objective_pane(self) -> ObjectivePane:
+        return self.query_one(ObjectivePane)
+
+    @property
+    def runs_pane(self) -> RunsPane:
+        return self.query_one(RunsPane)
+
+    # ------------------------------------------------------------------ navigation
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        targets = {
+            "corpus": "#corpus-list", "objective": "#f-objective", "train": "#train-pane",
+            "runs": "#runs-table", "inspector": None,
+        }
+        target = targets.get(tab)
+        if target:
+            self.query_one(target).focus()
+        else:
+            self.set_focus(None)
+
+    def action_help(self) -> None:
+        sections = [
+            ("anywhere", self.BINDINGS + [Binding("ctrl+p", "command_palette", "Palette", tooltip="Command palette"),
+                                          Binding("tab", "focus_next", "Next", tooltip="Move focus to the next widget")]),
+            ("corpus", CorpusPane.BINDINGS + [Binding("enter", "use", "Use", tooltip="Use the highlighted corpus")]),
+            ("objective", ObjectivePane.BINDINGS),
+            ("train", TrainPane.BINDINGS),
+            ("runs", RunsTable.BINDINGS + RunsPane.BINDINGS),
+        ]
+        self.push_screen(HelpScreen(sections))
+
+    def action_toggle_chart(self, which: str) -> None:
+        pane = self.train_pane
+        {"smoothing": pane.action_toggle_smoothing, "log": pane.action_toggle_log, "x": pane.action_toggle_x}[which]()
+
+    def action_refresh_runs(self) -> None:
+        self.runs_pane.action_refresh()
+
+    # ------------------------------------------------------------------ corpus & runs
+    def on_corpus_chosen(self, message: CorpusChosen) -> None:
+        self.objective_pane.set_corpus(message.name)
+        self.notify(f"Corpus for the next run: {message.name}", timeout=2)
+        self.action_show_tab("objective")
+
+    def on_run_chosen(self, message: RunChosen) -> None:
+        from workbench.engine.rundir import RunDir
+
+        if message.action == "finetune":
+            self.objective_pane.set_base(message.path)
+            self.action_show_tab("objective")
+            self.notify(f"Base set to {Path(message.path).name}: pick a fine-tuning objective and press s", timeout=4)
+        elif message.action == "attach":
+            self.attach(message.path)
+        elif message.action == "overlay":
+            self.set_overlay(message.path)
+        elif message.action == "open":
+            if self.is_training:
+                self.set_overlay(message.path)
+                self.notify("Training is running here: the run is overlaid on the live chart", timeout=3)
+                return
+            self.workers.cancel_group(self, "follow")
+            events = RunDir(Path(message.path)).events()
+            self.curves["opened"] = Curves.from_events(events, name=Path(message.path).name)
+            self.view_source = "opened"
+            self._redraw()
+            self.action_show_tab("train")
+
+    def set_overlay(self, path: str) -> None:
+        from workbench.engine.rundir import RunDir
+
+        overlay = Curves.from_events(RunDir(Path(path)).events(), name=Path(path).name).snapshot()
+        self.train_pane.set_overlay(overlay)
+
+    def action_pick_overlay(self) -> None:
+        runs = [(row.path, f"{row.name}  {row.objective}  {row.status}") for row in self.runs_pane.rows]
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.set_overlay(path)
+
+        self.push_screen(PickRunScreen("Overlay which run?", runs), chosen)
+
+    # ------------------------------------------------------------------ training here
+    def _spec_or_error(self) -> RunSpec | None:
+        try:
+            return self.objective_pane.build_spec()
+        except WorkbenchError as error:
+            self.push_screen(ErrorScreen("Cannot start", str(error)))
+            return None
+
+    def action_start(self) -> None:
+        if self.is_training:
+            self.notify("A run is already training here", severity="warning")
+            return
+        spec = self._spec_or_error()
+        if spec is None:
+            return
+        self.control = RunControl()
+        self.curves["live"] = Curves(spec.name or "")
+        self.curves["live"].set_status("starting")
+        self.view_source = "live"
+        self.train_pane.set_paused(False)
+        self.train_pane.show(self.curves["live"].snapshot(), "live")
+        self.train_worker = self.train(spec, self.control, self.curves["live"])
+        self.refresh_bindings()
+        self.action_show_tab("train")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="train")
+    def train(self, spec: RunSpec, control: RunControl, curves: Curves) -> Any:
+        from workbench.quiet import quiet_libraries
+
+        quiet_libraries()
+        listener = self._listener("live", curves)
+        return self.engine_factory(spec, [listener], control).run()
+
+    def _listener(self, source: str, curves: Curves) -> Listener:
+        """Runs in the worker thread: record the point, then only post a message."""
+
+        def listener(event: Event) -> None:
+            curves.add(event)
+            if isinstance(event, (StepLogged, EvalDone)):
+                self.post_message(CurvesChanged(source))
+            else:
+                self.post_message(EngineEvent(source, event))
+
+        return listener
+
+    def action_stop(self) -> None:
+        if self.control is not None and self.is_training:
+            self.control.request_stop("stopped from the workbench")
+            self.train_pane.set_paused(False)
+            self.notify("Stopping after this step; saving a checkpoint…", timeout=3)
+
+    def action_pause(self) -> None:
+        if self.control is None or not self.is_training:
+            return
+        if self.control.paused:
+            self.control.resume()
+            self.train_pane.set_paused(False)
+            self.notify("Resumed", timeout=2)
+        else:
+            self.control.pause()
+            self.train_pane.set_paused(True)
+            self.notify("Paused (p resumes)", timeout=2)
+
+    # ------------------------------------------------------------------ detached
+    def action_detach(self) -> None:
+        spec = self._spec_or_error()
+        if spec is None:
+            return
+        from workbench.engine.spec_resolution import corpus_label
+
+        root = self.run_root.resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        name = spec.name or f"{spec.objective}-{corpus_label(spec.corpus)}-{time.strftime('%Y%m%d-%H%M%S')}"
+        candidate, counter = name, 2
+        while (root / candidate).exists():
+            candidate, counter = f"{name}-{counter}", counter + 1
+        spec = spec.replace(name=candidate, out=str(root))
+        spec_path = root / f".{candidate}.spec.toml"
+        spec_path.write_text(spec.to_toml(), encoding="utf-8")
+        log_path = root / f"{candidate}.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "workbench", "run", "--config", str(spec_path), "--json"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=os.getcwd(),
+            )
+        self.detached.append(process)
+        self.notify(f"Started detached run {candidate} (pid {process.pid}); log {log_path.name}", timeout=4)
+        self.attach(str(root / candidate), process=process, log_path=log_path)
+
+    # ------------------------------------------------------------------ attach (follow)
+    def attach(self, path: str, *, process: subprocess.Popen | None = None, log_path: Path | None = None) -> None:
+        if self.is_training:
+            self.notify("Training is running here; attach after it ends, or overlay the run (v)", severity="warning")
+            return
+        self.curves["follow"] = Curves(Path(path).name)
+        self.curves["follow"].set_status("waiting")
+        self.view_source = "follow"
+        self.train_pane.show(self.curves["follow"].snapshot(), "follow")
+        self.follow_run(path, self.curves["follow"], process, log_path)
+        self.action_show_tab("train")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
+    def follow_run(self, path: str, curves: Curves, process: subprocess.Popen | None, log_path: Path | None) -> None:
+        from workbench.engine.follow import follow
+
+        worker = get_current_worker()
+        metrics = Path(path) / "metrics.jsonl"
+        while not metrics.exists():  # a detached run creates its folder after loading the corpus
+            if worker.is_cancelled:
+                return
+            if process is None or process.poll() is not None:
+                last = ""
+                if log_path is not None and log_path.is_file():
+                    lines = [l for l in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+                    last = lines[-1] if lines else ""
+                raise WorkbenchError(last.removeprefix("error: ") or "the run wrote no metrics.jsonl",
+                                     where=Path(path).name, fix="see the run's log in the run root")
+            time.sleep(0.2)
+        listener = self._listener("follow", curves)
+        for event in follow(path, should_stop=lambda: worker.is_cancelled):
+            listener(event)
+        self.post_message(EngineEvent("follow", Message(text="end of run")))
+
+    # ------------------------------------------------------------------ engine news
+    def _redraw(self) -> None:
+        self.train_pane.show(self.curves[self.view_source].snapshot(), self.view_source)
+
+    def on_curves_changed(self, message: CurvesChanged) -> None:
+        if message.source == self.view_source:
+            self._redraw()
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        if message.source == self.view_source:
+            self._redraw()
+        if isinstance(event, RunStarted):
+            self.runs_pane.action_refresh()
+        elif isinstance(event, RunFinished):
+            self.runs_pane.action_refresh()
+            self.notify(f"Run {event.status} at step {event.step}: {Path(event.run_dir).name}", timeout=4)
+        elif isinstance(event, RunFailed) and message.source == "follow":
+            self.push_screen(ErrorScreen("The attached run failed", event.message))
+        elif isinstance(event, Message) and event.text != "end of run":
+            self.notify(event.text, timeout=3)
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        worker, state = event.worker, event.state
+        if state == WorkerState.ERROR:
+            error = worker.error
+            text = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
+            if worker.group == "train":
+                self.curves["live"].set_status("failed")
+                self.push_screen(ErrorScreen("Training stopped with an error", text))
+            elif worker.group == "follow":
+                self.push_screen(ErrorScreen("Cannot attach", text))
+            else:
+                self.notify(text, severity="error", timeout=6)
+        if worker.group == "train" and state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.refresh_bindings()
+            self.runs_pane.action_refresh()
+            if self.view_source == "live":
+                self._redraw()
+            if self.quitting:
+                self.exit()
+
+    # ------------------------------------------------------------------ quitting
+    async def action_quit(self) -> None:
+        """Quit; a run training here is stopped first and its checkpoint saved."""
+        self.workers.cancel_group(self, "follow")
+        if self.is_training and self.control is not None:
+            if not self.quitting:
+                self.quitting = True
+                self.control.request_stop("quit")
+                self.notify("Saving a checkpoint before quitting…", timeout=30)
+            return
+        self.exit()
+
+
+def create_app(run_root: str | Path = "checkpoints", engine_factory: EngineFactory | None = None, **kwargs: Any) -> WorkbenchApp:
+    """The app factory shared by the CLI and the tests."""
+    return WorkbenchApp(run_root, engine_factory, **kwargs)
+
+
+def run_app(run_root: str | Path = "checkpoints") -> None:
+    from workbench.quiet import quiet_libraries
+
+    quiet_libraries()  # datasets/transformers progress bars would corrupt the screen
+    create_app(run_root).run()

@@ -1,0 +1,108 @@
+"""The points of one run's loss curves, filled from events in any thread, read as copies.
+
+Plain Python (no Textual): the training thread appends under a lock, and the UI thread
+takes ``snapshot()`` copies before plotting, so it never plots a list that is growing.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from workbench.engine.events import EvalDone, Event, RunFailed, RunFinished, RunStarted, StepLogged, event_from_json
+
+
+@dataclass
+class CurveSnapshot:
+    """An immutable-by-convention copy of the curves and the latest readouts."""
+
+    name: str = ""
+    status: str = "idle"
+    train_steps: list[int] = field(default_factory=list)
+    train_tokens: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_tokens: list[int] = field(default_factory=list)
+    eval_loss: list[float] = field(default_factory=list)
+    step: int = 0
+    total_steps: int = 0
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    eta_s: float | None = None
+    message: str = ""
+
+
+class Curves:
+    """Thread-safe accumulator of train/eval loss points for one run."""
+
+    def __init__(self, name: str = "") -> None:
+        self._lock = threading.Lock()
+        self._data = CurveSnapshot(name=name)
+
+    def add(self, event: Event) -> None:
+        with self._lock:
+            d = self._data
+            if isinstance(event, RunStarted):
+                d.name, d.total_steps, d.status = event.name, event.total_steps, "running"
+                d.step = max(d.step, event.resumed_from_step)
+            elif isinstance(event, StepLogged):
+                if math.isfinite(event.loss):
+                    d.train_steps.append(event.step)
+                    d.train_tokens.append(event.tokens)
+                    d.train_loss.append(event.loss)
+                d.step, d.total_steps = event.step, event.total_steps
+                d.lr, d.tokens_per_s, d.eta_s = event.lr, event.tokens_per_s, event.eta_s
+            elif isinstance(event, EvalDone) and event.split == "eval" and math.isfinite(event.eval_loss):
+                d.eval_steps.append(event.step)
+                d.eval_tokens.append(d.train_tokens[-1] if d.train_tokens and event.step else 0)
+                d.eval_loss.append(event.eval_loss)
+            elif isinstance(event, RunFinished):
+                d.status, d.step, d.eta_s = event.status, event.step, 0.0
+            elif isinstance(event, RunFailed):
+                d.status, d.message = "failed", event.message
+
+    def set_status(self, status: str) -> None:
+        with self._lock:
+            self._data.status = status
+
+    def snapshot(self) -> CurveSnapshot:
+        with self._lock:
+            d = self._data
+            return CurveSnapshot(
+                name=d.name, status=d.status,
+                train_steps=list(d.train_steps), train_tokens=list(d.train_tokens), train_loss=list(d.train_loss),
+                eval_steps=list(d.eval_steps), eval_tokens=list(d.eval_tokens), eval_loss=list(d.eval_loss),
+                step=d.step, total_steps=d.total_steps, lr=d.lr, tokens_per_s=d.tokens_per_s, eta_s=d.eta_s,
+                message=d.message,
+            )
+
+    @classmethod
+    def from_events(cls, events: Iterable[dict[str, Any] | Event], name: str = "") -> "Curves":
+        """Curves of a finished (or running) run, from its ``metrics.jsonl`` lines."""
+        curves = cls(name)
+        for item in events:
+            event = event_from_json(item) if isinstance(item, dict) else item
+            if event is not None:
+                curves.add(event)
+        return curves
+
+
+def smooth(values: list[float], weight: float = 0.6) -> list[float]:
+    """Exponential moving average with bias correction (TensorBoard's smoothing)."""
+    out, last, norm = [], 0.0, 0.0
+    for value in values:
+        last = weight * last + (1 - weight) * value
+        norm = weight * norm + (1 - weight)
+        out.append(last / norm)
+    return out
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

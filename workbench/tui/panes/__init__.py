@@ -1,0 +1,1 @@
+"""The workbench's panes, one per tab: corpus, objective & model, train, runs, inspector."""

@@ -1,0 +1,144 @@
+"""Corpus pane: built-in, local and recently used hub corpora, with stats and a preview.
+
+Loading a corpus (``load_corpus`` + ``stats_of``) can take seconds, so it runs in a thread
+worker; the result comes back as a ``CorpusLoaded`` message.
+"""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from workbench.errors import WorkbenchError
+
+from workbench.tui.messages import CorpusChosen, CorpusLoaded
+
+
+def format_stats(stats: object) -> str:
+    """The stats block (no paths, no times: the pane must look the same on any machine)."""
+    s = stats
+    kind = {"builtin": "built-in", "local": "local file", "hub": "hub dataset"}.get(s.kind, s.kind)
+    lines = [
+        f"[b]{s.name}[/b]  [dim]{kind}[/dim]",
+        f"documents      {s.documents:>10,}   eval {s.eval_documents:,}",
+        f"characters     {s.characters:>10,}",
+        f"words          {s.words:>10,}",
+        f"est. tokens    {s.estimated_tokens:>10,}   [dim](~4 chars/token)[/dim]",
+        f"text column    {s.text_column}",
+    ]
+    if s.label_counts:
+        total = sum(s.label_counts.values()) or 1
+        lines.append("labels")
+        for label, count in s.label_counts.items():
+            bar = "█" * max(1, round(20 * count / total))
+            lines.append(f"  {label[:12]:<12} {count:>7,} {bar}")
+    return "\n".join(lines)
+
+
+class CorpusPane(Vertical):
+    BINDINGS = [
+        Binding("u", "use", "Use corpus", tooltip="Use the highlighted corpus for the next run"),
+        Binding("slash", "focus_path", "Add path", tooltip="Type a file/folder path or hf:NAME[:CONFIG]"),
+    ]
+
+    def __init__(self, names: list[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.names = list(names)
+        self._cache: dict[str, CorpusLoaded] = {}
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield OptionList(*[Option(n, id=n) for n in self.names], id="corpus-list")
+            with VerticalScroll(id="corpus-detail"):
+                yield Static("Highlight a corpus to see its stats.", id="corpus-stats")
+                yield Static("", id="corpus-preview")
+        yield Input(placeholder="/ add a path or hf:NAME[:CONFIG], then Enter", id="corpus-path", compact=True)
+
+    def on_mount(self) -> None:
+        option_list = self.query_one(OptionList)
+        if self.names:
+            option_list.highlighted = 0
+
+    # ------------------------------------------------------------------ loading
+    @on(OptionList.OptionHighlighted, "#corpus-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        name = event.option.id or ""
+        if name in self._cache:
+            self._show(self._cache[name])
+        else:
+            self.query_one("#corpus-stats", Static).update(f"Loading [b]{name}[/b]…")
+            self.query_one("#corpus-preview", Static).update("")
+            self.load(name)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
+    def load(self, name: str) -> None:
+        from workbench.corpora import load_corpus
+        from workbench.corpora.stats import preview, stats_of
+        from workbench.quiet import quiet_libraries
+
+        quiet_libraries()
+        corpus = load_corpus(name)
+        if get_current_worker().is_cancelled:
+            return
+        self.post_message(CorpusLoaded(name, stats_of(corpus), preview(corpus, count=4, width=240)))
+
+    def on_corpus_loaded(self, message: CorpusLoaded) -> None:
+        message.stop()
+        self._cache[message.name] = message
+        highlighted = self.query_one(OptionList).highlighted_option
+        if highlighted is not None and highlighted.id == message.name:
+            self._show(message)
+
+    def _show(self, loaded: CorpusLoaded) -> None:
+        self.query_one("#corpus-stats", Static).update(format_stats(loaded.stats))
+        from rich.markup import escape
+
+        body = "\n\n".join(f"[dim]{i + 1}.[/dim] {escape(text)}" for i, text in enumerate(loaded.preview))
+        self.query_one("#corpus-preview", Static).update(f"\n[b]Preview[/b]\n{body}")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A corpus that cannot be loaded is shown here as its one-line error (worker messages do not bubble)."""
+        if event.state == WorkerState.ERROR and event.worker.group == "corpus":
+            error = event.worker.error
+            text = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
+            self.show_error("Cannot load this corpus", text)
+
+    def show_error(self, name: str, text: str) -> None:
+        from rich.markup import escape
+
+        self.query_one("#corpus-stats", Static).update(f"[b]{name}[/b]\n[red]{escape(text)}[/red]")
+
+    # ------------------------------------------------------------------ choosing
+    def add_name(self, name: str) -> None:
+        option_list = self.query_one(OptionList)
+        if name not in self.names:
+            self.names.append(name)
+            option_list.add_option(Option(name, id=name))
+        option_list.highlighted = self.names.index(name)
+
+    @on(OptionList.OptionSelected, "#corpus-list")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.post_message(CorpusChosen(event.option.id or ""))
+
+    def action_use(self) -> None:
+        option = self.query_one(OptionList).highlighted_option
+        if option is not None:
+            self.post_message(CorpusChosen(option.id or ""))
+
+    def action_focus_path(self) -> None:
+        self.query_one("#corpus-path", Input).focus()
+
+    @on(Input.Submitted, "#corpus-path")
+    def _path_submitted(self, event: Input.Submitted) -> None:
+        name = event.value.strip()
+        if not name:
+            return
+        event.input.value = ""
+        self.add_name(name)
+        self.query_one(OptionList).focus()
+        self.post_message(CorpusChosen(name))

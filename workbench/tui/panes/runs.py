@@ -1,0 +1,130 @@
+"""Runs pane: the run history of the run root, and the doors into a run.
+
+Listing reads every run's ``metrics.jsonl``, so it runs in a thread worker and comes back
+as a message; a timer refreshes it so runs started elsewhere (``workbench run``, detached
+runs) appear on their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Static
+from textual.worker import Worker, WorkerState
+
+from workbench.console import fmt_loss
+from workbench.tui.messages import RunChosen
+
+COLUMNS = ("name", "objective", "corpus", "steps", "best eval", "status", "date")
+
+
+@dataclass
+class RunsListed(Message):
+    rows: list
+
+
+def corpus_short(corpus: str) -> str:
+    return corpus if corpus.startswith("hf:") else (Path(corpus).name or corpus)
+
+
+class RunsTable(DataTable):
+    """The runs table; Enter (open) is shown in the footer, unlike DataTable's own."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Open", tooltip="Show the run's curves in the Train pane")]
+
+
+class RunsPane(Vertical):
+    BINDINGS = [
+        Binding("a", "attach", "Attach", tooltip="Follow a run that another process is writing"),
+        Binding("f", "finetune", "Fine-tune", tooltip="Start a fine-tune with this run as its base"),
+        Binding("v", "overlay", "Overlay", tooltip="Overlay this run's curves on the chart"),
+        Binding("r", "refresh", "Refresh", show=False, tooltip="Re-read the run root (it also refreshes every few seconds)"),
+    ]
+
+    def __init__(self, run_root: Path, *, poll_seconds: float = 3.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.run_root = run_root
+        self.poll_seconds = poll_seconds
+        self.rows: list = []
+
+    def compose(self) -> ComposeResult:
+        table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield table
+        yield Static("", id="runs-hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        self.action_refresh()
+        if self.poll_seconds:
+            self.set_interval(self.poll_seconds, self.action_refresh)
+
+    def action_refresh(self) -> None:
+        self.list_runs()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
+    def list_runs(self) -> None:
+        from workbench.engine.rundir import list_runs
+
+        self.post_message(RunsListed(list_runs(str(self.run_root))))
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        message.stop()
+        table = self.query_one(DataTable)
+        selected = self.selected_path()
+        self.rows = message.rows
+        table.clear()
+        for row in self.rows:
+            steps = f"{row.steps}/{row.total_steps}" if row.total_steps else str(row.steps)
+            table.add_row(
+                row.name, row.objective, corpus_short(row.corpus), steps, fmt_loss(row.best_eval_loss),
+                row.status, dt.datetime.fromtimestamp(row.created).strftime("%m-%d %H:%M"), key=row.path,
+            )
+        if selected is not None:
+            paths = [r.path for r in self.rows]
+            if selected in paths:
+                table.move_cursor(row=paths.index(selected), animate=False)
+        hint = f"{len(self.rows)} run(s)" if self.rows else "No runs yet: start one with s (or `workbench run`)."
+        self.query_one("#runs-hint", Static).update(hint)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.group == "runs":
+            self.query_one("#runs-hint", Static).update(f"Cannot list runs: {event.worker.error}")
+
+    def selected_path(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row is None or not (0 <= table.cursor_row < len(self.rows)):
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key
+        return str(key.value)
+
+    def _choose(self, action: str) -> None:
+        path = self.selected_path()
+        if path is None:
+            self.notify("No run selected", severity="warning")
+            return
+        self.post_message(RunChosen(path, action))
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self) -> None:
+        self._choose("open")
+
+    def action_open(self) -> None:
+        self._choose("open")
+
+    def action_attach(self) -> None:
+        self._choose("attach")
+
+    def action_finetune(self) -> None:
+        self._choose("finetune")
+
+    def action_overlay(self) -> None:
+        self._choose("overlay")

@@ -1,0 +1,99 @@
+"""Train pane: the live (or opened, or attached) run's loss curves and readouts.
+
+The pane never reads engine objects: the app hands it ``CurveSnapshot`` copies.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from workbench.console import fmt_loss, fmt_rate
+from workbench.tui.curves import CurveSnapshot, fmt_duration
+from workbench.tui.widgets.loss_chart import LossChart
+
+SOURCE_LABELS = {"live": "training here", "follow": "attached", "opened": "opened"}
+
+
+class TrainPane(Vertical, can_focus=True):
+    BINDINGS = [
+        Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (exponential moving average)"),
+        Binding("l", "toggle_log", "Log", tooltip="Logarithmic loss axis"),
+        Binding("t", "toggle_x", "X axis", tooltip="Plot against steps or tokens seen"),
+        Binding("o", "app.pick_overlay", "Overlay", tooltip="Overlay a previous run's curves"),
+        Binding("O", "clear_overlay", "No overlay", show=False, tooltip="Remove the overlaid run"),
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.snapshot = CurveSnapshot()
+        self.source = ""
+        self.paused = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("No run yet: choose a corpus (1) and an objective (2), then press s.", id="train-status")
+        yield Static("", id="readouts")
+        yield LossChart(id="loss-chart")
+
+    @property
+    def chart(self) -> LossChart:
+        return self.query_one(LossChart)
+
+    # attributes down
+    def show(self, snapshot: CurveSnapshot, source: str) -> None:
+        self.snapshot, self.source = snapshot, source
+        self.chart.show(snapshot, self.chart.overlay)
+        self.update_readouts()
+
+    def set_overlay(self, overlay: CurveSnapshot | None) -> None:
+        self.chart.set_overlay(overlay)
+        self.update_readouts()
+
+    def set_paused(self, paused: bool) -> None:
+        self.paused = paused
+        self.update_readouts()
+
+    def update_readouts(self) -> None:
+        s = self.snapshot
+        if s.name:
+            status = "paused" if self.paused and s.status == "running" else s.status
+            total = s.total_steps or 0
+            done = f"{s.step}/{total}" if total else str(s.step)
+            width = 20
+            filled = int(width * s.step / total) if total else 0
+            bar = "█" * filled + "░" * (width - filled)
+            line = f"[b]{s.name}[/b] [dim]{SOURCE_LABELS.get(self.source, '')}[/dim]  {status}  step {done} {bar}"
+            if s.message:
+                line += f"\n[red]{s.message}[/red]"
+            self.query_one("#train-status", Static).update(line)
+        chart = self.chart
+        last = s.train_loss[-1] if s.train_loss else None
+        last_eval = s.eval_loss[-1] if s.eval_loss else None
+        lr = f"{s.lr:.2e}" if s.lr is not None else "-"
+        rate = fmt_rate(s.tokens_per_s) if s.tokens_per_s is not None else "-"
+        flags = (
+            f"smooth {'on' if chart.smoothing else 'off'} · log {'on' if chart.log_scale else 'off'} · x {chart.x_axis}"
+            + (f" · overlay {chart.overlay.name}" if chart.overlay is not None else "")
+        )
+        self.query_one("#readouts", Static).update(
+            f"loss [cyan]{fmt_loss(last)}[/]  eval [magenta]{fmt_loss(last_eval)}[/]  lr {lr}  "
+            f"tok/s {rate}  ETA {fmt_duration(s.eta_s)}\n[dim]{flags}[/dim]"
+        )
+
+    # ------------------------------------------------------------------ chart keys
+    def action_toggle_smoothing(self) -> None:
+        self.chart.smoothing = not self.chart.smoothing
+        self.update_readouts()
+
+    def action_toggle_log(self) -> None:
+        self.chart.log_scale = not self.chart.log_scale
+        self.update_readouts()
+
+    def action_toggle_x(self) -> None:
+        self.chart.x_axis = "tokens" if self.chart.x_axis == "step" else "step"
+        self.update_readouts()
+
+    def action_clear_overlay(self) -> None:
+        self.set_overlay(None)

@@ -1,0 +1,1 @@
+"""Reusable widgets of the workbench (they carry their own DEFAULT_CSS)."""

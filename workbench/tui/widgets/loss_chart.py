@@ -1,0 +1,88 @@
+"""The live loss chart: train and eval loss against step or tokens, on one plot.
+
+Plotted with textual-plotext (plotext drawn into a Textual widget): it draws line plots
+with axes, ticks, legends and a log y-axis in plain terminal cells using named colours, so
+it reads at 80x24 and in a 256-colour terminal over SSH, and it redraws a few hundred
+points in a few milliseconds, well inside the UI's latency budget. Textual's own
+``Sparkline`` has no axes, two series or log scale, which a loss chart needs.
+
+The widget holds copies (``CurveSnapshot``), never the lists the training thread appends to.
+"""
+
+from __future__ import annotations
+
+import math
+
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+from workbench.tui.curves import CurveSnapshot, smooth
+
+
+class LossChart(PlotextPlot):
+    DEFAULT_CSS = """
+    LossChart {
+        height: 1fr;
+        min-height: 8;
+    }
+    """
+
+    smoothing: reactive[bool] = reactive(False)
+    log_scale: reactive[bool] = reactive(False)
+    x_axis: reactive[str] = reactive("step")  # "step" or "tokens"
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.data = CurveSnapshot()
+        self.overlay: CurveSnapshot | None = None
+
+    # attributes down: the pane hands in copies and the widget redraws
+    def show(self, data: CurveSnapshot, overlay: CurveSnapshot | None = None) -> None:
+        self.data = data
+        self.overlay = overlay
+        self.replot()
+
+    def set_overlay(self, overlay: CurveSnapshot | None) -> None:
+        self.overlay = overlay
+        self.replot()
+
+    def watch_smoothing(self) -> None:
+        self.replot()
+
+    def watch_log_scale(self) -> None:
+        self.replot()
+
+    def watch_x_axis(self) -> None:
+        self.replot()
+
+    def _xy(self, snap: CurveSnapshot, split: str) -> tuple[list[float], list[float]]:
+        if split == "train":
+            xs = snap.train_tokens if self.x_axis == "tokens" else snap.train_steps
+            ys = smooth(snap.train_loss) if self.smoothing else snap.train_loss
+        else:
+            xs = snap.eval_tokens if self.x_axis == "tokens" else snap.eval_steps
+            ys = snap.eval_loss
+        pairs = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y) and (y > 0 or not self.log_scale)]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def replot(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.yscale("log" if self.log_scale else "linear")
+        plt.xlabel("tokens" if self.x_axis == "tokens" else "step")
+        any_points = False
+        if self.overlay is not None:
+            for split, color, marker in (("train", "gray", "dot"), ("eval", "gray", "x")):
+                xs, ys = self._xy(self.overlay, split)
+                if xs:
+                    any_points = True
+                    plt.plot(xs, ys, color=color, marker=marker, label=f"{split} ({self.overlay.name[:14]})")
+        for split, color, marker in (("train", "cyan", "braille"), ("eval", "magenta", "hd")):
+            xs, ys = self._xy(self.data, split)
+            if xs:
+                any_points = True
+                plt.plot(xs, ys, color=color, marker=marker, label=f"{split} loss")
+        if not any_points:
+            plt.title("no points yet")
+        self.refresh()
