@@ -124,6 +124,7 @@ class KillReport:
     kills: int = 0
     resumes_ok: int = 0
     resumes: int = 0
+    killed_in_startup: int = 0
     mid_save_kills: int = 0
     max_steps_lost: int = 0
     final_step: int = 0
@@ -260,7 +261,7 @@ def kill_and_resume(workdir: Path, corpus: Path, kills: int, seed: int, save_int
                 elif mode != "startup":
                     report.problems.append(f"resume {round_} never started")
                 else:
-                    report.resumes_ok += 1  # killed during start-up, before it could report
+                    report.killed_in_startup += 1  # killed before it could report; the next resume covers it
             if log:
                 log(f"kill {report.kills}: mode {'first' if round_ == 0 else mode}, step {progress()}, mid-save {in_save}")
         report.final_step = progress()

@@ -182,6 +182,7 @@ def test_bad_inputs_are_one_line_errors(tiny, cache):
         (["{mlm_base}", "{pickled}", "--text", "a [MASK] ."], "pickle"),
         (["{mlm_base}", "{mlm_tuned}", "--text", "no mask", "--mode", "mask"], "[MASK]"),
         (["{mlm_base}", "{mlm_tuned}", "--text", "x", "--mode", "wrong"], "unknown inspect mode"),
+        (["{mlm_base}", "{mlm_tuned}", "--text", "x", "--mode", "task"], "has a task head"),
     ],
 )
 def test_cli_errors_exit_2_with_one_line(tiny, args, message):

@@ -84,7 +84,7 @@ async def test_choose_corpus_objective_start_see_points_stop_and_list(run_root: 
         table = app.query_one("#runs-table", DataTable)
         assert table.row_count == 1
         row = table.get_row_at(0)
-        assert row[1] == "mlm" and row[2] == "domain" and row[5] == "stopped"
+        assert (row[1], row[4], row[5]) == ("stopped", "mlm", "domain")
 
 
 async def test_pause_resume_and_chart_toggles(run_root: Path) -> None:
@@ -107,6 +107,25 @@ async def test_pause_resume_and_chart_toggles(run_root: Path) -> None:
         assert "smooth on" in str(app.query_one("#readouts").render())
         await pilot.press("x")
         await wait_for_workers(app, pilot, ("train",))
+
+
+async def test_sigterm_during_training_checkpoints_and_exits_143(run_root: Path) -> None:
+    """A SIGTERM (or an SSH hang-up) while training here stops the run with a checkpoint, then exits."""
+    import os
+    import signal
+
+    app = make_app(run_root, synthetic(steps=100_000, delay=0.01))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 2)
+        previous = signal.getsignal(signal.SIGTERM)
+        assert previous not in (signal.SIG_DFL, None)  # the app's handler is installed while training
+        os.kill(os.getpid(), signal.SIGTERM)
+        await app.workers.wait_for_complete([app.train_worker])
+        await pilot.pause(0.2)
+    assert app.return_code == 143
+    (run_dir,) = run_root.iterdir()
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "stopped"
 
 
 async def test_quit_during_training_checkpoints_and_exits(run_root: Path) -> None:
@@ -233,3 +252,34 @@ SyntheticRun(RunSpec(corpus="general", name="elsewhere", out=sys.argv[1]), steps
             assert app.train_pane.chart.data.train_steps[-1] == 40
         finally:
             process.wait(timeout=60)
+
+
+async def test_stop_key_signals_the_attached_process_which_checkpoints(run_root: Path, story_corpus: Path) -> None:
+    """x on an attached run sends SIGINT to the `workbench run` process, which stops with a checkpoint."""
+    writer = r'''
+import sys
+from workbench.engine.signals import install_stop_signals
+from workbench.config import RunSpec
+from workbench.engine.control import RunControl
+from workbench.tui.synthetic import SyntheticRun
+control = RunControl()
+install_stop_signals(control)
+SyntheticRun(RunSpec(corpus="general", name="slow", out=sys.argv[1]), control=control, steps=100000, delay=0.02).run()
+'''
+    app = make_app(run_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        process = subprocess.Popen([sys.executable, "-c", writer, str(run_root)])
+        try:
+            await wait_until(pilot, lambda: (run_root / "slow" / "status.json").exists())
+            app.attach(str(run_root / "slow"))
+            await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 3)
+            await pilot.press("x")
+            assert process.wait(timeout=30) in (0, 130)
+            await wait_until(pilot, lambda: not app.is_following)
+            await pilot.pause(0.1)
+            assert app.curves["follow"].snapshot().status == "stopped"
+        finally:
+            if process.poll() is None:
+                process.kill()
+        await pilot.press("q")
+    assert app.return_code == 0

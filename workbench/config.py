@@ -31,6 +31,7 @@ TOKENIZERS = ("auto", "wordpiece", "bpe", "char")
 SCHEDULES = ("linear", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMPILE_CHOICES = ("auto", "on", "off")
 NONFINITE_POLICIES = ("stop", "skip")
 OOM_POLICIES = ("halve", "stop")
 
@@ -84,6 +85,7 @@ class RunSpec:
     seed: int = _help("Seed for data order, masking, dropout and initialisation.", 42)
     device: str = _help("auto, cpu, cuda or mps.", "auto")
     precision: str = _help("auto (bf16 on capable GPUs), fp32, bf16 or fp16.", "auto")
+    compile: str = _help("torch.compile the model: auto (on for small/base presets on CUDA), on or off.", "auto")
     probes: list[str] = _help(
         "Inputs whose predictions are recorded at every eval ('A ||| B' is a pair).",
         default_factory=lambda: list(DEFAULT_PROBES),
@@ -101,6 +103,7 @@ class RunSpec:
             "schedule": SCHEDULES,
             "device": DEVICES,
             "precision": PRECISIONS,
+            "compile": COMPILE_CHOICES,
             "on_nonfinite": NONFINITE_POLICIES,
             "on_oom": OOM_POLICIES,
         }

@@ -83,9 +83,9 @@ class RichPrinter:
             + (f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else "")
         )
         spec = event.spec or {}
-        length = f"{spec['max_steps']} steps" if spec.get("max_steps") else f"{spec.get('epochs', '-')} epochs"
+        length = f"{event.total_steps} steps" if spec.get("max_steps") else f"{spec.get('epochs', '-')} epochs ({event.total_steps} steps)"
         origin = f"from {spec['base']}" if spec.get("base") else "from scratch"
-        self.console.print(f"[dim]{origin}: lr {spec.get('lr', '-')}, {length} ({event.total_steps} steps), batch {spec.get('batch_size', '-')}[/]")
+        self.console.print(f"[dim]{origin}: lr {spec.get('lr', '-')}, {length}, batch {spec.get('batch_size', '-')}[/]")
         self.console.print(f"[dim]run dir {event.run_dir}[/]")
         self.progress.start()
         self.task_id = self.progress.add_task(

@@ -43,6 +43,12 @@ def run_command(
     config: Optional[Path] = typer.Option(None, "--config", help="Spec TOML file; flags override it."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
+    on_nonfinite: Optional[str] = typer.Option(None, "--on-nonfinite", help="NaN/Inf loss: stop (default) or skip the step and halve the lr."),
+    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default: auto, on for small/base on CUDA)."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="Processes (GPUs) per node: launches the run through torchrun with DDP."),
+    nnodes: int = typer.Option(1, "--nnodes", help="Machines in a multi-node run (with --gpus and --rdzv-endpoint)."),
+    node_rank: int = typer.Option(0, "--node-rank", help="This machine's index in a multi-node run (0 hosts the run directory)."),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT where the nodes of a multi-node run meet."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run (name or path) from its last checkpoint."),
     json_events: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the Rich display."),
 ) -> None:
@@ -67,10 +73,17 @@ def run_command(
                     vocab_size=vocab_size, eval_corpus=eval_corpus, text_column=text_column, label_column=label_column,
                     max_steps=max_steps, epochs=epochs, time_budget=parse_duration(time_budget), lr=lr,
                     batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len, eval_interval=eval_interval,
-                    seed=seed, name=name, out=out, device=device, precision=precision,
+                    seed=seed, name=name, out=out, device=device, precision=precision, on_nonfinite=on_nonfinite,
+                    compile=None if compile_model is None else ("on" if compile_model else "off"),
                 ),
             )
             run = TrainingRun(spec, listeners=[listener], control=control)
+        if gpus is not None and (gpus > 1 or nnodes > 1):
+            from workbench.engine.distributed import launch
+
+            code = launch(None if resume else spec, resume=resume, out=out, gpus=gpus, nnodes=nnodes, node_rank=node_rank,
+                          rdzv_endpoint=rdzv_endpoint, json_events=json_events)
+            raise SystemExit(code)
         signals = install_stop_signals(control)
         try:
             result = run.run()

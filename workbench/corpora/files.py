@@ -69,6 +69,7 @@ def load_table_file(path: Path) -> datasets.Dataset:
         elif suffix == ".json":
             ds = datasets.Dataset.from_list(validate.load_json_records(path))
         elif suffix == ".parquet":
+            validate.check_parquet(path)
             ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
         else:
             raise CorpusError(

@@ -105,15 +105,62 @@ def check_delimited(path: Path, delimiter: str) -> list[str]:
     return header
 
 
+def json_kind(value: object) -> str | None:
+    """The JSON type of a value as users name it; ``None`` for null (a missing value)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else "object"
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+class FieldTypes:
+    """Remember each field's JSON type and where it was first seen; a field that changes
+    type is an error naming both places (pyarrow would fail without a line, or coerce)."""
+
+    def __init__(self, path: Path, unit: str):
+        self.path, self.unit = path, unit
+        self.first: dict[str, tuple[str, int]] = {}
+
+    def check(self, record: dict, number: int) -> None:
+        for key, value in record.items():
+            kind = json_kind(value)
+            if kind is None:
+                continue
+            seen = self.first.setdefault(key, (kind, number))
+            if seen[0] != kind:
+                raise CorpusError(
+                    f"{self.unit} {number}: field {key!r} is {_a(kind)}, but {_a(seen[0])} in {self.unit} {seen[1]}",
+                    where=str(self.path),
+                    fix="give each field one type in every record (quote numbers meant as text)",
+                )
+
+
+def _parse_json(text: str, path: Path, where: str) -> object:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise CorpusError(f"{where}: JSON nested too deeply", where=str(path), fix="flatten the data: one object per record") from None
+
+
 def check_jsonl(path: Path) -> None:
-    """Every non-blank line must be a JSON object."""
+    """Every non-blank line must be a JSON object, each field of one type throughout."""
     text = read_text(path)
     seen = 0
+    types = FieldTypes(path, "line")
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = _parse_json(line, path, f"line {number}")
         except json.JSONDecodeError as exc:
             raise CorpusError(
                 f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})",
@@ -126,6 +173,7 @@ def check_jsonl(path: Path) -> None:
                 where=str(path),
                 fix='write one object per line, e.g. {"text": "..."}',
             )
+        types.check(record, number)
         seen += 1
     if seen == 0:
         raise CorpusError("file has no records", where=str(path), fix="add one JSON object per line")
@@ -135,7 +183,7 @@ def load_json_records(path: Path) -> list[dict]:
     """A ``.json`` file: a list of objects, or an object holding one such list."""
     text = read_text(path)
     try:
-        data = json.loads(text)
+        data = _parse_json(text, path, "line 1")
     except json.JSONDecodeError as exc:
         if "\n{" in text.strip() or text.lstrip().startswith("{"):
             check_jsonl(path)  # maybe JSON Lines with a .json suffix; raises with a line number
@@ -153,4 +201,20 @@ def load_json_records(path: Path) -> list[dict]:
         )
     if not data:
         raise CorpusError("file has no records", where=str(path), fix="add records")
+    types = FieldTypes(path, "record")
+    for number, record in enumerate(data, start=1):
+        types.check(record, number)
     return data
+
+
+def check_parquet(path: Path) -> None:
+    """A readable Parquet file with at least one row (pyarrow reads only the footer)."""
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.ParquetFile(path).metadata.num_rows
+    except Exception as exc:  # noqa: BLE001 - ArrowInvalid, OSError: not Parquet or truncated
+        reason = " ".join(str(exc).split())[:200]
+        raise CorpusError(f"not a readable Parquet file ({reason})", where=str(path), fix="re-export the file as Parquet, or use CSV/JSON Lines") from None
+    if rows == 0:
+        raise CorpusError("file has no records (0 rows)", where=str(path), fix="add data rows")

@@ -30,15 +30,20 @@ REQUIRED_FILES = ("config.json", "optimizer.safetensors", "trainer_state.json")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: Path, strict: bool = False) -> None:
+    """Flush a directory entry. Filesystems that cannot fsync a directory (EINVAL) are
+    fine; with ``strict`` any other failure (ENOSPC, EIO) is raised."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
+        if strict:
+            raise
         return
     try:
         os.fsync(fd)
-    except OSError:
-        pass
+    except OSError as exc:
+        if strict and exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
     finally:
         os.close(fd)
 
@@ -48,7 +53,7 @@ def _fsync_tree(folder: Path) -> None:
         if file.is_file():
             with file.open("rb") as handle:
                 os.fsync(handle.fileno())
-    _fsync_dir(folder)
+    _fsync_dir(folder, strict=True)
 
 
 def optimizer_to_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> None:
@@ -102,13 +107,13 @@ def save_checkpoint(
     state: dict[str, Any],
 ) -> Path:
     """Write a complete checkpoint for ``step`` or raise; never leaves a half folder in place."""
-    root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
     if is_complete(final):
         return final
     tmp = root / f"{TMP_PREFIX}{step_dir_name(step)}-{os.getpid()}"
     renamed = False
     try:
+        root.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
@@ -177,6 +182,16 @@ def check_resumable(folder: Path) -> None:
             f"checkpoint holds pickle files ({', '.join(pickles)}); the workbench never loads pickles",
             where=str(folder),
             fix="delete these files if you trust nothing in them, or start a new run",
+        )
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        config = {}
+    if isinstance(config, dict) and "auto_map" in config:
+        raise RunDirError(
+            "checkpoint config.json has auto_map, which would run code shipped with it; the workbench never runs remote code",
+            where=str(folder / "config.json"),
+            fix="delete this checkpoint folder to resume from an earlier one, or start a new run",
         )
     missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
     if not any(folder.glob("*.safetensors")) or missing:

@@ -25,6 +25,7 @@ import torch
 from workbench.config import RunSpec
 from workbench.corpora import load_corpus
 from workbench.engine import checkpoint as ckpt
+from workbench.engine import distributed, performance
 from workbench.engine.control import RunControl
 from workbench.engine.events import (
     CheckpointSaved,
@@ -37,7 +38,7 @@ from workbench.engine.events import (
     RunStarted,
     StepLogged,
 )
-from workbench.engine.rundir import MetricsWriter, RunDir, find_run, git_commit, new_run_dir, versions
+from workbench.engine.rundir import MetricsWriter, RunDir, find_run, git_commit, versions
 from workbench.engine.spec_resolution import resolve_spec
 from workbench.errors import RunDirError, TrainingError, WorkbenchError
 from workbench.models import BaseRef, load_config, load_model, load_tokenizer, parameter_count, resolve_base
@@ -254,6 +255,7 @@ class TrainingRun:
         self.spec, self.task = spec, task
         device = pick_device(spec.device)
         precision = pick_precision(spec.precision, device)
+        performance.configure_backends(device)
         accelerator = Accelerator(
             cpu=device == "cpu",
             mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"),
@@ -282,14 +284,17 @@ class TrainingRun:
                 ckpt.check_resumable(resume_ckpt)
                 state = ckpt.read_state(resume_ckpt)
         else:
-            self.run_dir = new_run_dir(spec.out, spec.name or "run") if self.is_main else None
+            self.run_dir = distributed.shared_run_dir(accelerator, spec.out, spec.name or "run")  # every rank learns the path
         run_dir = self.run_dir
         assert run_dir is not None
 
         self.data: TaskData | None = None
-        self._tokenizer_and_model(spec, task, corpus, resume_ckpt)
-        if self.data is None:
-            self.data = task.prepare(corpus, self.tokenizer, spec)
+        # Rank 0 first: it trains (and caches) the tokenizer and tokenizes; the other ranks then
+        # load the same tokenizer and token cache instead of racing to build their own.
+        with accelerator.main_process_first():
+            self._tokenizer_and_model(spec, task, corpus, resume_ckpt)
+            if self.data is None:
+                self.data = task.prepare(corpus, self.tokenizer, spec)
         data = self.data
 
         if self.is_main:
@@ -311,7 +316,7 @@ class TrainingRun:
 
         world = accelerator.num_processes
         micro_batch = spec.batch_size or 1
-        global_batch = micro_batch * spec.grad_accum * world
+        global_batch = distributed.global_batch_for(state, micro_batch * spec.grad_accum * world, world)
         # An out-of-memory halving survives a resume: the same global batch, smaller slices.
         micro_batch = max(1, min(micro_batch, int(state.get("micro_batch", micro_batch))))
         order = BatchOrder(data.num_examples("train"), global_batch, spec.seed)
@@ -326,7 +331,7 @@ class TrainingRun:
             [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=spec.lr,
             betas=(0.9, 0.98 if task.pretraining else 0.999),
-            fused=device == "cuda",
+            **performance.adamw_options(device),
         )
         from transformers import get_scheduler
 
@@ -340,8 +345,13 @@ class TrainingRun:
             ckpt.optimizer_from_safetensors(optimizer, resume_ckpt / "optimizer.safetensors")
             scheduler.load_state_dict(state["scheduler"])
             self.step = int(state["step"])
+        performance.prefer_sdpa(model)
+        if performance.should_compile(spec.compile, device, spec.size, from_base=bool(spec.base)):
+            self.emit(Message(text="Compiling the model with torch.compile: the first steps take a minute"))
+            performance.compile_in_place(model)  # in place: checkpoints keep plain key names
         model, optimizer = accelerator.prepare(model, optimizer)
         raw_model = accelerator.unwrap_model(model)
+        performance.drop_output_upcast(raw_model)  # the loop runs under accelerator.autocast() itself
 
         load_hook_modules()
         for factory in EVAL_HOOK_FACTORIES:
@@ -396,6 +406,7 @@ class TrainingRun:
                     "nonfinite_skips": nonfinite_skips,
                     "grad_accum": spec.grad_accum,
                     "world_size": world,
+                    "global_batch": global_batch,
                     "tokens_seen": tokens_seen,
                 },
             )
@@ -436,7 +447,7 @@ class TrainingRun:
             try:
                 for index, chunk in enumerate(micro_chunks):
                     batch, n_tokens = data.batch("train", chunk)
-                    batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+                    batch = performance.to_device(batch, accelerator.device)
                     sync = index == len(micro_chunks) - 1
                     context = contextlib.nullcontext() if sync or world == 1 else accelerator.no_sync(model)
                     with context:
@@ -487,7 +498,7 @@ class TrainingRun:
             self.step += 1
 
             if (self.step % spec.log_interval == 0 or self.step == total_steps) and loss_count > 0:
-                mean_loss = float(loss_sum) / max(1, loss_count)
+                mean_loss = float(accelerator.reduce(loss_sum, "mean") if world > 1 else loss_sum) / max(1, loss_count)  # mean over ranks
                 if not math.isfinite(mean_loss) or bool(nonfinite_seen):
                     self._non_finite("loss", mean_loss, spec, since=last_check_step)
                 last_check_step = self.step
@@ -509,7 +520,7 @@ class TrainingRun:
                         tokens_per_s=rate,
                         elapsed_s=elapsed,
                         eta_s=eta,
-                        grad_norm=float(grad_norm),
+                        grad_norm=None if skip_step else float(grad_norm),
                     )
                 )
                 loss_sum.zero_()
@@ -570,7 +581,7 @@ class TrainingRun:
                 break
             torch.manual_seed(spec.seed + 10_007 * (b + 1))  # the same masks at every eval
             batch, _ = data.batch("eval", indices)
-            batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+            batch = performance.to_device(batch, accelerator.device)
             with accelerator.autocast():
                 outputs = model(**batch)
             if outputs.loss is not None:

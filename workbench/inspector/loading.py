@@ -100,12 +100,15 @@ class LoadedModel:
     def task_head(self) -> str | None:
         return next((h for h in TASK_HEADS if h in self.heads), None)
 
-    def describe(self, label: str = "") -> dict[str, Any]:
+    def describe(self, label: str = "", ref: BaseRef | None = None) -> dict[str, Any]:
+        """JSON summary; ``ref`` is how this query named the model (the cached object keeps
+        the name it was first loaded under)."""
+        ref = ref or self.ref
         return {
             "label": label,
-            "given": self.ref.given,
-            "kind": self.ref.kind,
-            "path": self.ref.model_dir,
+            "given": ref.given,
+            "kind": ref.kind,
+            "path": ref.model_dir,
             "architecture": self.architecture,
             "family": self.family,
             "heads": sorted(self.heads),

@@ -19,8 +19,8 @@ from workbench.models import BaseRef, resolve_base
 
 @dataclass
 class Pairing:
-    a: BaseRef
-    b: BaseRef
+    a: BaseRef | None  # None only in a probes-only report
+    b: BaseRef | None
     label_a: str
     label_b: str
     note: str

@@ -92,14 +92,33 @@ def _causal_fill(side: LoadedModel, probe: str, k: int) -> list[tuple[str, float
     return [(c.display, c.prob) for c in ranking.top(k)] if ranking else []
 
 
+def _answer_or_skip(side: LoadedModel, probe: str, k: int) -> dict[str, Any]:
+    """A probe is a diagnostic: one that cannot be answered is recorded as skipped, with
+    the reason, rather than stopping the training run that asked for it."""
+    try:
+        return answer_probe(side, probe, k)
+    except Exception as exc:  # noqa: BLE001 - odd tokenizers, unusual heads, empty prompts
+        return {"probe": probe, "kind": "", "method": "", "approximate": False, "top": [],
+                "skipped": f"could not answer: {type(exc).__name__}: {' '.join(str(exc).split())[:160]}"}
+
+
+def _eager() -> Any:
+    """Run a ``torch.compile``d model eagerly: each probe has its own input shape, and
+    recompiling for every one of them would cost more than the eval itself."""
+    import contextlib
+
+    set_stance = getattr(torch.compiler, "set_stance", None)
+    return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
+
+
 def record_probes(model: Any, tokenizer: Any, probes: list[str], k: int = TOP_K) -> list[dict]:
     """All probes for one model, in eval mode under no_grad; the model's mode is restored."""
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _eager():
             side = side_for(model, tokenizer)
-            return [answer_probe(side, probe, k) for probe in probes]
+            return [_answer_or_skip(side, probe, k) for probe in probes]
     finally:
         model.train(was_training)
 

@@ -118,6 +118,9 @@ def pick_mode(text: str, a: LoadedModel, b: LoadedModel, requested: str = "auto"
                              fix='write e.g. --text "The cat sat on the [MASK]."')
     if requested == "pair" and split_pair(text) is None:
         raise WorkbenchError("a pair query needs 'A ||| B'", where=repr(text), fix='write --text "A ||| B" or use --pair B')
+    if requested == "task" and not (a.task_head or b.task_head):
+        raise WorkbenchError("neither model has a task head (classification, tagging or QA)",
+                             fix="compare a fine-tuned task run, or use --mode mask, next, surprisal or pair")
     if requested != "auto":
         return requested
     if b.task_head or a.task_head:
@@ -141,7 +144,8 @@ def run_query(a: LoadedModel, b: LoadedModel, text: str, options: QueryOptions |
         result.slots = masked_query(a, b, text, options)
     elif mode == "next":
         result.slots = [next_token_query(a, b, text, options)]
-        result.continuation = continuation_query(a, b, text, options)
+        if options.max_new_tokens > 0:
+            result.continuation = continuation_query(a, b, text, options)
         result.surprisal = surprisal_query(a, b, text, options.top_k)
     elif mode == "surprisal":
         result.surprisal = surprisal_query(a, b, MASK_PATTERN.sub("", text), options.top_k)
@@ -190,7 +194,7 @@ def masked_query(a: LoadedModel, b: LoadedModel, text: str, options: QueryOption
         if side.family == "masked":
             found = predict.masked_slots(side, text)
             if len(found) != n:
-                raise WorkbenchError(f"the {side.ref.given} tokenizer found {len(found)} masks, the text has {n}",
+                raise WorkbenchError(f"the {side.architecture} tokenizer found {len(found)} masks, the text has {n}",
                                      where=repr(text), fix="write masks as [MASK] with spaces around them")
             dists[index] = found
     causal = [i for i, side in enumerate((a, b)) if side.family == "causal"]

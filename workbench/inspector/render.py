@@ -9,6 +9,7 @@ import math
 from typing import Any, Iterable
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -35,34 +36,36 @@ def _prob_change(row: Row) -> Text:
     change = row.prob_change
     if change is None:
         return Text("-", style="dim")
+    if abs(change) < 0.0005:
+        return Text("0.0", style="dim")
     style = "green" if change > 0.005 else "red" if change < -0.005 else "dim"
-    return Text(f"{'+' if change >= 0 else ''}{100 * change:.1f}", style=style)
+    return Text(f"{100 * change:+.1f}", style=style)
 
 
 def slot_table(slot: Slot, label_a: str, label_b: str) -> Table:
     """Top-k on both sides; the right-hand columns say how each tuned token moved."""
-    table = Table(title=slot.label, title_justify="left", expand=False, pad_edge=False)
+    table = Table(title=escape(slot.label), title_justify="left", expand=False, pad_edge=False)
     table.add_column("#", justify="right", style="dim")
-    table.add_column(label_a)
+    table.add_column(escape(label_a))
     table.add_column("p", justify="right")
-    table.add_column(label_b)
+    table.add_column(escape(label_b))
     table.add_column("p", justify="right")
     table.add_column("Δp (pts)", justify="right")
-    table.add_column("rank vs " + label_a, justify="left")
+    table.add_column("rank vs " + escape(label_a), justify="left")
     rows_a, rows_b = slot.a.rows, slot.b.rows
     top_a = {r.key.lower() for r in rows_a}
     for i in range(max(len(rows_a), len(rows_b), 1)):
         ra = rows_a[i] if i < len(rows_a) else None
         rb = rows_b[i] if i < len(rows_b) else None
         cells: list[Any] = [str(i + 1)]
-        cells += [ra.token, _pct(ra.prob)] if ra else [Text(slot.a.note or "", style="dim italic") if i == 0 else "", ""]
+        cells += [Text(ra.token), _pct(ra.prob)] if ra else [Text(slot.a.note or "", style="dim italic") if i == 0 else "", ""]
         if rb:
             name = Text(rb.token, style="bold" if rb.key.lower() not in top_a else "")
             cells += [name, _pct(rb.prob), _prob_change(rb), _rank_change(rb)]
         else:
             cells += [Text(slot.b.note or "", style="dim italic") if i == 0 else "", "", "", ""]
         table.add_row(*cells)
-    table.caption = _methods(slot.a, slot.b, label_a, label_b)
+    table.caption = escape(_methods(slot.a, slot.b, label_a, label_b))
     table.caption_justify = "left"
     return table
 
@@ -113,10 +116,10 @@ def surprisal_block(text: str, data: dict, label_a: str, label_b: str) -> Render
     if data.get("changes"):
         table = Table(title=f"largest surprisal changes (by {data['unit']})", title_justify="left")
         for column in (data["unit"], f"{label_a} bits", f"{label_b} bits", "change"):
-            table.add_column(column, justify="left" if column == data["unit"] else "right")
+            table.add_column(escape(column), justify="left" if column == data["unit"] else "right")
         for change in data["changes"]:
             delta = change["change"]
-            table.add_row(change["unit"], f"{change['a_bits']:.2f}", f"{change['b_bits']:.2f}",
+            table.add_row(Text(change["unit"]), f"{change['a_bits']:.2f}", f"{change['b_bits']:.2f}",
                           Text(f"{delta:+.2f}", style="green" if delta < 0 else "red"))
         parts.append(table)
     return Group(*parts)
@@ -131,12 +134,12 @@ def tokenisation_block(result: QueryResult, label_a: str, label_b: str) -> Rende
     table.add_column(label_a)
     table.add_column(label_b)
     for diff in tok.differences:
-        table.add_row(diff["word"], " ".join(diff["a"]), " ".join(diff["b"]))
+        table.add_row(Text(diff["word"]), Text(" ".join(diff["a"])), Text(" ".join(diff["b"])))
     return table
 
 
 def pair_block(data: dict, label_a: str, label_b: str) -> RenderableType:
-    table = Table(title=f"does B follow A?  A: {data['first']!r}  B: {data['second']!r}", title_justify="left")
+    table = Table(title=escape(f"does B follow A?  A: {data['first']!r}  B: {data['second']!r}"), title_justify="left")
     table.add_column("model")
     table.add_column("P(B follows A)", justify="right")
     table.add_column("how")
@@ -148,15 +151,15 @@ def pair_block(data: dict, label_a: str, label_b: str) -> RenderableType:
             value = f"gain {side['gain']:+.3f} nats/token"
         else:
             value = "-"
-        table.add_row(label, value, side.get("method") or Text(side.get("note", ""), style="dim italic"))
+        table.add_row(Text(label), value, Text(side.get("method") or "") or Text(side.get("note", ""), style="dim italic"))
     return table
 
 
 def task_block(data: dict, label_a: str, label_b: str) -> RenderableType:
     head = data["head"]
     table = Table(title={"classify": "class probabilities", "tag": "tags", "qa": "answer span"}[head], title_justify="left")
-    table.add_column(label_a)
-    table.add_column(label_b)
+    table.add_column(escape(label_a))
+    table.add_column(escape(label_b))
 
     def cell(side: dict) -> RenderableType:
         if side.get("note"):
@@ -180,7 +183,7 @@ def continuation_block(data: dict, prompt: str, label_a: str, label_b: str) -> R
     for name, label in (("a", label_a), ("b", label_b)):
         side = data[name]
         body = Text(prompt, style="dim") + Text(side["text"], style="bold") if not side.get("note") else Text(side["note"], style="dim italic")
-        table.add_row(label, body, side.get("method", ""))
+        table.add_row(Text(label), body, Text(side.get("method", "")))
     return table
 
 
@@ -196,17 +199,24 @@ def query_renderable(result: QueryResult, label_a: str, label_b: str) -> Rendera
     if result.task:
         parts.append(task_block(result.task, label_a, label_b))
     parts += [Text(note, style="dim") for note in result.notes]
-    return Panel(Group(*parts), title=f"[bold]{result.mode}[/]: {result.text}", title_align="left")
+    return Panel(Group(*parts), title=f"[bold]{result.mode}[/]: {escape(result.text)}", title_align="left")
 
 
 def models_table(report: Any) -> Table:
-    table = Table(title=report.pairing.note, title_justify="left")
+    table = Table(title=escape(report.pairing.note), title_justify="left")
     for column in ("", "model", "architecture", "parameters", "tokenizer vocab"):
         table.add_column(column)
-    for label, side in ((report.pairing.label_a, report.a), (report.pairing.label_b, report.b)):
-        table.add_row(label, side.ref.given, f"{side.architecture} ({side.family})", f"{side.parameters / 1e6:.2f}M",
+    pairing = report.pairing
+    for label, ref, side in ((pairing.label_a, pairing.a, report.a), (pairing.label_b, pairing.b, report.b)):
+        table.add_row(Text(label), Text(_short(ref.given)), f"{side.architecture} ({side.family})", f"{side.parameters / 1e6:.2f}M",
                       str(len(side.tokenizer)))
     return table
+
+
+def _short(path: str, parts: int = 3) -> str:
+    """The last few path components: enough to tell models apart in a narrow table."""
+    pieces = path.rstrip("/").split("/")
+    return path if len(pieces) <= parts else "…/" + "/".join(pieces[-parts:])
 
 
 def forgetting_table(data: dict) -> Table:
@@ -216,7 +226,7 @@ def forgetting_table(data: dict) -> Table:
         table.add_column(column, justify="left" if column == "curve" else "right")
     for name, curve in data["curves"].items():
         worse = curve["change"] > 0 if "loss" in name or "perplexity" in name else curve["change"] < 0
-        table.add_row(name, f"{curve['first']:.4f}", f"{curve['last']:.4f}",
+        table.add_row(Text(name), f"{curve['first']:.4f}", f"{curve['last']:.4f}",
                       Text(f"{curve['change']:+.4f}", style="red" if worse else "green"))
     return table
 
@@ -227,7 +237,8 @@ def probe_timeline_tables(timeline: dict[str, list[dict]]) -> list[RenderableTyp
         return [Text("no probes recorded (probes.jsonl is missing or empty)", style="dim")]
     tables: list[RenderableType] = []
     for probe, points in timeline.items():
-        table = Table(title=f"probe: {probe}", title_justify="left")
+        title = f"probe: {probe}"
+        table = Table(title=escape(title), title_justify="left", min_width=min(len(title) + 2, 100))
         table.add_column("step", justify="right")
         table.add_column("top-1")
         table.add_column("p", justify="right")
@@ -242,6 +253,10 @@ def probe_timeline_tables(timeline: dict[str, list[dict]]) -> list[RenderableTyp
             table.add_row(str(point["step"]), Text(str(point["top1"]), style="bold yellow" if changed else ""),
                           _pct(point["prob"]), Text(bar, style="cyan"))
             previous = point["top1"]
+        methods = sorted({p["method"] for p in points if p.get("method")})
+        if methods:
+            table.caption = escape("; ".join(methods))
+            table.caption_justify = "left"
         tables.append(table)
     return tables
 

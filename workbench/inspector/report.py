@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.config import DEFAULT_PROBES
+from workbench.engine.rundir import find_run
 from workbench.errors import WorkbenchError
 from workbench.inspector.forgetting import forgetting_summary
 from workbench.inspector.loading import MODEL_CACHE, LoadedModel, ModelCache
@@ -72,7 +73,8 @@ class InspectReport:
         return {
             "schema": SCHEMA,
             "pairing": self.pairing.note,
-            "models": {"a": self.a.describe(self.pairing.label_a), "b": self.b.describe(self.pairing.label_b)}
+            "models": {"a": self.a.describe(self.pairing.label_a, self.pairing.a),
+                       "b": self.b.describe(self.pairing.label_b, self.pairing.b)}
             if self.a is not None and self.b is not None else None,
             "queries": [q.to_json() for q in self.queries],
             "forgetting": self.forgetting,
@@ -113,15 +115,9 @@ def inspect_models(
     ``probes_only`` reads the run's probe timeline and forgetting numbers without loading
     any model (``workbench inspect RUN --probes``).
     """
-    pairing = choose_pair(models, out=out)
     if probes_only:
-        if pairing.run is None:
-            raise WorkbenchError("--probes needs a run directory (probes are recorded during training)",
-                                 where=" ".join(models), fix="pass the run: workbench inspect RUN --probes")
-        from workbench.inspector.probes import probe_timeline
-
-        return InspectReport(pairing, None, None, forgetting=forgetting_summary(pairing.run),
-                             probes=probe_timeline(pairing.run.path))
+        return probes_report(models, out)
+    pairing = choose_pair(models, out=out)
     started = time.perf_counter()
     a, b = load_pair(pairing, cache, device)
     loaded = time.perf_counter()
@@ -136,3 +132,19 @@ def inspect_models(
 
             report.probes = probe_timeline(pairing.run.path)
     return report
+
+
+def probes_report(models: list[str], out: str = "checkpoints") -> InspectReport:
+    """The probe timeline and forgetting numbers of one run; no model is loaded, and the run
+    need not have finished (its probes.jsonl grows at every eval)."""
+    if len(models) != 1:
+        raise WorkbenchError("--probes takes one run", where=" ".join(models), fix="workbench inspect RUN --probes")
+    try:
+        run = find_run(models[0], out=out)
+    except WorkbenchError:
+        raise WorkbenchError("--probes needs a run directory (probes are recorded during training)", where=models[0],
+                             fix="pass a run listed by `workbench runs`") from None
+    from workbench.inspector.probes import probe_timeline
+
+    pairing = Pairing(None, None, "", "", f"run {run.path.name}: probe predictions at each eval", run)
+    return InspectReport(pairing, None, None, forgetting=forgetting_summary(run), probes=probe_timeline(run.path))

@@ -16,7 +16,12 @@ def register(name: str, factory: Callable[[], Task]) -> None:
     REGISTRY[name] = factory
 
 
+_builtin_loaded = False
+
+
 def _register_builtin() -> None:
+    global _builtin_loaded
+    _builtin_loaded = True
     from workbench.tasks.clm import CausalLMTask
     from workbench.tasks.mlm import MaskedLMTask
     from workbench.tasks.nsp import NextSentenceTask
@@ -32,7 +37,7 @@ def _register_builtin() -> None:
 
 
 def get_task(name: str) -> Task:
-    if not REGISTRY:
+    if not _builtin_loaded:  # not `if not REGISTRY`: fine-tuning modules may register first
         _register_builtin()
     if name not in REGISTRY:
         raise SpecError(f"unknown objective {name!r}", fix=f"use one of: {', '.join(REGISTRY)}")

@@ -34,6 +34,7 @@ class BlockData(TaskData):
 
     Indexing a tensor is the cheapest batch there is, so the engine's data path costs no
     more than a hand-written loop's. ``transform`` adds labels (shifted copy, masking).
+    Large corpora hold ``packing.ArrowBlocks`` instead: memory-mapped, indexed the same way.
     """
 
     train: torch.Tensor

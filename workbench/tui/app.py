@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, OptionList, TabbedContent, TabPane
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.config import RunSpec, tomllib
@@ -103,8 +104,12 @@ class WorkbenchApp(App[None]):
         self.train_worker: Worker | None = None
         self.curves: dict[str, Curves] = {"live": Curves(), "follow": Curves(), "opened": Curves()}
         self.view_source = "live"
+        self.follow_path: Path | None = None
+        self._signals: Any = None
         self.quitting = False
         self.detached: list[subprocess.Popen] = []
+        self._last_redraw = 0.0
+        self._redraw_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
@@ -129,8 +134,14 @@ class WorkbenchApp(App[None]):
     def is_training(self) -> bool:
         return self.train_worker is not None and self.train_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
 
+    @property
+    def is_following(self) -> bool:
+        return any(w.group == "follow" and w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in self.workers)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("stop", "pause"):
+        if action == "stop":
+            return self.is_training or (self.view_source == "follow" and self.is_following)
+        if action == "pause":
             return self.is_training
         if action in ("start", "detach"):
             return not self.is_training
@@ -244,9 +255,33 @@ class WorkbenchApp(App[None]):
         self.view_source = "live"
         self.train_pane.set_paused(False)
         self.train_pane.show(self.curves["live"].snapshot(), "live")
+        self._install_signals(self.control)
         self.train_worker = self.train(spec, self.control, self.curves["live"])
         self.refresh_bindings()
         self.action_show_tab("train")
+
+    def _install_signals(self, control: RunControl) -> None:
+        """SIGTERM/SIGHUP (an SSH drop) while training: stop with a checkpoint, then exit with
+        the signal's code, as `workbench run` does. Handlers live only while a run trains."""
+        try:
+            from workbench.engine.signals import install_stop_signals
+        except ImportError:  # pragma: no cover - the signals module is optional
+            return
+
+        def on_signal(signum: int) -> None:
+            self.quitting = True
+
+        try:
+            self._signals = install_stop_signals(control, on_signal=on_signal)
+        except ValueError:  # not the main thread (an embedding host): keys still stop the run
+            self._signals = None
+
+    def _restore_signals(self) -> int | None:
+        signals, self._signals = self._signals, None
+        if signals is None:
+            return None
+        signals.restore()
+        return signals.exit_code
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train")
     def train(self, spec: RunSpec, control: RunControl, curves: Curves) -> Any:
@@ -273,6 +308,28 @@ class WorkbenchApp(App[None]):
             self.control.request_stop("stopped from the workbench")
             self.train_pane.set_paused(False)
             self.notify("Stopping after this step; saving a checkpoint…", timeout=3)
+        elif self.view_source == "follow" and self.is_following and self.follow_path is not None:
+            self.stop_attached()
+
+    def stop_attached(self) -> None:
+        """Ask the `workbench run` process writing the attached run to stop: SIGINT, which it
+        answers by finishing the step and saving a checkpoint (its status.json names the pid)."""
+        import signal
+
+        from workbench.engine.rundir import RunDir
+
+        run = RunDir(self.follow_path)
+        status = run.status()
+        pid = status.get("pid")
+        if status.get("status") != "running" or not pid or pid == os.getpid():
+            self.notify("The attached run is not running in another process", severity="warning")
+            return
+        try:
+            os.kill(int(pid), signal.SIGINT)
+        except OSError as error:
+            self.notify(f"Cannot signal process {pid}: {error}", severity="error")
+            return
+        self.notify(f"Asked process {pid} to stop; it saves a checkpoint first", timeout=3)
 
     def action_pause(self) -> None:
         if self.control is None or not self.is_training:
@@ -318,11 +375,13 @@ class WorkbenchApp(App[None]):
         if self.is_training:
             self.notify("Training is running here; attach after it ends, or overlay the run (v)", severity="warning")
             return
+        self.follow_path = Path(path)
         self.curves["follow"] = Curves(Path(path).name)
         self.curves["follow"].set_status("waiting")
         self.view_source = "follow"
         self.train_pane.show(self.curves["follow"].snapshot(), "follow")
         self.follow_run(path, self.curves["follow"], process, log_path)
+        self.refresh_bindings()
         self.action_show_tab("train")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
@@ -349,11 +408,24 @@ class WorkbenchApp(App[None]):
 
     # ------------------------------------------------------------------ engine news
     def _redraw(self) -> None:
+        if self._redraw_timer is not None:
+            self._redraw_timer.stop()
+            self._redraw_timer = None
+        self._last_redraw = time.monotonic()
         self.train_pane.show(self.curves[self.view_source].snapshot(), self.view_source)
 
+    REDRAW_INTERVAL = 0.2
+    """Seconds between chart redraws while points stream in: the chart is the costliest
+    widget to render, and keys must get the event loop in between (p95 <= 50 ms)."""
+
     def on_curves_changed(self, message: CurvesChanged) -> None:
-        if message.source == self.view_source:
+        if message.source != self.view_source:
+            return
+        wait = self._last_redraw + self.REDRAW_INTERVAL - time.monotonic()
+        if wait <= 0:
             self._redraw()
+        elif self._redraw_timer is None:
+            self._redraw_timer = self.set_timer(wait, self._redraw)
 
     def on_engine_event(self, message: EngineEvent) -> None:
         event = message.event
@@ -361,6 +433,9 @@ class WorkbenchApp(App[None]):
             self._redraw()
         if isinstance(event, RunStarted):
             self.runs_pane.action_refresh()
+            # The tokenizers library draws its own progress bar straight onto the terminal
+            # while a tokenizer trains (before RunStarted); repaint every cell over it.
+            self.screen.refresh(repaint=True, layout=True)
         elif isinstance(event, RunFinished):
             self.runs_pane.action_refresh()
             self.notify(f"Run {event.status} at step {event.step}: {Path(event.run_dir).name}", timeout=4)
@@ -382,13 +457,16 @@ class WorkbenchApp(App[None]):
                 self.push_screen(ErrorScreen("Cannot attach", text))
             else:
                 self.notify(text, severity="error", timeout=6)
+        if worker.group == "follow":
+            self.refresh_bindings()
         if worker.group == "train" and state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            exit_code = self._restore_signals()
             self.refresh_bindings()
             self.runs_pane.action_refresh()
             if self.view_source == "live":
                 self._redraw()
             if self.quitting:
-                self.exit()
+                self.exit(return_code=exit_code or 0)
 
     # ------------------------------------------------------------------ quitting
     async def action_quit(self) -> None:

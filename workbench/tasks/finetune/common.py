@@ -41,6 +41,15 @@ def require_encoder(config: Any, where: str, objective: str, why: str) -> None:
         )
 
 
+def check_base_early(task: Any, spec: Any) -> None:
+    """Run ``task.check_base`` on the base's config before the run dir is written, so a base
+    that does not fit the objective leaves nothing behind (the engine checks again later)."""
+    from workbench.models import load_config, resolve_base
+
+    if spec.base:
+        task.check_base(load_config(resolve_base(spec.base)), where=spec.base)
+
+
 def held_out(items: Sequence[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
     """A seeded random split; at least one item on each side when there are two."""
     order = list(range(len(items)))

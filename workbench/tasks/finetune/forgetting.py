@@ -57,8 +57,7 @@ class ForgettingHook:
     def __call__(self, run: Any, step: int) -> Iterable[Event]:
         value = self.loss(run.model)
         self.losses.append(value)
-        yield EvalDone(step=step, eval_loss=value, perplexity=_ppl(value), split="base_eval",
-                       metrics={"base_corpus": self.source})
+        yield EvalDone(step=step, eval_loss=value, perplexity=_ppl(value), split="base_eval")
 
     def summary(self) -> dict[str, Any]:
         if not self.losses:

@@ -16,6 +16,7 @@ import torch
 from workbench.errors import BaseModelError
 from workbench.tasks.base import BlockData, TaskDefaults
 from workbench.tasks.clm import CausalLMTask
+from workbench.tasks.finetune.common import check_base_early
 
 SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.95, "max_new_tokens": 40}
 SAMPLE_SEED = 1234
@@ -37,6 +38,9 @@ class GenerationTask(CausalLMTask):
     def base_fix(self) -> str:
         return "use a decoder base (GPT-2 family, e.g. a run made with `workbench run --objective clm`)"
 
+    def check_data(self, corpus: Any, spec: Any) -> None:
+        check_base_early(self, spec)
+
     def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> BlockData:
         data = super().prepare(corpus, tokenizer, spec)
         self.prompts = sample_prompts(corpus.texts("eval"))
@@ -44,8 +48,8 @@ class GenerationTask(CausalLMTask):
 
     def final_report(self, model: Any, tokenizer: Any, data: Any, spec: Any, run_dir: Any) -> dict[str, Any]:
         loss = full_eval_loss(model, data, spec.batch_size or 8)
-        samples = write_samples(model, tokenizer, self.prompts, run_dir.path / "samples.jsonl")
-        return {"domain_eval_loss": loss, "domain_perplexity": math.exp(min(loss, 50.0)), "samples": samples}
+        write_samples(model, tokenizer, self.prompts, run_dir.path / "samples.jsonl")
+        return {"domain_eval_loss": loss, "domain_perplexity": math.exp(min(loss, 50.0)), "samples_file": "samples.jsonl"}
 
 
 def sample_prompts(texts: list[str], count: int = 3) -> list[str]:
@@ -77,7 +81,8 @@ def full_eval_loss(model: Any, data: BlockData, batch_size: int, max_blocks: int
 
 
 @torch.no_grad()
-def write_samples(model: Any, tokenizer: Any, prompts: list[str], path: Any) -> int:
+def write_samples(model: Any, tokenizer: Any, prompts: list[str], path: Any) -> None:
+    """One seeded sample per prompt, with the settings that produced it."""
     device = next(model.parameters()).device
     eos = tokenizer.eos_token_id
     with open(path, "w", encoding="utf-8") as handle:
@@ -91,4 +96,3 @@ def write_samples(model: Any, tokenizer: Any, prompts: list[str], path: Any) -> 
             )
             text = tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True)
             handle.write(json.dumps({"prompt": prompt, "completion": text, "seed": SAMPLE_SEED + number, **SAMPLING}) + "\n")
-    return len(prompts)

@@ -15,7 +15,7 @@ from transformers import DataCollatorForTokenClassification
 
 from workbench.errors import BaseModelError
 from workbench.tasks.base import Task
-from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, held_out, predict_rows, require_encoder
+from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, check_base_early, held_out, predict_rows, require_encoder
 from workbench.tasks.finetune.conll import Sentence, ner_files, read_ner_file
 from workbench.tasks.finetune.labels import check_known, label_maps
 from workbench.tasks.finetune.metrics import entity_counts, entity_metrics
@@ -51,6 +51,7 @@ class NERTask(Task):
 
     def check_data(self, corpus: Any, spec: Any) -> None:
         """Read the files, build the tag set from training data, reject unknown eval tags."""
+        check_base_early(self, spec)
         train_path, eval_path = ner_files(spec.corpus)
         if spec.eval_corpus:
             eval_path, _ = ner_files(spec.eval_corpus)
@@ -61,8 +62,11 @@ class NERTask(Task):
         else:
             self.train_sentences, self.eval_sentences = held_out(sentences, spec.eval_fraction, spec.seed)
             self.eval_source = f"held-out {spec.eval_fraction:.0%} of {train_path.name} (seed {spec.seed})"
-        tags = sorted({t for s in self.train_sentences for t in s.tags} - {"O"}, key=lambda t: (t[2:], t[0]))
-        self.labels = ["O", *tags]
+        # B- and I- for every entity type seen in training (a held-out split shares the file):
+        # an eval entity longer than any training one is not an unknown tag.
+        seen = self.train_sentences if eval_path is not None else sentences
+        types = sorted({t[2:] for s in seen for t in s.tags if t != "O"})
+        self.labels = ["O", *(f"{prefix}-{kind}" for kind in types for prefix in "BI")]
         if eval_path is not None:
             for sentence in self.eval_sentences:
                 check_known(sentence.tags, self.labels, str(eval_path), "tag", sentence.lines)

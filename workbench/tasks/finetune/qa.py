@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForQuestionAnswering, DataCollatorWithPadding
 
-from workbench.errors import BaseModelError
+from workbench.errors import BaseModelError, SpecError
 from workbench.tasks.base import Task, TaskDefaults
-from workbench.tasks.finetune.common import LabelledRows, batches, held_out, is_decoder, model_device
+from workbench.tasks.finetune.common import LabelledRows, batches, check_base_early, held_out, is_decoder, model_device
 from workbench.tasks.finetune.metrics import squad_metrics
 from workbench.tasks.finetune.squad import QAExample, read_qa_file
 
@@ -79,6 +79,7 @@ class QATask(Task):
         raise BaseModelError("qa needs a pre-trained base", fix="pass --base")
 
     def check_data(self, corpus: Any, spec: Any) -> None:
+        check_base_early(self, spec)
         examples = read_qa_file(spec.corpus)
         if spec.eval_corpus:
             self.train_examples, self.eval_examples = examples, read_qa_file(spec.eval_corpus)
@@ -152,7 +153,14 @@ class QATask(Task):
         splits = {}
         for split, examples in (("train", self.train_examples), ("eval", self.eval_examples)):
             ds = _examples_table(examples)
-            splits[split] = ds.map(encode, batched=True, remove_columns=ds.column_names, desc="Tokenizing")
+            try:
+                splits[split] = ds.map(encode, batched=True, remove_columns=ds.column_names, desc="Tokenizing")
+            except Exception as exc:  # noqa: BLE001 - the tokenizer refuses windows with no room for context
+                raise SpecError(
+                    f"cannot cut the {split} contexts into windows of {max_len} tokens ({' '.join(str(exc).split())[:160]})",
+                    where=spec.corpus,
+                    fix="raise --seq-len (the question and some context must fit in one window), e.g. 256",
+                ) from None
         collator = DataCollatorWithPadding(tokenizer, return_tensors="pt")
         model_keys = {"input_ids", "attention_mask", "token_type_ids", "start_positions", "end_positions"}
 

@@ -13,7 +13,7 @@ from transformers import DataCollatorWithPadding
 
 from workbench.errors import BaseModelError, CorpusError
 from workbench.tasks.base import Task
-from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, predict_rows
+from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, check_base_early, predict_rows
 from workbench.tasks.finetune.labels import check_known, detect_label_column, label_maps, label_names
 from workbench.tasks.finetune.metrics import classification_metrics
 
@@ -42,6 +42,7 @@ class SentimentTask(Task):
 
     def check_data(self, corpus: Any, spec: Any) -> None:
         """Label column, classes and eval labels, checked before the run dir exists."""
+        check_base_early(self, spec)
         where = corpus.source.location
         self.label_column = detect_label_column(corpus.train.column_names, spec.label_column, corpus.text_column, where)
         self.labels = label_names(corpus.train[self.label_column], where, self.label_column)

@@ -1,12 +1,205 @@
-"""Placeholder for the Inspector pane; another engineer replaces this module."""
+"""Inspector pane: two models' predictions side by side, and a run's probe timeline.
+
+All model work happens in ``workbench.inspector`` (no UI) inside a thread worker; the
+worker builds Rich renderables and posts them back as a message, which the pane shows.
+Models stay in the inspector's LRU cache, so the second query on the same pair is fast.
+
+Choosing a run fills model A with it (its base vs its result) and shows its probe
+timeline; when the pane is shown it preselects the run highlighted in the Runs pane.
+"""
 
 from __future__ import annotations
 
-from textual.widgets import Static
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Group
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Input, Select, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from workbench.errors import WorkbenchError
+
+DEFAULT_TEXT = "The cat sat on the [MASK]."
 
 
-class InspectorPane(Static):
-    """Base vs fine-tuned predictions will live here."""
+@dataclass
+class InspectDone(Message):
+    """A finished inspection: renderables to show and a one-line status."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__("The inspector is coming: base vs fine-tuned predictions side by side.", **kwargs)
+    renderable: Any
+    status: str
+
+
+@dataclass
+class RunsFound(Message):
+    paths: list
+
+
+class InspectorPane(Vertical):
+    DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
+    """The app loads one CSS file (``app.tcss``), so the pane brings its own from inspector.tcss."""
+
+    SHOW_TIMING = True
+    """Put the query time in the status line (snapshot tests turn it off)."""
+
+    BINDINGS = [
+        Binding("ctrl+r", "inspect", "Inspect", tooltip="Run the query on both models (also Enter in the text box)"),
+        Binding("ctrl+t", "timeline", "Probes", tooltip="Show the selected run's probe timeline"),
+    ]
+
+    def __init__(self, run_root: str | Path | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._run_root = Path(run_root) if run_root is not None else None
+        self._run_paths: list[str] = []
+        self._timeline_of: str | None = None  # the run whose probe timeline is on show
+
+    @property
+    def run_root(self) -> Path:
+        """The app's run root (``WorkbenchApp.run_root``), else ``checkpoints``."""
+        if self._run_root is not None:
+            return self._run_root
+        return Path(getattr(self.app, "run_root", "checkpoints"))
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="inspect-row"):
+            yield Select([], prompt="run…", id="inspect-run", allow_blank=True)
+            yield Input(placeholder="model A: run dir, HF folder or hub id", id="inspect-a")
+            yield Input(placeholder="model B (empty: A's base vs its result)", id="inspect-b")
+        with Horizontal(classes="inspect-row"):
+            yield Input(value=DEFAULT_TEXT, placeholder="text with [MASK], a prompt, or 'A ||| B'", id="inspect-text")
+            yield Button("Inspect", id="inspect-go", variant="primary")
+        yield Static("Pick a run or two models, then Enter.", id="inspect-status")
+        with VerticalScroll(id="inspect-results"):
+            yield Static("", id="inspect-output")
+
+    def on_mount(self) -> None:
+        self.find_runs()
+
+    def on_show(self) -> None:
+        """Preselect the run highlighted in the Runs pane, if the app has one."""
+        if self.query_one("#inspect-a", Input).value:
+            return
+        runs_pane = next(iter(self.app.query("RunsPane")), None)
+        path = runs_pane.selected_path() if runs_pane is not None and hasattr(runs_pane, "selected_path") else None
+        if path:
+            self.choose_run(path)
+
+    # ------------------------------------------------------------------ runs
+    @work(thread=True, exclusive=True, exit_on_error=False, group="inspect-runs")
+    def find_runs(self) -> None:
+        from workbench.engine.rundir import list_runs
+
+        self.post_message(RunsFound([row.path for row in list_runs(str(self.run_root))]))
+
+    def on_runs_found(self, message: RunsFound) -> None:
+        message.stop()
+        self._set_runs(message.paths)
+
+    def _set_runs(self, paths: list[str]) -> None:
+        select = self.query_one("#inspect-run", Select)
+        current = select.value
+        self._run_paths = list(paths)
+        with select.prevent(Select.Changed):
+            select.set_options([(Path(p).name, p) for p in self._run_paths])
+            if current in self._run_paths:
+                select.value = current
+
+    def choose_run(self, path: str) -> None:
+        """Compare this run's base with its result, and show its probe timeline."""
+        if path not in self._run_paths:
+            self._set_runs(self._run_paths + [path])
+        select = self.query_one("#inspect-run", Select)
+        with select.prevent(Select.Changed):
+            select.value = path
+        self._use_run(path)
+
+    @on(Select.Changed, "#inspect-run")
+    def _run_selected(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str):
+            self._use_run(event.value)
+
+    def _use_run(self, path: str) -> None:
+        self.query_one("#inspect-a", Input).value = path
+        self.query_one("#inspect-b", Input).value = ""
+        self.action_timeline()
+
+    # ------------------------------------------------------------------ queries
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#inspect-go")
+    def _submit(self, event: Message) -> None:
+        event.stop()
+        self.action_inspect()
+
+    def models(self) -> list[str]:
+        return [v for v in (self.query_one("#inspect-a", Input).value.strip(), self.query_one("#inspect-b", Input).value.strip()) if v]
+
+    def action_inspect(self) -> None:
+        models = self.models()
+        if not models:
+            self._status("Pick a run, or give model A (and B).", error=True)
+            return
+        text = self.query_one("#inspect-text", Input).value
+        self._timeline_of = None
+        self._status(f"Inspecting {' vs '.join(Path(m).name or m for m in models)}…")
+        self.inspect(models, text)
+
+    def action_timeline(self) -> None:
+        models = self.models()
+        if len(models) == 1:
+            self._timeline_of = models[0]
+            self._status("Reading the probe timeline…")
+            self.inspect(models, None)
+
+    def refresh_probes(self, run_dir: str) -> None:
+        """Re-read the timeline if it is the one on show (the app may call this on
+        ``ProbesRecorded`` events of the run it trains or follows)."""
+        if self._timeline_of and Path(self._timeline_of).resolve() == Path(run_dir).resolve():
+            self.action_timeline()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="inspect")
+    def inspect(self, models: list[str], text: str | None) -> None:
+        """Thread worker: load (cached) and query both models, build Rich output."""
+        from workbench.inspector import QueryOptions, inspect_models
+        from workbench.inspector.render import report_renderables
+
+        worker = get_current_worker()
+        started = time.perf_counter()
+        out = str(self.run_root)
+        if text is None:
+            report = inspect_models(models, out=out, probes_only=True)
+        else:
+            report = inspect_models(models, [text], QueryOptions(max_new_tokens=8), out=out, with_probes=len(models) == 1)
+        if worker.is_cancelled:
+            return
+        seconds = time.perf_counter() - started
+        timing = f"  ({seconds * 1000:.0f} ms)" if self.SHOW_TIMING else ""
+        self.post_message(InspectDone(Group(*report_renderables(report)), report.pairing.note + timing))
+
+    def on_inspect_done(self, message: InspectDone) -> None:
+        message.stop()
+        self.query_one("#inspect-output", Static).update(message.renderable)
+        self._status(message.status)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group not in ("inspect", "inspect-runs"):
+            return
+        event.stop()  # shown here, not as the app's generic notification
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            text = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
+            if event.worker.group == "inspect":
+                self.query_one("#inspect-output", Static).update(Text(""))
+            self._status(text, error=True)
+
+    def _status(self, text: str, *, error: bool = False) -> None:
+        status = self.query_one("#inspect-status", Static)
+        status.update(Text(text))
+        status.set_class(error, "error")

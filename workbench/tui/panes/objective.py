@@ -23,11 +23,12 @@ from workbench.errors import SpecError
 
 NUMERIC_FIELDS = {
     "vocab_size": int, "seq_len": int, "batch_size": int, "lr": float, "max_steps": int, "eval_interval": int,
+    "log_interval": int,
 }
 FIELD_LABELS = {
     "corpus": "corpus", "objective": "objective", "base": "base model", "size": "size", "tokenizer": "tokenizer",
     "vocab_size": "vocab size", "seq_len": "seq length", "batch_size": "batch size", "lr": "learning rate",
-    "max_steps": "max steps", "eval_interval": "eval every", "name": "run name",
+    "max_steps": "max steps", "eval_interval": "eval every", "log_interval": "log every", "name": "run name",
 }
 
 
@@ -47,7 +48,7 @@ def _fmt(value: object) -> str:
 
 class ObjectivePane(VerticalScroll):
     BINDINGS = [
-        Binding("escape", "leave_field", "Leave field", show=False, tooltip="Stop editing this field"),
+        Binding("escape", "leave_field", "Done", tooltip="Stop editing this field (then s starts, D detaches)"),
     ]
 
     def __init__(self, run_root: Path, **kwargs) -> None:
@@ -132,13 +133,14 @@ class ObjectivePane(VerticalScroll):
     def resolve(self, spec: RunSpec) -> None:
         from workbench.engine.spec_resolution import resolve_spec
 
-        blank = spec.replace(**{k: None for k in NUMERIC_FIELDS}, name=spec.name or "preview")
+        blank = spec.replace(**{k: None for k in NUMERIC_FIELDS if k != "log_interval"}, name=spec.name or "preview")
         try:
             resolved, _task = resolve_spec(blank)
         except SpecError as error:
             self.post_message(Resolved({}, error.one_line()))
             return
         values = {k: getattr(resolved, k) for k in NUMERIC_FIELDS}
+        values["log_interval"] = RunSpec.log_interval  # a spec default, not an objective's
         values.update(tokenizer=resolved.tokenizer, epochs=resolved.epochs)
         self.post_message(Resolved(values, ""))
 

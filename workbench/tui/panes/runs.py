@@ -22,7 +22,9 @@ from textual.worker import Worker, WorkerState
 from workbench.console import fmt_loss
 from workbench.tui.messages import RunChosen
 
-COLUMNS = ("name", "objective", "corpus", "steps", "best eval", "status", "date")
+COLUMNS = ("name", "status", "steps", "best eval", "objective", "corpus", "date")
+"""Most telling first, so an 80-column terminal shows name, status, steps and loss."""
+NAME_WIDTH = 28
 
 
 @dataclass
@@ -62,7 +64,7 @@ class RunsPane(Vertical):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         for column in COLUMNS:
-            table.add_column(column, key=column)
+            table.add_column(column, key=column, width=NAME_WIDTH if column == "name" else None)
         self.action_refresh()
         if self.poll_seconds:
             self.set_interval(self.poll_seconds, self.action_refresh)
@@ -84,9 +86,10 @@ class RunsPane(Vertical):
         table.clear()
         for row in self.rows:
             steps = f"{row.steps}/{row.total_steps}" if row.total_steps else str(row.steps)
+            name = row.name if len(row.name) <= NAME_WIDTH else row.name[: NAME_WIDTH - 1] + "…"
             table.add_row(
-                row.name, row.objective, corpus_short(row.corpus), steps, fmt_loss(row.best_eval_loss),
-                row.status, dt.datetime.fromtimestamp(row.created).strftime("%m-%d %H:%M"), key=row.path,
+                name, row.status, steps, fmt_loss(row.best_eval_loss), row.objective, corpus_short(row.corpus),
+                dt.datetime.fromtimestamp(row.created).strftime("%m-%d %H:%M"), key=row.path,
             )
         if selected is not None:
             paths = [r.path for r in self.rows]

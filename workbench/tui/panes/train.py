@@ -8,11 +8,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Static
 
 from workbench.console import fmt_loss, fmt_rate
 from workbench.tui.curves import CurveSnapshot, fmt_duration
 from workbench.tui.widgets.loss_chart import LossChart
+from workbench.tui.widgets.readout import Readout
 
 SOURCE_LABELS = {"live": "training here", "follow": "attached", "opened": "opened"}
 
@@ -33,8 +33,8 @@ class TrainPane(Vertical, can_focus=True):
         self.paused = False
 
     def compose(self) -> ComposeResult:
-        yield Static("No run yet: choose a corpus (1) and an objective (2), then press s.", id="train-status")
-        yield Static("", id="readouts")
+        yield Readout("No run yet: choose a corpus (1) and an objective (2), then press s.", id="train-status")
+        yield Readout("", id="readouts")
         yield LossChart(id="loss-chart")
 
     @property
@@ -67,7 +67,7 @@ class TrainPane(Vertical, can_focus=True):
             line = f"[b]{s.name}[/b] [dim]{SOURCE_LABELS.get(self.source, '')}[/dim]  {status}  step {done} {bar}"
             if s.message:
                 line += f"\n[red]{s.message}[/red]"
-            self.query_one("#train-status", Static).update(line)
+            self.query_one("#train-status", Readout).update(line)
         chart = self.chart
         last = s.train_loss[-1] if s.train_loss else None
         last_eval = s.eval_loss[-1] if s.eval_loss else None
@@ -77,7 +77,7 @@ class TrainPane(Vertical, can_focus=True):
             f"smooth {'on' if chart.smoothing else 'off'} · log {'on' if chart.log_scale else 'off'} · x {chart.x_axis}"
             + (f" · overlay {chart.overlay.name}" if chart.overlay is not None else "")
         )
-        self.query_one("#readouts", Static).update(
+        self.query_one("#readouts", Readout).update(
             f"loss [cyan]{fmt_loss(last)}[/]  eval [magenta]{fmt_loss(last_eval)}[/]  lr {lr}  "
             f"tok/s {rate}  ETA {fmt_duration(s.eta_s)}\n[dim]{flags}[/dim]"
         )

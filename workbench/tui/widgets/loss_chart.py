@@ -19,6 +19,25 @@ from textual_plotext import PlotextPlot
 from workbench.tui.curves import CurveSnapshot, smooth
 
 
+MAX_POINTS = 400
+"""Plotext's cost grows with the points drawn; a braille line is two dots per cell, so a
+few hundred points is all an 80-200 column chart can show anyway."""
+
+
+def thin(pairs: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
+    """At most ``limit`` points: bucket means, keeping the first and last point exactly."""
+    if len(pairs) <= limit:
+        return pairs
+    size = len(pairs) / (limit - 2)
+    out = [pairs[0]]
+    for i in range(limit - 2):
+        bucket = pairs[int(i * size) + 1 : max(int((i + 1) * size) + 1, int(i * size) + 2)]
+        if bucket:
+            out.append((bucket[-1][0], sum(p[1] for p in bucket) / len(bucket)))
+    out.append(pairs[-1])
+    return out
+
+
 class LossChart(PlotextPlot):
     DEFAULT_CSS = """
     LossChart {
@@ -63,26 +82,27 @@ class LossChart(PlotextPlot):
             xs = snap.eval_tokens if self.x_axis == "tokens" else snap.eval_steps
             ys = snap.eval_loss
         pairs = [(x, y) for x, y in zip(xs, ys) if math.isfinite(y) and (y > 0 or not self.log_scale)]
+        pairs = thin(pairs, min(MAX_POINTS, max(60, 2 * self.size.width)))
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def replot(self) -> None:
+        series = []
+        if self.overlay is not None:
+            for split, marker in (("train", "dot"), ("eval", "x")):
+                xs, ys = self._xy(self.overlay, split)
+                series.append((xs, ys, "gray", marker, f"{split} ({self.overlay.name[:14]})"))
+        for split, color, marker in (("train", "cyan", "braille"), ("eval", "magenta", "hd")):
+            xs, ys = self._xy(self.data, split)
+            series.append((xs, ys, color, marker, f"{split} loss"))
+        series = [s for s in series if s[0]]
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.yscale("log" if self.log_scale else "linear")
+        # plotext fails on a log axis without data, so the scale is set only with points
+        plt.yscale("log" if self.log_scale and series else "linear")
         plt.xlabel("tokens" if self.x_axis == "tokens" else "step")
-        any_points = False
-        if self.overlay is not None:
-            for split, color, marker in (("train", "gray", "dot"), ("eval", "gray", "x")):
-                xs, ys = self._xy(self.overlay, split)
-                if xs:
-                    any_points = True
-                    plt.plot(xs, ys, color=color, marker=marker, label=f"{split} ({self.overlay.name[:14]})")
-        for split, color, marker in (("train", "cyan", "braille"), ("eval", "magenta", "hd")):
-            xs, ys = self._xy(self.data, split)
-            if xs:
-                any_points = True
-                plt.plot(xs, ys, color=color, marker=marker, label=f"{split} loss")
-        if not any_points:
+        for xs, ys, color, marker, label in series:
+            plt.plot(xs, ys, color=color, marker=marker, label=label)
+        if not series:
             plt.title("no points yet")
         self.refresh()

@@ -1,0 +1,271 @@
+"""GPU throughput, MFU and peak memory: the engine vs a plain eager loop, same process.
+
+Two shapes on synthetic tokens (no tokenizer training, no corpus to read):
+
+- GPT-2 124M, causal LM, batch 16 x 1024 (goal: >= 45% MFU on one H100/H200);
+- BERT-base, masked LM (transformers' 15% masking collator), batch 32 x 512.
+
+For each, the *engine* is measured through ``TrainingRun`` (the same loop both front ends
+use: Accelerate bf16 autocast, fused AdamW, SDPA, ``torch.compile`` when ``--compile`` is
+auto/on, pinned non-blocking copies, loss read only at log intervals) and the *plain loop*
+is a hand-written eager loop on the same model shape and batches (bf16 autocast, fused
+AdamW, no compile). Throughput is timed between log events after ``--warmup`` steps (so the
+compile minute is excluded), MFU = (6 N + 12 L d T) tokens/s / peak, with N the parameters
+without position embeddings (nanoGPT's convention) and the peak dense bf16 FLOP/s looked up
+by device name (``--peak-tflops`` overrides). Dropout is 0, as in nanoGPT's pre-training.
+
+No GPU was lent in the session that wrote this script: it has run on CPU only (``--tiny``,
+chosen automatically without CUDA), so its GPU figures are still to be measured. On one
+H100/H200 the whole script is sized to finish in about 8 minutes (two compiles included).
+
+    python benchmarks/gpu.py                      # both models; tiny shapes without CUDA
+    python benchmarks/gpu.py --only gpt2 --steps 60
+    python benchmarks/gpu.py --tiny               # tiny shapes anywhere (a smoke test)
+    python benchmarks/gpu.py --peak-tflops 756    # e.g. an H100 PCIe not in the table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from workbench.config import RunSpec
+from workbench.engine import TrainingRun
+from workbench.engine.performance import configure_backends, to_device
+from workbench.engine.runner import BatchOrder, step_seed
+from workbench.quiet import quiet_libraries
+from workbench.tasks.base import BlockData
+
+PEAK_BF16_TFLOPS = (  # dense, no sparsity; first match in the device name wins
+    ("H200", 989.0),
+    ("H100 PCIe", 756.0),
+    ("H100", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+    ("A10G", 70.0),
+    ("RTX 4090", 165.0),
+)
+
+
+@dataclass
+class Shape:
+    name: str
+    objective: str
+    vocab: int
+    hidden: int
+    layers: int
+    heads: int
+    batch: int
+    seq: int
+
+
+FULL = {
+    "gpt2": Shape("GPT-2 124M", "clm", 50257, 768, 12, 12, 16, 1024),
+    "bert": Shape("BERT-base", "mlm", 30522, 768, 12, 12, 32, 512),
+}
+TINY = {
+    "gpt2": Shape("GPT-2 (tiny)", "clm", 512, 64, 2, 2, 4, 64),
+    "bert": Shape("BERT (tiny)", "mlm", 512, 64, 2, 2, 4, 64),
+}
+
+
+def peak_tflops(device: str, override: float | None) -> float | None:
+    if override:
+        return override
+    if device != "cuda":
+        return None
+    name = torch.cuda.get_device_name()
+    return next((peak for key, peak in PEAK_BF16_TFLOPS if key in name), None)
+
+
+def stub_tokenizer() -> Any:
+    """A real (tiny) fast tokenizer, so checkpoints and the masking collator work as usual."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<|endoftext|>"]
+    vocab = {token: i for i, token in enumerate(specials + ["the", "cat", "sat"])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]", bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+    )
+
+
+def build_model(shape: Shape) -> Any:
+    from transformers import BertConfig, BertForMaskedLM, GPT2Config, GPT2LMHeadModel
+
+    if shape.objective == "clm":
+        return GPT2LMHeadModel(GPT2Config(
+            vocab_size=shape.vocab, n_embd=shape.hidden, n_layer=shape.layers, n_head=shape.heads,
+            n_positions=shape.seq, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+        ))
+    return BertForMaskedLM(BertConfig(
+        vocab_size=shape.vocab, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads, intermediate_size=4 * shape.hidden, max_position_embeddings=shape.seq,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=0,
+    ))
+
+
+def synthetic_data(shape: Shape, steps: int, tokenizer: Any) -> BlockData:
+    """Random token blocks, enough for every step without repeating; the task's own transform."""
+    generator = torch.Generator().manual_seed(0)
+    train = torch.randint(6, shape.vocab, (shape.batch * (steps + 1), shape.seq), generator=generator)
+    evaluation = torch.randint(6, shape.vocab, (shape.batch, shape.seq), generator=generator)
+    if shape.objective == "clm":
+        def transform(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"input_ids": blocks, "labels": blocks}
+    else:
+        from workbench.tasks.mlm import masking_collator, special_ids
+
+        collator, specials = masking_collator(tokenizer), special_ids(tokenizer)
+
+        def transform(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
+            inputs, labels = collator.torch_mask_tokens(blocks.clone(), special_tokens_mask=torch.isin(blocks, specials))
+            return {"input_ids": inputs, "labels": labels}
+    return BlockData(train=train, eval=evaluation, transform=transform)
+
+
+class SyntheticRun(TrainingRun):
+    """``TrainingRun`` with the tokenizer, model and data given instead of trained/loaded."""
+
+    def __init__(self, spec: RunSpec, make_model: Callable[[], Any], data: BlockData, tokenizer: Any, **kwargs: Any):
+        super().__init__(spec, **kwargs)
+        self._make_model, self._data, self._tokenizer = make_model, data, tokenizer
+
+    def _tokenizer_and_model(self, spec: RunSpec, task: Any, corpus: Any, resume_ckpt: Any) -> None:
+        self.tokenizer = self._tokenizer
+        torch.manual_seed(spec.seed)
+        self.model = self._make_model()
+        self.data = self._data
+
+
+def flops_per_token(model: Any, shape: Shape) -> float:
+    position = sum(p.numel() for n, p in model.named_parameters() if "wpe" in n or "position_embeddings" in n)
+    n = sum(p.numel() for p in model.parameters()) - position
+    return 6 * n + 12 * shape.layers * shape.hidden * shape.seq
+
+
+def engine_rate(shape: Shape, args: argparse.Namespace, device: str, out: Path, tokenizer: Any,
+                data: BlockData) -> tuple[float, float]:
+    """Tokens/s between the log at ``warmup`` and the last log, and peak GPU memory (GiB)."""
+    corpus = out / "unused.txt"
+    corpus.write_text("the cat sat\n" * 50, encoding="utf-8")
+    total = args.warmup + args.steps
+    spec = RunSpec(
+        corpus=str(corpus), objective=shape.objective, size="base" if not args.tiny else "tiny",
+        max_steps=total, batch_size=shape.batch, seq_len=shape.seq, log_interval=args.warmup,
+        eval_interval=10 * total, save_interval=10 * total, eval_batches=1, warmup_ratio=0.0,
+        out=str(out), name=f"bench-{shape.objective}", device=device, probes=[], compile=args.compile,
+    )
+    marks: dict[int, tuple[float, int]] = {}
+
+    def listener(event: Any) -> None:
+        if event.kind == "step":
+            marks[event.step] = (time.perf_counter(), event.tokens)
+
+    reset_memory(device)
+    SyntheticRun(spec, lambda: build_model(shape), data, tokenizer, listeners=[listener]).run()
+    (t0, tok0), (t1, tok1) = marks[args.warmup], marks[total]
+    return (tok1 - tok0) / (t1 - t0), peak_memory_gib(device)
+
+
+def eager_rate(shape: Shape, args: argparse.Namespace, device: str, data: BlockData) -> tuple[float, float]:
+    """The loop a person writes: forward under autocast, backward, clip, fused AdamW."""
+    reset_memory(device)
+    torch.manual_seed(0)
+    model = build_model(shape).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=device == "cuda")
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    autocast = torch.autocast("cuda", dtype=dtype) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    order = BatchOrder(data.num_examples("train"), shape.batch, 0)
+    tokens, start = 0, 0.0
+    for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            synchronize(device)
+            start, tokens = time.perf_counter(), 0
+        torch.manual_seed(step_seed(0, step))
+        batch, n_tokens = data.batch("train", order.indices(step))
+        batch = to_device(batch, torch.device(device))
+        with autocast:
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        tokens += n_tokens
+    synchronize(device)
+    rate = tokens / (time.perf_counter() - start)
+    del model, optimizer
+    return rate, peak_memory_gib(device)
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def reset_memory(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_gib(device: str) -> float:
+    return torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=sorted(FULL), help="Measure one model only.")
+    parser.add_argument("--steps", type=int, default=None, help="Timed steps (default 40 on CUDA, 6 tiny).")
+    parser.add_argument("--warmup", type=int, default=None, help="Untimed steps first (default 10 on CUDA, 2 tiny).")
+    parser.add_argument("--tiny", action="store_true", help="Tiny shapes (automatic without CUDA).")
+    parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="The engine's compile setting.")
+    parser.add_argument("--peak-tflops", type=float, default=None, help="Peak dense bf16 TFLOP/s of the card.")
+    parser.add_argument("--json", type=Path, default=None, help="Also write the results to this JSON file.")
+    args = parser.parse_args()
+    quiet_libraries()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.tiny = args.tiny or device == "cpu"
+    args.steps = args.steps or (6 if args.tiny else 40)
+    args.warmup = args.warmup or (2 if args.tiny else 10)
+    configure_backends(device)
+    shapes = TINY if args.tiny else FULL
+    peak = peak_tflops(device, args.peak_tflops)
+    card = torch.cuda.get_device_name() if device == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    print(f"device: {card}; peak bf16: {f'{peak:g} TFLOP/s' if peak else 'unknown (pass --peak-tflops)'}; "
+          f"{args.warmup} warm-up + {args.steps} timed steps; engine compile={args.compile}", flush=True)
+
+    results = []
+    tokenizer = stub_tokenizer()
+    for key in [args.only] if args.only else list(shapes):
+        shape = shapes[key]
+        data = synthetic_data(shape, args.warmup + args.steps, tokenizer)
+        fpt = flops_per_token(build_model(shape), shape)
+        loop_tps, loop_mem = eager_rate(shape, args, device, data)
+        with tempfile.TemporaryDirectory(prefix="workbench-gpu-bench-") as out:
+            engine_tps, engine_mem = engine_rate(shape, args, device, Path(out), tokenizer, data)
+        for who, tps, mem in (("engine", engine_tps, engine_mem), ("eager loop", loop_tps, loop_mem)):
+            mfu = tps * fpt / (peak * 1e12) if peak else None
+            results.append({"model": shape.name, "who": who, "batch": f"{shape.batch}x{shape.seq}", "tokens_per_s": round(tps, 1),
+                            "mfu": round(mfu, 4) if mfu is not None else None, "peak_memory_gib": round(mem, 2) if mem == mem else None})
+            print(f"{shape.name:14s} {who:10s} batch {shape.batch}x{shape.seq}: {tps:12,.0f} tok/s  "
+                  f"MFU {f'{mfu:.1%}' if mfu is not None else 'n/a':>6s}  peak memory "
+                  f"{f'{mem:.1f} GiB' if mem == mem else 'n/a'}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"device": card, "peak_tflops": peak, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

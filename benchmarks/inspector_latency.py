@@ -1,0 +1,102 @@
+"""Inspector latency for one sentence, cold (loading both models) vs warm (cached).
+
+Builds a base/tuned pair per family from the ``tiny`` preset (a WordPiece or BPE
+tokenizer trained on the built-in general corpus, random weights: latency does not depend
+on what the weights learned), or takes two models you name. For each query kind it times
+``inspect_models`` with a fresh model cache (cold: config + safetensors loading included)
+and with the shared cache (warm), and prints the median of several repeats. The goal is a
+warm query of one sentence <= 200 ms on CPU. Python and library import time is reported
+once, separately: it is paid once per process (the TUI pays it at start-up).
+
+    python benchmarks/inspector_latency.py
+    python benchmarks/inspector_latency.py --repeats 9 --threads 1
+    python benchmarks/inspector_latency.py --models RUN_A RUN_B
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_t0 = time.perf_counter()
+import torch  # noqa: E402
+
+from workbench.inspector import QueryOptions, inspect_models  # noqa: E402
+from workbench.inspector.loading import ModelCache  # noqa: E402
+from workbench.quiet import quiet_libraries  # noqa: E402
+
+IMPORT_S = time.perf_counter() - _t0
+REPO = Path(__file__).resolve().parents[1]
+
+QUERIES = {
+    "mask": ("The cat sat on the [MASK].", QueryOptions(top_k=5)),
+    "next (top-k + 12-token continuation + surprisal)": ("The dog wagged its", QueryOptions(top_k=5, max_new_tokens=12)),
+    "next (top-k + surprisal, no continuation)": ("The dog wagged its", QueryOptions(top_k=5, max_new_tokens=0)),
+    "surprisal": ("The cat sat on the mat and the dog slept.", QueryOptions(mode="surprisal")),
+    "pair": ("I have a cat. ||| It loves to purr.", QueryOptions()),
+}
+
+
+def build_pair(root: Path, family: str) -> list[str]:
+    """Two tiny-preset models (base, tuned) of one family, saved like a run's model/."""
+    from workbench.models import bert_config, gpt2_config
+    from workbench.tokenization import train_tokenizer
+    from transformers import BertForPreTraining, GPT2LMHeadModel
+
+    texts = (REPO / "corpora" / "general" / "train.txt").read_text(encoding="utf-8").splitlines()
+    masked = family == "bert"
+    tokenizer = train_tokenizer("wordpiece" if masked else "bpe", texts, 4096, masked=masked)
+    paths = []
+    for index, name in enumerate(("base", "tuned")):
+        torch.manual_seed(index)
+        if masked:  # BERT pre-training heads: masked LM + next sentence
+            model = BertForPreTraining(bert_config("tiny", len(tokenizer), 128, tokenizer))
+        else:
+            model = GPT2LMHeadModel(gpt2_config("tiny", len(tokenizer), 128, tokenizer))
+        folder = root / f"{family}-{name}"
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+        paths.append(str(folder))
+    return paths
+
+
+def median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs=2, metavar=("A", "B"), help="Two models to time instead of the built ones.")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default).")
+    args = parser.parse_args()
+    quiet_libraries()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"imports (once per process): {IMPORT_S * 1000:.0f} ms; torch threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = {"given": args.models} if args.models else {f: build_pair(Path(tmp), f) for f in ("bert", "gpt2")}
+        print(f"{'pair':<7} {'query':<52} {'cold ms':>9} {'warm ms':>9}")
+        for family, models in pairs.items():
+            shared = ModelCache()
+            for label, (text, options) in QUERIES.items():
+                if family == "gpt2" and label == "pair":
+                    label = "pair (causal: likelihood gain)"
+                cold = median_ms(lambda: inspect_models(models, [text], options, cache=ModelCache()), args.repeats)
+                inspect_models(models, [text], options, cache=shared)  # fill the cache
+                warm = median_ms(lambda: inspect_models(models, [text], options, cache=shared), args.repeats)
+                print(f"{family:<7} {label:<52} {cold:>9.1f} {warm:>9.1f}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

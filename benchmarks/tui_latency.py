@@ -1,0 +1,138 @@
+"""Key press -> repaint latency of the TUI while a training run streams points.
+
+Drives the app headless with ``App.run_test()``; a training run streams metrics in its
+thread worker (the synthetic engine by default, or a real tiny run with ``--real``). For
+each press of a chart key (m: smoothing, l: log scale, alternately) it times from handing
+the key event to the driver until the first screen update (``App._display``) after the
+key's action ran, and prints p50/p95/max. Also measures the same with no run streaming.
+
+    python benchmarks/tui_latency.py [--presses 40] [--real] [--size 80x24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from textual import events
+
+from workbench.tui.app import create_app
+from workbench.tui.panes.train import TrainPane
+from workbench.tui.synthetic import SyntheticRun
+
+
+def write_corpus(path: Path, documents: int = 200) -> Path:
+    animals, places = ["cat", "dog", "bird", "fox", "cow"], ["mat", "rug", "bed", "box", "hill"]
+    lines = []
+    for i in range(documents):
+        lines += [f"The {animals[i % 5]} sat on the {places[(i * 3) % 5]}.", f"It was day number {i}.", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def out(text: str) -> None:
+    """Print past Textual's stdout capture (run_test redirects ``print``)."""
+    sys.__stdout__.write(text + "\n")
+    sys.__stdout__.flush()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def measure(app, pilot, presses: int, gap: float) -> list[float]:
+    displays: list[float] = []
+    acted: list[float] = []
+    original_display = app._display
+
+    def display(screen, renderable):
+        displays.append(time.perf_counter())
+        return original_display(screen, renderable)
+
+    app._display = display  # instance attribute shadows the method
+    pane = app.query_one(TrainPane)
+    for name in ("action_toggle_smoothing", "action_toggle_log"):
+        original = getattr(pane, name)
+
+        def wrapped(original=original):
+            original()
+            acted.append(time.perf_counter())
+
+        setattr(pane, name, wrapped)
+    latencies = []
+    for i in range(presses):
+        key = "m" if i % 2 == 0 else "l"
+        before = len(acted)
+        t0 = time.perf_counter()
+        app._driver.send_message(events.Key(key, key))
+        while len(acted) == before or not displays or displays[-1] < acted[before]:
+            await asyncio.sleep(0.0005)
+            if time.perf_counter() - t0 > 10:
+                raise RuntimeError(f"no repaint 10 s after pressing {key!r} (focus: {app.focused})")
+        latencies.append((displays[-1] - t0) * 1000)
+        await asyncio.sleep(gap)
+    app._display = original_display
+    return latencies
+
+
+def report(label: str, values: list[float]) -> None:
+    out(f"{label:<34} n={len(values):3d}  p50 {statistics.median(values):6.1f} ms  "
+          f"p95 {percentile(values, 0.95):6.1f} ms  max {max(values):6.1f} ms")
+
+
+async def main(args: argparse.Namespace) -> None:
+    width, height = (int(v) for v in args.size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "runs"
+        if args.real:
+            corpus = write_corpus(Path(tmp) / "corpus.txt")
+            engine = None
+        else:
+            corpus = Path("general")
+
+            def engine(spec, listeners, control):
+                return SyntheticRun(spec, listeners=listeners, control=control, steps=10**9, delay=1 / args.rate)
+
+        app = create_app(root, engine, corpora=["general"], runs_poll_seconds=0)
+        async with app.run_test(size=(width, height)) as pilot:
+            await app.workers.wait_for_complete()
+            await pilot.press("3")
+            await pilot.pause(0.5)
+            report("idle (no run)", await measure(app, pilot, args.presses, args.gap))
+            pane = app.objective_pane
+            pane.set_corpus(str(corpus))
+            if args.real:
+                for key, value in dict(max_steps="100000", batch_size="8", seq_len="32", vocab_size="300").items():
+                    pane.query_one(f"#f-{key}").value = value
+            app.action_start()
+            started = time.perf_counter()
+            while len(app.curves["live"].snapshot().train_loss) < 3:
+                await asyncio.sleep(0.05)
+                if time.perf_counter() - started > 300:
+                    sys.exit("no training points after 300 s")
+            await pilot.pause(0.2)
+            snap_before = app.curves["live"].snapshot()
+            values = await measure(app, pilot, args.presses, args.gap)
+            snap_after = app.curves["live"].snapshot()
+            streamed = len(snap_after.train_loss) - len(snap_before.train_loss)
+            kind = "real tiny run" if args.real else f"synthetic run, {args.rate:g} points/s"
+            report(f"training ({kind})", values)
+            out(f"  points streamed during the presses: {streamed}; chart points now: {len(snap_after.train_loss)}")
+            app.action_stop()
+            await app.workers.wait_for_complete()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presses", type=int, default=40)
+    parser.add_argument("--gap", type=float, default=0.05, help="seconds between presses")
+    parser.add_argument("--rate", type=float, default=100.0, help="synthetic metric points per second")
+    parser.add_argument("--real", action="store_true", help="stream a real tiny training run instead")
+    parser.add_argument("--size", default="80x24")
+    asyncio.run(main(parser.parse_args()))

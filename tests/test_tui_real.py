@@ -1,0 +1,91 @@
+"""The workbench through a REAL tiny training run: corpus file -> clm -> points -> stop -> Runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, TabbedContent
+
+from workbench.tui.app import create_app
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def wait_until(pilot, condition, timeout: float = 240.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await pilot.pause(0.1)
+
+
+async def test_real_tiny_run_from_the_tui(story_corpus: Path, run_root: Path) -> None:
+    app = create_app(run_root, corpora=["general", "domain"], runs_poll_seconds=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        # Corpus pane: add the tiny corpus file by path and use it
+        await pilot.press("slash")
+        app.query_one("#corpus-path", Input).value = str(story_corpus)
+        await pilot.press("enter")
+        assert app.query_one(TabbedContent).active == "objective"
+        assert app.query_one("#f-corpus", Input).value == str(story_corpus)
+        # Objective pane: clm from scratch with tiny settings
+        for key, value in dict(max_steps="10", batch_size="8", seq_len="32", vocab_size="300",
+                               eval_interval="5", log_interval="2").items():
+            app.query_one(f"#f-{key}", Input).value = value
+        await pilot.press("escape", "s")
+        assert app.is_training
+        # the chart receives real points from the training thread
+        await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 2)
+        assert all(loss > 0 for loss in app.train_pane.chart.data.train_loss)
+        await pilot.press("x")  # stop, with a checkpoint
+        await app.workers.wait_for_complete([app.train_worker])
+        await pilot.pause(0.2)
+        assert not app.is_training
+        (run_dir,) = run_root.iterdir()
+        assert json.loads((run_dir / "status.json").read_text())["status"] in ("stopped", "finished")
+        assert any((run_dir / "checkpoints").iterdir())
+        assert (run_dir / "model" / "config.json").is_file()
+        # the Runs pane lists it
+        await pilot.press("4")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        table = app.query_one("#runs-table", DataTable)
+        assert table.row_count == 1
+        row = table.get_row_at(0)
+        assert row[0] == run_dir.name or row[0] == run_dir.name[:27] + "…"
+        assert (row[4], row[5]) == ("clm", story_corpus.name) and row[1] in ("stopped", "finished")
+
+
+async def test_detached_run_survives_as_its_own_process_and_is_attached(story_corpus: Path, run_root: Path) -> None:
+    """D starts `python -m workbench run --config ... --json` in its own session; the app follows it."""
+    app = create_app(run_root, corpora=["general"], runs_poll_seconds=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.objective_pane
+        pane.set_corpus(str(story_corpus))
+        for key, value in dict(max_steps="6", batch_size="8", seq_len="32", vocab_size="300",
+                               eval_interval="3", log_interval="2", name="detached-one").items():
+            app.query_one(f"#f-{key}", Input).value = value
+        await pilot.press("escape", "D")
+        assert app.view_source == "follow" and not app.is_training
+        (process,) = app.detached
+        assert os.getsid(process.pid) == process.pid  # a session of its own: it outlives the TUI
+        await wait_until(pilot, lambda: app.curves["follow"].snapshot().status in ("finished", "failed"))
+        snap = app.curves["follow"].snapshot()
+        assert snap.status == "finished", (run_root / "detached-one.log").read_text()
+        assert snap.train_steps[-1] == 6
+        assert process.wait(timeout=60) == 0
+        await pilot.press("4")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        row = app.query_one("#runs-table", DataTable).get_row_at(0)
+        assert (row[0], row[1]) == ("detached-one", "finished")
+        assert (run_root / "detached-one.log").read_text().count('"event": "step"') == 3

@@ -1,0 +1,162 @@
+"""Several processes: the ``--gpus N`` launcher (torchrun) and what ranks must agree on.
+
+``workbench run --gpus N`` re-runs the same spec as ``python -m torch.distributed.run
+--nproc-per-node N -m workbench run --config SPEC.toml``. Accelerate's ``prepare`` wraps the
+model in DDP in each process; the runner slices each global batch by rank; only rank 0
+writes the run directory (metrics, probes, checkpoints, the final model).
+
+The data order is a function of (seed, step, global batch) only, so a run resumed with a
+different number of processes continues the same sample sequence: the runner keeps the
+global batch recorded in the checkpoint and splits it over however many ranks there are
+now (it must divide evenly).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.config import RunSpec
+from workbench.engine.rundir import RunDir, new_run_dir
+from workbench.errors import SpecError, TrainingError
+
+PATH_BYTES = 4096
+"""Room for the run directory's path when rank 0 broadcasts it (a fixed-size tensor)."""
+
+
+# ---------------------------------------------------------------------- inside the ranks
+def shared_run_dir(accelerator: Any, out: str, name: str) -> RunDir:
+    """Rank 0 creates ``out/name`` (with a suffix if taken) and every rank learns its path.
+
+    The path travels as a byte tensor through ``broadcast`` rather than as a pickled object,
+    so nothing is unpickled, and it works on gloo (CPU) and NCCL (GPU) alike.
+    """
+    run_dir = new_run_dir(out, name) if accelerator.is_main_process else None
+    if accelerator.num_processes == 1:
+        assert run_dir is not None
+        return run_dir
+    from accelerate.utils import broadcast
+
+    buffer = torch.zeros(PATH_BYTES, dtype=torch.uint8, device=accelerator.device)
+    if run_dir is not None:
+        encoded = str(run_dir.path).encode("utf-8")
+        if len(encoded) > PATH_BYTES:
+            raise TrainingError(f"the run directory path is longer than {PATH_BYTES} bytes", fix="use a shorter --out")
+        buffer[: len(encoded)] = torch.tensor(list(encoded), dtype=torch.uint8)
+    buffer = broadcast(buffer, from_process=0)
+    raw = bytes(buffer.cpu().tolist()).rstrip(b"\0")
+    return run_dir if run_dir is not None else RunDir(Path(raw.decode("utf-8")))
+
+
+def global_batch_for(state: dict[str, Any], fresh_global_batch: int, world: int) -> int:
+    """The global batch to keep: the checkpoint's on a resume (any world size), else the spec's."""
+    if "global_batch" in state:
+        recorded = int(state["global_batch"])
+    elif {"batch_size", "grad_accum", "world_size"} <= state.keys() and state["batch_size"]:
+        recorded = int(state["batch_size"]) * int(state["grad_accum"]) * int(state["world_size"])
+    else:
+        return fresh_global_batch
+    if recorded % world:
+        raise TrainingError(
+            f"the run's global batch of {recorded} sequences cannot be split evenly over {world} processes",
+            fix=f"resume with a number of processes that divides {recorded}",
+        )
+    return recorded
+
+
+# ---------------------------------------------------------------------- the launcher
+def torchrun_command(
+    child_args: list[str],
+    *,
+    gpus: int,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str = "workbench",
+) -> list[str]:
+    """``python -m torch.distributed.run ... -m workbench run CHILD_ARGS``.
+
+    One node uses ``--standalone`` (a free local rendezvous port, so parallel CI jobs never
+    collide on 29500); several nodes meet at ``--rdzv-endpoint`` with the c10d backend.
+    """
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={gpus}"]
+    if nnodes == 1:
+        command.append("--standalone")
+    else:
+        if not rdzv_endpoint:
+            raise SpecError("several nodes need a meeting point", fix="pass --rdzv-endpoint HOST:PORT (the same on every node)")
+        command += [
+            f"--nnodes={nnodes}",
+            f"--node-rank={node_rank}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={rdzv_endpoint}",
+            f"--rdzv-id={rdzv_id}",
+        ]
+    return command + ["-m", "workbench", "run", *child_args]
+
+
+def check_gpus(gpus: int, device: str) -> None:
+    if gpus < 1:
+        raise SpecError(f"--gpus must be at least 1, got {gpus}")
+    if device == "cpu":
+        return  # CPU processes on the gloo backend: a test or a dry run
+    available = torch.cuda.device_count()
+    if available < gpus:
+        raise TrainingError(
+            f"--gpus {gpus}, but {available} CUDA GPU(s) are visible",
+            fix=f"pass --gpus {available} or fewer" if available else "use a GPU machine, or --device cpu to test with CPU processes",
+        )
+
+
+def launch(
+    spec: RunSpec | None,
+    *,
+    resume: str | None = None,
+    out: str | None = None,
+    gpus: int,
+    nnodes: int = 1,
+    node_rank: int = 0,
+    rdzv_endpoint: str | None = None,
+    json_events: bool = False,
+) -> int:
+    """Run ``spec`` (or resume a run) in ``gpus`` processes per node; returns torchrun's exit code.
+
+    The spec is resolved here (so a bad flag fails before any process starts, and every rank
+    gets the same run name) and handed to the ranks as a TOML file.
+    """
+    from workbench.engine.rundir import find_run
+    from workbench.engine.spec_resolution import resolve_spec
+
+    if resume is not None:
+        run_dir = find_run(resume, out=out or "checkpoints")
+        device, rdzv_id = run_dir.spec().device, run_dir.path.name
+    else:
+        assert spec is not None
+        rdzv_id = spec.name or "workbench"  # every node must agree: not the per-node timestamped name
+        spec, _ = resolve_spec(spec)
+        device = spec.device
+    check_gpus(gpus, device)
+    with tempfile.TemporaryDirectory(prefix="workbench-launch-") as folder:
+        if resume is not None:
+            child = ["--resume", str(run_dir.path), "--out", out or "checkpoints"]
+        else:
+            spec_file = Path(folder) / "spec.toml"
+            spec_file.write_text(spec.to_toml(), encoding="utf-8")
+            child = ["--config", str(spec_file)]
+        if json_events:
+            child.append("--json")
+        command = torchrun_command(child, gpus=gpus, nnodes=nnodes, node_rank=node_rank,
+                                   rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id)
+        env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        process = subprocess.Popen(command, env=env)
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:  # torchrun forwards the signal to the ranks, which checkpoint
+                continue
