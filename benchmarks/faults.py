@@ -35,7 +35,7 @@ def kill_figures(kills: int, seed: int, save_interval: int, verbose: bool) -> No
         corpus = write_story_corpus(workdir / "stories.txt")
         started = time.perf_counter()
         report = kill_and_resume(workdir, corpus, kills=kills, seed=seed, save_interval=save_interval,
-                                 log=print if verbose else None)
+                                 log=print if verbose else None, compare=True)
         seconds = time.perf_counter() - started
     verified = report.resumes - report.killed_in_startup
     print(f"kill-and-resume: {report.kills} SIGKILLs (seed {seed}, save every {save_interval} steps) in {seconds:.0f}s")
@@ -43,7 +43,8 @@ def kill_figures(kills: int, seed: int, save_interval: int, verbose: bool) -> No
           f"(+{report.killed_in_startup} killed during start-up, covered by the next resume); {report.resumes} resumes in all")
     print(f"  most steps lost: {report.max_steps_lost} (bound: {save_interval})")
     print(f"  kills mid-save: {report.mid_save_kills}; a complete checkpoint on disk at all times: {report.never_without_checkpoint}")
-    print(f"  final step reached: {report.final_step}; problems: {len(report.problems)}")
+    print(f"  final step reached: {report.final_step}; largest per-step loss difference from an uninterrupted run: {report.max_loss_diff}")
+    print(f"  problems: {len(report.problems)}")
     for problem in report.problems:
         print(f"    {problem}")
 

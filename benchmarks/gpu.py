@@ -12,7 +12,8 @@ is a hand-written eager loop on the same model shape and batches (bf16 autocast,
 AdamW, no compile). Throughput is timed between log events after ``--warmup`` steps (so the
 compile minute is excluded), MFU = (6 N + 12 L d T) tokens/s / peak, with N the parameters
 without position embeddings (nanoGPT's convention) and the peak dense bf16 FLOP/s looked up
-by device name (``--peak-tflops`` overrides). Dropout is 0, as in nanoGPT's pre-training.
+by device name (``--peak-tflops`` overrides). Dropout is 0 and GPT-2's vocabulary is padded
+to 50,304 (a multiple of 64), as in nanoGPT's pre-training runs.
 
 No GPU was lent in the session that wrote this script: it has run on CPU only (``--tiny``,
 chosen automatically without CUDA), so its GPU figures are still to be measured. On one
@@ -69,7 +70,7 @@ class Shape:
 
 
 FULL = {
-    "gpt2": Shape("GPT-2 124M", "clm", 50257, 768, 12, 12, 16, 1024),
+    "gpt2": Shape("GPT-2 124M", "clm", 50304, 768, 12, 12, 16, 1024),  # 50257 padded to a multiple of 64, as nanoGPT
     "bert": Shape("BERT-base", "mlm", 30522, 768, 12, 12, 32, 512),
 }
 TINY = {
@@ -252,7 +253,8 @@ def main() -> None:
     for key in [args.only] if args.only else list(shapes):
         shape = shapes[key]
         data = synthetic_data(shape, args.warmup + args.steps, tokenizer)
-        fpt = flops_per_token(build_model(shape), shape)
+        with torch.device("meta"):  # counting parameters needs no memory
+            fpt = flops_per_token(build_model(shape), shape)
         loop_tps, loop_mem = eager_rate(shape, args, device, data)
         with tempfile.TemporaryDirectory(prefix="workbench-gpu-bench-") as out:
             engine_tps, engine_mem = engine_rate(shape, args, device, Path(out), tokenizer, data)

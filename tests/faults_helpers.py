@@ -129,6 +129,8 @@ class KillReport:
     max_steps_lost: int = 0
     final_step: int = 0
     never_without_checkpoint: bool = True
+    max_loss_diff: float | None = None
+    """Largest per-step loss difference from an uninterrupted run (``compare=True``)."""
     problems: list[str] = field(default_factory=list)
 
 
@@ -170,7 +172,7 @@ class _Watcher(threading.Thread):
 
 
 def kill_and_resume(workdir: Path, corpus: Path, kills: int, seed: int, save_interval: int = 3,
-                    log: Any = None) -> KillReport:
+                    log: Any = None, compare: bool = False) -> KillReport:
     """Start a long tiny run, then SIGKILL it ``kills`` times at seeded random moments
     (during start-up, while training, and as soon as a checkpoint's temp folder appears, i.e.
     mid-save), resuming after each; finally let a resume train on and stop it with SIGINT."""
@@ -191,8 +193,6 @@ def kill_and_resume(workdir: Path, corpus: Path, kills: int, seed: int, save_int
     resume = ["run", "--resume", str(run_dir), "--out", str(out), "--json"]
 
     def progress() -> int:
-        from faults_helpers import step_losses
-
         return max(step_losses(run_dir), default=0) if (run_dir / "metrics.jsonl").is_file() else 0
 
     try:
@@ -234,19 +234,19 @@ def kill_and_resume(workdir: Path, corpus: Path, kills: int, seed: int, save_int
                         time.sleep(rng.uniform(0.0, 1.5))
                     else:
                         limit = time.monotonic() + 30
-                        while not list(folder.glob(".tmp-*")) and proc.poll() is None and time.monotonic() < limit:
+                        while not list(folder.glob(".tmp-step-*")) and proc.poll() is None and time.monotonic() < limit:
                             time.sleep(0.001)
                 if proc.poll() is not None:
                     report.problems.append(f"resume {round_} exited {proc.returncode} before the kill: {proc.stderr.read()[-500:]}")
                     continue
             else:
                 time.sleep(rng.uniform(0.0, 1.0))
-            in_save = bool(list(folder.glob(".tmp-*")))
+            in_save = bool(list(folder.glob(".tmp-step-*")))
             proc.kill()
             proc.wait(60)
             reader.join(5)
             report.kills += 1
-            report.mid_save_kills += in_save and bool(list(folder.glob(".tmp-*")))
+            report.mid_save_kills += in_save and bool(list(folder.glob(".tmp-step-*")))
             if not ckpt.complete_checkpoints(folder):
                 report.never_without_checkpoint = False
                 report.problems.append(f"kill {report.kills}: no complete checkpoint on disk")
@@ -274,4 +274,23 @@ def kill_and_resume(workdir: Path, corpus: Path, kills: int, seed: int, save_int
     if watcher.gaps:
         report.never_without_checkpoint = False
         report.problems.append(f"{watcher.gaps} moments with no complete checkpoint on disk")
+    if compare and report.final_step:
+        report.max_loss_diff = _compare_uninterrupted(workdir, config, corpus, out, run_dir, report.final_step)
     return report
+
+
+def _compare_uninterrupted(workdir: Path, config: Path, corpus: Path, out: Path, run_dir: Path, steps: int) -> float:
+    """Train the same spec straight through to ``steps`` (then SIGINT) and compare losses."""
+    proc = start_run(["run", "--config", str(config), "--corpus", str(corpus), "--out", str(out), "--name", "straight", "--json"], workdir)
+    reader = _Reader(proc)
+    reader.start()
+    reference_dir = out / "straight"
+    while proc.poll() is None:
+        if (reference_dir / "metrics.jsonl").is_file() and max(step_losses(reference_dir), default=0) >= steps:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(120)
+    reader.join(5)
+    reference, killed = step_losses(reference_dir), step_losses(run_dir)
+    return max(abs(reference[s] - killed[s]) for s in range(1, steps + 1))

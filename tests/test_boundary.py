@@ -11,6 +11,7 @@ CORE_MODULES = [
     "workbench.corpora",
     "workbench.corpora.stats",
     "workbench.engine",
+    "workbench.engine.follow",
     "workbench.tasks",
     "workbench.models",
     "workbench.tokenization",

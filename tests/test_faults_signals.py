@@ -123,3 +123,26 @@ def test_install_stop_signals_maps_to_request_stop_and_restores() -> None:
     finally:
         handlers.restore()
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_hangup_deadline_exits_a_stuck_process(tmp_path: Path) -> None:
+    """A front end whose run does not return (a hung step, a TUI that never exits) is still
+    gone shortly after SIGHUP: no orphan holding the GPU."""
+    import sys
+
+    from faults_helpers import subprocess_env
+
+    script = (
+        "import os, signal, sys, time\n"
+        "from workbench.engine.control import RunControl\n"
+        "from workbench.engine.signals import install_stop_signals\n"
+        "install_stop_signals(RunControl(), hangup_deadline_s=1.0)\n"
+        "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGHUP)
+    started = time.monotonic()
+    assert proc.wait(timeout=20) == 129
+    assert time.monotonic() - started < 8

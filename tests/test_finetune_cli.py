@@ -95,3 +95,12 @@ def test_base_that_does_not_fit(tiny_bases, tmp_path: Path, objective: str, base
     assert_one_line_error(result, lines, fragment)
     if objective != "mlm":  # fine-tuning tasks check the base before writing a run dir
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_unknown_label_in_eval_file(tiny_bases, tmp_path: Path):
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\ngood,pos\nbad,neg\nfine,pos\n", encoding="utf-8")
+    evaluation = tmp_path / "test.csv"
+    evaluation.write_text("text,label\ngreat,pos\nmeh,neutral\n", encoding="utf-8")
+    result, lines = run_cli(tmp_path, "--objective", "sentiment", "--base", tiny_bases["encoder"], "--corpus", str(train), "--eval-corpus", str(evaluation))
+    assert_one_line_error(result, lines, "test.csv (row 2)", "unknown label 'neutral'")

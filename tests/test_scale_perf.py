@@ -77,12 +77,13 @@ def test_torchrun_command_for_one_node_and_several() -> None:
     assert one[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert "--nproc-per-node=4" in one and "--standalone" in one
     assert one[-5:] == ["-m", "workbench", "run", "--config", "s.toml"]
-    two = distributed.torchrun_command(["--config", "s.toml"], gpus=8, nnodes=2, node_rank=1,
-                                       rdzv_endpoint="node0:29400", rdzv_id="exp")
-    assert {"--nnodes=2", "--node-rank=1", "--rdzv-endpoint=node0:29400", "--rdzv-id=exp"} <= set(two)
+    two = distributed.torchrun_command(["--config", "s.toml"], gpus=8, nnodes=2, node_rank=1, rdzv_endpoint="node0:29400")
+    assert {"--nnodes=2", "--node-rank=1", "--master-addr=node0", "--master-port=29400"} <= set(two)
     assert "--standalone" not in two
     with pytest.raises(SpecError, match="rdzv"):
         distributed.torchrun_command([], gpus=2, nnodes=2)
+    with pytest.raises(SpecError, match="node-rank"):
+        distributed.torchrun_command([], gpus=2, nnodes=2, node_rank=2, rdzv_endpoint="node0:29400")
 
 
 def test_gpus_beyond_the_visible_ones_fail_with_advice() -> None:
@@ -98,3 +99,14 @@ def test_resume_keeps_the_checkpoints_global_batch() -> None:
     assert distributed.global_batch_for({"batch_size": 4, "grad_accum": 2, "world_size": 2}, 4, 1) == 16
     with pytest.raises(TrainingError, match="split evenly"):
         distributed.global_batch_for({"global_batch": 6}, 8, 4)
+
+
+def test_prepares_fp32_output_wrapper_is_removed_exactly() -> None:
+    model = tiny_gpt2()
+    original = model.forward
+    model._original_forward = original  # what Accelerator.prepare stores under mixed precision
+    model.forward = lambda *args, **kwargs: "upcast outputs"
+    performance.drop_output_upcast(model)
+    assert model.forward == original and "_original_forward" not in model.__dict__
+    performance.drop_output_upcast(model)  # no wrapper (CPU fp32): nothing to do
+    assert model.forward == original

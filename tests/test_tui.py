@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, OptionList, Select, TabbedContent
+from textual.widgets import DataTable, Input, Select, TabbedContent
 
 from workbench.engine.events import RunFailed
 from workbench.errors import TrainingError
@@ -227,21 +227,50 @@ async def test_help_palette_open_finetune_and_overlay(run_root: Path) -> None:
         assert app.train_pane.chart.log_scale
 
 
+WRITER = r"""
+import json, os, signal, sys, time
+run, steps, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+os.makedirs(run)
+name = os.path.basename(run)
+with open(os.path.join(run, "run.toml"), "w") as f:
+    f.write(f'[spec]\nobjective = "clm"\ncorpus = "general"\nname = "{name}"\n[meta]\ncreated = 1.0\n')
+def status(state, step):
+    with open(os.path.join(run, ".status.tmp"), "w") as f:
+        json.dump({"status": state, "pid": os.getpid(), "step": step}, f)
+    os.replace(os.path.join(run, ".status.tmp"), os.path.join(run, "status.json"))
+stop = []
+signal.signal(signal.SIGINT, lambda *a: stop.append(1))
+out = open(os.path.join(run, "metrics.jsonl"), "a")
+def emit(**event):
+    out.write(json.dumps({"time": 0, **event}) + "\n"); out.flush()
+status("running", 0)
+emit(event="started", run_dir=run, name=name, objective="clm", corpus="general", total_steps=steps,
+     parameters=1, device="cpu", precision="fp32")
+step = 0
+while step < steps and not stop:
+    time.sleep(delay)
+    step += 1
+    emit(event="step", step=step, total_steps=steps, loss=5.0 / step, lr=1e-3, tokens=step * 64,
+         tokens_per_s=100.0, elapsed_s=step * delay, eta_s=(steps - step) * delay)
+state = "stopped" if stop else "finished"
+emit(event="checkpoint", step=step, path=os.path.join(run, "checkpoints", "step"))
+status(state, step)
+emit(event="finished", status=state, step=step, run_dir=run, model_dir="")
+"""
+"""A stand-in for a `workbench run` process: plain Python appending metrics.jsonl lines
+(no workbench import, so it starts in milliseconds), SIGINT -> stop with a checkpoint event."""
+
+
 async def test_attach_follows_a_run_written_by_another_process(run_root: Path) -> None:
-    """A subprocess appends a run's metrics.jsonl line by line; the app follows it live."""
-    writer = r'''
-import sys, time
-from workbench.config import RunSpec
-from workbench.tui.synthetic import SyntheticRun
-SyntheticRun(RunSpec(corpus="general", name="elsewhere", out=sys.argv[1]), steps=40, delay=0.05).run()
-'''
+    """Another process appends a run's metrics.jsonl line by line; the app follows it live."""
     app = make_app(run_root)
     async with app.run_test(size=(80, 24)) as pilot:
-        process = subprocess.Popen([sys.executable, "-c", writer, str(run_root)])
+        process = subprocess.Popen([sys.executable, "-c", WRITER, str(run_root / "elsewhere"), "40", "0.05"])
         try:
             await wait_until(pilot, lambda: (run_root / "elsewhere" / "metrics.jsonl").exists())
             await pilot.press("4", "r")
             await wait_for_workers(app, pilot, ("runs",))
+            assert app.query_one("#runs-table", DataTable).get_row_at(0)[1] == "running"
             await pilot.press("a")
             assert app.view_source == "follow"
             await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 3)
@@ -254,27 +283,17 @@ SyntheticRun(RunSpec(corpus="general", name="elsewhere", out=sys.argv[1]), steps
             process.wait(timeout=60)
 
 
-async def test_stop_key_signals_the_attached_process_which_checkpoints(run_root: Path, story_corpus: Path) -> None:
-    """x on an attached run sends SIGINT to the `workbench run` process, which stops with a checkpoint."""
-    writer = r'''
-import sys
-from workbench.engine.signals import install_stop_signals
-from workbench.config import RunSpec
-from workbench.engine.control import RunControl
-from workbench.tui.synthetic import SyntheticRun
-control = RunControl()
-install_stop_signals(control)
-SyntheticRun(RunSpec(corpus="general", name="slow", out=sys.argv[1]), control=control, steps=100000, delay=0.02).run()
-'''
+async def test_stop_key_signals_the_attached_process_which_checkpoints(run_root: Path) -> None:
+    """x on an attached run sends SIGINT to the process writing it, which stops with a checkpoint."""
     app = make_app(run_root)
     async with app.run_test(size=(80, 24)) as pilot:
-        process = subprocess.Popen([sys.executable, "-c", writer, str(run_root)])
+        process = subprocess.Popen([sys.executable, "-c", WRITER, str(run_root / "slow"), "100000", "0.02"])
         try:
             await wait_until(pilot, lambda: (run_root / "slow" / "status.json").exists())
             app.attach(str(run_root / "slow"))
             await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 3)
             await pilot.press("x")
-            assert process.wait(timeout=30) in (0, 130)
+            assert process.wait(timeout=30) == 0
             await wait_until(pilot, lambda: not app.is_following)
             await pilot.pause(0.1)
             assert app.curves["follow"].snapshot().status == "stopped"
@@ -283,3 +302,29 @@ SyntheticRun(RunSpec(corpus="general", name="slow", out=sys.argv[1]), control=co
                 process.kill()
         await pilot.press("q")
     assert app.return_code == 0
+
+
+def test_recently_used_hub_corpora_are_listed(run_root: Path) -> None:
+    from workbench.config import RunSpec
+    from workbench.engine.rundir import RunDir
+    from workbench.tui.app import corpus_names
+
+    for i, corpus in enumerate(["hf:imdb", "hf:ag_news:default", "general", "hf:imdb"]):
+        run = RunDir(run_root / f"run{i}")
+        run.path.mkdir(parents=True)
+        run.write_run_toml(RunSpec(corpus=corpus, name=f"run{i}"), {"created": float(i)})
+    names = corpus_names(run_root)
+    assert names[-2:] == ["hf:imdb", "hf:ag_news:default"]  # newest first, once each
+    assert "general" in names
+
+
+def test_tui_command_takes_a_run_root(monkeypatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from workbench.cli import app as cli_app
+
+    opened = []
+    monkeypatch.setattr("workbench.tui.app.run_app", lambda out="checkpoints": opened.append(out))
+    result = CliRunner().invoke(cli_app, ["tui", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert opened == [str(tmp_path)]

@@ -91,8 +91,3 @@ with open(sys.argv[1], "a") as handle:
     assert [e.step for e in events if e.kind == "step"] == [1, 2, 3, 4, 5]
     assert events[-1].kind == "finished"
 
-
-def test_follow_module_does_not_import_textual() -> None:
-    code = "import sys, workbench.engine.follow; print(any(m.startswith('textual') for m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

@@ -37,7 +37,7 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenize
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS, min_frequency=2)
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS, min_frequency=2, show_progress=False)
     tok.train_from_iterator(_batches(texts), trainer=trainer)
     # The trainer's id order varies between runs (hash-map order); a sorted vocabulary makes
     # the same corpus give the same ids, so runs and resumes are reproducible.
@@ -70,6 +70,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
         special_tokens=[GPT_SPECIAL],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         min_frequency=2,
+        show_progress=False,
     )
     tok.train_from_iterator(_batches(texts), trainer=trainer)
     return PreTrainedTokenizerFast(

@@ -48,7 +48,7 @@ def run_command(
     gpus: Optional[int] = typer.Option(None, "--gpus", help="Processes (GPUs) per node: launches the run through torchrun with DDP."),
     nnodes: int = typer.Option(1, "--nnodes", help="Machines in a multi-node run (with --gpus and --rdzv-endpoint)."),
     node_rank: int = typer.Option(0, "--node-rank", help="This machine's index in a multi-node run (0 hosts the run directory)."),
-    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT where the nodes of a multi-node run meet."),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0, where the nodes of a multi-node run meet."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run (name or path) from its last checkpoint."),
     json_events: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the Rich display."),
 ) -> None:

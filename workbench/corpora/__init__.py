@@ -8,7 +8,6 @@ other columns for the fine-tuning tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import datasets
 
@@ -86,11 +85,12 @@ def detect_text_column(ds: datasets.Dataset, requested: str | None, where: str) 
 
 
 def _drop_blank(ds: datasets.Dataset, column: str) -> datasets.Dataset:
-    blank = [i for i, t in enumerate(ds[column]) if t is None or not str(t).strip()]
-    if blank:
-        keep = sorted(set(range(len(ds))) - set(blank))
-        ds = ds.select(keep)
-    return ds
+    """Drop empty/whitespace documents with a batched, cached ``filter`` (no full read into RAM)."""
+
+    def non_blank(batch: dict[str, list]) -> list[bool]:
+        return [t is not None and bool(str(t).strip()) for t in batch[column]]
+
+    return ds.filter(non_blank, batched=True, batch_size=10_000, desc="Dropping blank documents")
 
 
 def _held_out(ds: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:

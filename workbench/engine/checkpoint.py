@@ -239,7 +239,18 @@ def rotate(root: Path, keep: int) -> None:
         protected.add(best)
     for folder in checkpoints:
         if folder not in protected:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_checkpoint(folder)
+
+
+def remove_checkpoint(folder: Path) -> None:
+    """Rename out of the ``step-*`` namespace first, so a kill mid-delete leaves a temp
+    folder (cleaned on resume), never a half-deleted step folder."""
+    doomed = folder.with_name(f"{TMP_PREFIX}delete-{folder.name}")
+    try:
+        os.replace(folder, doomed)
+    except OSError:
+        doomed = folder
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def ensure_free_space(folder: Path, needed_bytes: int) -> None:

@@ -78,26 +78,25 @@ def torchrun_command(
     nnodes: int = 1,
     node_rank: int = 0,
     rdzv_endpoint: str | None = None,
-    rdzv_id: str = "workbench",
 ) -> list[str]:
     """``python -m torch.distributed.run ... -m workbench run CHILD_ARGS``.
 
     One node uses ``--standalone`` (a free local rendezvous port, so parallel CI jobs never
-    collide on 29500); several nodes meet at ``--rdzv-endpoint`` with the c10d backend.
+    collide on 29500). Several nodes use torchrun's static rendezvous at ``HOST:PORT``
+    (``--master-addr``/``--master-port``): ranks follow ``--node-rank``, so node 0, which
+    must be HOST, holds global rank 0 and the run directory (the c10d backend would hand
+    out ranks in joining order instead).
     """
     command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={gpus}"]
     if nnodes == 1:
         command.append("--standalone")
     else:
-        if not rdzv_endpoint:
-            raise SpecError("several nodes need a meeting point", fix="pass --rdzv-endpoint HOST:PORT (the same on every node)")
-        command += [
-            f"--nnodes={nnodes}",
-            f"--node-rank={node_rank}",
-            "--rdzv-backend=c10d",
-            f"--rdzv-endpoint={rdzv_endpoint}",
-            f"--rdzv-id={rdzv_id}",
-        ]
+        host, _, port = (rdzv_endpoint or "").rpartition(":")
+        if not host or not port.isdigit():
+            raise SpecError("several nodes need a meeting point", fix="pass --rdzv-endpoint HOST:PORT (node 0's address, the same on every node)")
+        if not 0 <= node_rank < nnodes:
+            raise SpecError(f"--node-rank {node_rank} is outside 0..{nnodes - 1}", fix="number the nodes 0 to --nnodes minus 1")
+        command += [f"--nnodes={nnodes}", f"--node-rank={node_rank}", f"--master-addr={host}", f"--master-port={port}"]
     return command + ["-m", "workbench", "run", *child_args]
 
 
@@ -135,10 +134,9 @@ def launch(
 
     if resume is not None:
         run_dir = find_run(resume, out=out or "checkpoints")
-        device, rdzv_id = run_dir.spec().device, run_dir.path.name
+        device = run_dir.spec().device
     else:
         assert spec is not None
-        rdzv_id = spec.name or "workbench"  # every node must agree: not the per-node timestamped name
         spec, _ = resolve_spec(spec)
         device = spec.device
     check_gpus(gpus, device)
@@ -151,8 +149,7 @@ def launch(
             child = ["--config", str(spec_file)]
         if json_events:
             child.append("--json")
-        command = torchrun_command(child, gpus=gpus, nnodes=nnodes, node_rank=node_rank,
-                                   rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id)
+        command = torchrun_command(child, gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         process = subprocess.Popen(command, env=env)
         while True:

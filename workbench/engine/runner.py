@@ -256,6 +256,12 @@ class TrainingRun:
         device = pick_device(spec.device)
         precision = pick_precision(spec.precision, device)
         performance.configure_backends(device)
+        if "LOCAL_RANK" not in os.environ:
+            # One process may train several runs (the TUI): Accelerate keeps one global state,
+            # so forget the previous run's device/precision before making a new Accelerator.
+            from accelerate.state import AcceleratorState
+
+            AcceleratorState._reset_state(reset_partial_state=True)
         accelerator = Accelerator(
             cpu=device == "cpu",
             mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"),
@@ -389,7 +395,7 @@ class TrainingRun:
             if not self.is_main:
                 return
             if device != "cpu" and spec.on_nonfinite == "stop" and bool(nonfinite_seen):
-                self._non_finite("the loss or gradient norm", float("nan"), spec, since=last_check_step)
+                self._non_finite("loss or gradient norm", float("nan"), spec, since=last_check_step)
             folder = ckpt.save_checkpoint(
                 run_dir.checkpoints,
                 step,
@@ -431,7 +437,9 @@ class TrainingRun:
         per_rank = global_batch // world
         model.train()
         while self.step < total_steps:
-            paused_s += self.control.wait_while_paused()
+            waited = self.control.wait_while_paused()
+            paused_s += waited
+            log_start += waited  # tokens/s counts training time only
             if self.control.stop_requested:
                 status = "stopped"
                 break

@@ -3,12 +3,22 @@
 First signal: ``RunControl.request_stop`` (the loop finishes its step, checkpoints and
 returns), and the front end exits with ``128 + signum`` (130, 143, 129). Second signal: exit
 at once; the checkpoints on disk stay intact because every save is an atomic rename.
-``deadline_s`` bounds the graceful path (an SSH drop must not leave a process behind): when
-the run has not returned that long after the first signal, the process exits anyway.
+``hangup_deadline_s`` (10 s by default) and ``deadline_s`` bound the graceful path: when the
+process is still alive that long after the first SIGHUP (or other signal), it exits anyway,
+so an SSH drop never leaves an orphan holding the GPU. On SIGHUP stdout/stderr are pointed
+at /dev/null first: the terminal is gone and a print must not kill the graceful stop.
 
-Signal handlers can only be installed from the main thread. Both front ends call
-``install_stop_signals`` there: ``workbench run`` before ``TrainingRun.run()``, the TUI before
-it starts the training worker (see ``StopSignals`` for the TUI's part).
+Signal handlers can only be installed from the main thread. ``workbench run`` calls
+``install_stop_signals`` before ``TrainingRun.run()``. The TUI (Textual runs in the main
+thread; Ctrl-C is a key there, not SIGINT) does, in ``on_mount``::
+
+    loop = asyncio.get_running_loop()
+    self.stop_signals = install_stop_signals(
+        control, signals=(signal.SIGHUP, signal.SIGTERM),
+        on_signal=lambda signum: loop.call_soon_threadsafe(self.on_stop_signal))  # signal-safe wake-up
+
+lets the training worker finish (the run checkpoints and returns), then
+``self.exit(return_code=self.stop_signals.exit_code)``, and calls ``restore()`` on unmount.
 """
 
 from __future__ import annotations

@@ -18,14 +18,14 @@ from typing import Any, Callable
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, OptionList, TabbedContent, TabPane
+from textual.widgets import Footer, Header, OptionList, TabbedContent, TabPane
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.config import RunSpec, tomllib
 from workbench.engine.control import RunControl
 from workbench.engine.events import EvalDone, Event, Listener, Message, RunFailed, RunFinished, RunStarted, StepLogged
-from workbench.errors import SpecError, WorkbenchError
+from workbench.errors import WorkbenchError
 from workbench.tui.commands import WorkbenchCommands
 from workbench.tui.curves import Curves
 from workbench.tui.messages import CorpusChosen, CurvesChanged, EngineEvent, RunChosen
@@ -106,6 +106,7 @@ class WorkbenchApp(App[None]):
         self.view_source = "live"
         self.follow_path: Path | None = None
         self._signals: Any = None
+        self._curves_pending: set[str] = set()
         self.quitting = False
         self.detached: list[subprocess.Popen] = []
         self._last_redraw = 0.0
@@ -169,8 +170,9 @@ class WorkbenchApp(App[None]):
         target = targets.get(tab)
         if target:
             self.query_one(target).focus()
-        else:
-            self.set_focus(None)
+            return
+        focusable = [w for w in self.query_one(f"#{tab}-pane").query("*") if w.focusable]
+        self.set_focus(focusable[0] if focusable else None)
 
     def action_help(self) -> None:
         sections = [
@@ -180,6 +182,7 @@ class WorkbenchApp(App[None]):
             ("objective", ObjectivePane.BINDINGS),
             ("train", TrainPane.BINDINGS),
             ("runs", RunsTable.BINDINGS + RunsPane.BINDINGS),
+            ("inspector", list(getattr(InspectorPane, "BINDINGS", []))),
         ]
         self.push_screen(HelpScreen(sections))
 
@@ -297,7 +300,11 @@ class WorkbenchApp(App[None]):
         def listener(event: Event) -> None:
             curves.add(event)
             if isinstance(event, (StepLogged, EvalDone)):
-                self.post_message(CurvesChanged(source))
+                # one notice in flight at a time: the points are in ``curves`` already, so a
+                # burst wakes the UI once (and CurvesChanged.can_replace collapses the rest)
+                if source not in self._curves_pending:
+                    self._curves_pending.add(source)
+                    self.post_message(CurvesChanged(source))
             else:
                 self.post_message(EngineEvent(source, event))
 
@@ -404,7 +411,8 @@ class WorkbenchApp(App[None]):
         listener = self._listener("follow", curves)
         for event in follow(path, should_stop=lambda: worker.is_cancelled):
             listener(event)
-        self.post_message(EngineEvent("follow", Message(text="end of run")))
+        self._curves_pending.discard("follow")
+        self.post_message(CurvesChanged("follow"))  # the final state, whatever was throttled
 
     # ------------------------------------------------------------------ engine news
     def _redraw(self) -> None:
@@ -414,11 +422,12 @@ class WorkbenchApp(App[None]):
         self._last_redraw = time.monotonic()
         self.train_pane.show(self.curves[self.view_source].snapshot(), self.view_source)
 
-    REDRAW_INTERVAL = 0.2
+    REDRAW_INTERVAL = 0.5
     """Seconds between chart redraws while points stream in: the chart is the costliest
     widget to render, and keys must get the event loop in between (p95 <= 50 ms)."""
 
     def on_curves_changed(self, message: CurvesChanged) -> None:
+        self._curves_pending.discard(message.source)
         if message.source != self.view_source:
             return
         wait = self._last_redraw + self.REDRAW_INTERVAL - time.monotonic()
@@ -441,7 +450,7 @@ class WorkbenchApp(App[None]):
             self.notify(f"Run {event.status} at step {event.step}: {Path(event.run_dir).name}", timeout=4)
         elif isinstance(event, RunFailed) and message.source == "follow":
             self.push_screen(ErrorScreen("The attached run failed", event.message))
-        elif isinstance(event, Message) and event.text != "end of run":
+        elif isinstance(event, Message):
             self.notify(event.text, timeout=3)
 
     @on(Worker.StateChanged)

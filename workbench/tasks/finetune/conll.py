@@ -79,6 +79,8 @@ def read_jsonl(path: Path) -> list[Sentence]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CorpusError(f"invalid JSON ({exc.msg})", where=f"{path}:{number}", fix="write one JSON object per line") from None
+        except RecursionError:
+            raise CorpusError("JSON nested too deeply", where=f"{path}:{number}", fix="write one flat JSON object per line") from None
         tokens = record.get("tokens") if isinstance(record, dict) else None
         tags = (record.get("tags") or record.get("ner_tags")) if isinstance(record, dict) else None
         if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):

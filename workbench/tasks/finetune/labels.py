@@ -61,7 +61,7 @@ def check_known(values: Sequence[Any], known: Sequence[str], where: str, what: s
     allowed = set(known)
     for index, value in enumerate(values):
         if str(value).strip() not in allowed:
-            place = f"{where}:{lines[index]}" if lines else where
+            place = f"{where}:{lines[index]}" if lines else f"{where} (row {index + 1})"
             raise CorpusError(
                 f"unknown {what} {str(value).strip()!r}, not in the training file's set ({', '.join(known)})",
                 where=place,

@@ -42,27 +42,57 @@ def _checked(example: QAExample, where: str) -> QAExample:
     return example
 
 
+def _shape_error(problem: str, where: str) -> CorpusError:
+    return CorpusError(problem, where=where, fix="follow the SQuAD layout: data[].paragraphs[].{context, qas[].{id, question, answers[].{text, answer_start}}}")
+
+
+def _answer_list(qa: dict, label: str, where: str) -> tuple[list[str], list[int]]:
+    answers = [] if qa.get("is_impossible") is True else qa.get("answers", [])
+    if not isinstance(answers, list):
+        raise _shape_error(f"{label}: 'answers' is not a list", where)
+    texts, starts = [], []
+    for answer in answers:
+        text = answer.get("text") if isinstance(answer, dict) else None
+        start = answer.get("answer_start") if isinstance(answer, dict) else None
+        if not isinstance(text, str) or not isinstance(start, int) or isinstance(start, bool):
+            raise _shape_error(f"{label}: each answer needs a 'text' string and an integer 'answer_start'", where)
+        texts.append(text)
+        starts.append(start)
+    return texts, starts
+
+
 def read_squad_json(path: Path) -> list[QAExample]:
+    """SQuAD v1.1/v2.0; every level's shape is checked so a malformed file is one line."""
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise CorpusError(f"not UTF-8 (byte {exc.start})", where=str(path), fix="save the file as UTF-8") from None
     except json.JSONDecodeError as exc:
         raise CorpusError(f"invalid JSON ({exc.msg})", where=f"{path}:{exc.lineno}", fix="check the JSON syntax") from None
+    except RecursionError:
+        raise CorpusError("not SQuAD JSON (nested too deeply)", where=str(path), fix="use SQuAD v1.1/v2.0 JSON or JSONL") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise CorpusError("not SQuAD JSON (no top-level 'data' list)", where=str(path), fix="use SQuAD v1.1/v2.0 JSON or JSONL")
+    where = str(path)
     examples = []
-    for article in data["data"]:
+    for a, article in enumerate(data["data"], start=1):
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise _shape_error(f"article {a} has no 'paragraphs' list (not SQuAD)", where)
         title = str(article.get("title", ""))
-        for paragraph in article.get("paragraphs", []):
-            context = paragraph["context"]
-            for qa in paragraph.get("qas", []):
-                answers = [] if qa.get("is_impossible") else qa.get("answers", [])
-                example = QAExample(
-                    id=str(qa.get("id", len(examples))), context=context, question=qa["question"],
-                    answers=[a["text"] for a in answers], starts=[int(a["answer_start"]) for a in answers], title=title,
-                )
-                examples.append(_checked(example, str(path)))
+        for p, paragraph in enumerate(paragraphs, start=1):
+            context = paragraph.get("context") if isinstance(paragraph, dict) else None
+            qas = paragraph.get("qas", []) if isinstance(paragraph, dict) else None
+            if not isinstance(context, str) or not isinstance(qas, list):
+                raise _shape_error(f"article {a}, paragraph {p} needs a 'context' string and a 'qas' list (not SQuAD)", where)
+            for q, qa in enumerate(qas, start=1):
+                label = f"article {a}, paragraph {p}, question {q}"
+                if not isinstance(qa, dict) or not isinstance(qa.get("question"), str) or not qa["question"].strip():
+                    raise _shape_error(f"{label} has no 'question' text", where)
+                texts, starts = _answer_list(qa, label, where)
+                example = QAExample(id=str(qa.get("id", len(examples))), context=context, question=qa["question"],
+                                    answers=texts, starts=starts, title=title)
+                examples.append(_checked(example, where))
     return examples
 
 
@@ -70,17 +100,23 @@ def _answers_of(record: dict[str, Any], context: str, where: str) -> tuple[list[
     """HF's ``{"text": [...], "answer_start": [...]}``, a list of dicts or strings, or one string."""
     answers = record.get("answers", record.get("answer", []))
     if isinstance(answers, dict):
-        texts = list(answers.get("text", []))
-        starts = list(answers.get("answer_start", [])) or [None] * len(texts)
+        texts, starts = answers.get("text", []), answers.get("answer_start", [])
+        if not isinstance(texts, list) or not isinstance(starts, list) or (starts and len(starts) != len(texts)):
+            raise CorpusError("'answers' needs equally long 'text' and 'answer_start' lists", where=where,
+                              fix='write "answers": {"text": [...], "answer_start": [...]}')
+        starts = starts or [None] * len(texts)
     elif isinstance(answers, str):
         texts, starts = [answers], [None]
     elif isinstance(answers, list):
-        texts = [a["text"] if isinstance(a, dict) else a for a in answers]
+        texts = [a.get("text") if isinstance(a, dict) else a for a in answers]
         starts = [a.get("answer_start") if isinstance(a, dict) else None for a in answers]
     else:
         raise CorpusError("'answers' must be a list, a dict or a string", where=where, fix='write "answers": {"text": [...], "answer_start": [...]}')
     resolved = []
     for text, start in zip(texts, starts):
+        if not isinstance(text, str) or not (start is None or (isinstance(start, int) and not isinstance(start, bool))):
+            raise CorpusError("each answer needs a text string and an integer answer_start", where=where,
+                              fix='write "answers": {"text": [...], "answer_start": [...]}')
         if start is None:
             start = context.find(str(text))
             if start < 0:
@@ -99,6 +135,8 @@ def read_qa_jsonl(path: Path) -> list[QAExample]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CorpusError(f"invalid JSON ({exc.msg})", where=where, fix="write one JSON object per line") from None
+        except RecursionError:
+            raise CorpusError("JSON nested too deeply", where=where, fix="write one flat JSON object per line") from None
         if not isinstance(record, dict) or not isinstance(record.get("context"), str) or not isinstance(record.get("question"), str):
             raise CorpusError("expected an object with 'context' and 'question' strings", where=where, fix='write {"context": ..., "question": ..., "answers": ...}')
         texts, starts = _answers_of(record, record["context"], where)

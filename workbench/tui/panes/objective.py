@@ -122,6 +122,8 @@ class ObjectivePane(VerticalScroll):
         self.refresh_defaults()
 
     def refresh_defaults(self) -> None:
+        # from a base, the size preset does not apply
+        self.query_one("#f-size", Select).disabled = bool(self._value("base"))
         try:
             spec = self.build_spec(strict=False)
         except SpecError as error:
