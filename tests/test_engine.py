@@ -97,3 +97,15 @@ def test_resume_matches_uninterrupted_losses(story_corpus: Path, run_root: Path)
     assert sorted(a) == sorted(b) == list(range(1, 17))
     for step in a:
         assert abs(a[step] - b[step]) < 1e-6, step
+
+
+def test_char_tokenizer_for_nanogpt_style_runs(story_corpus: Path, run_root: Path) -> None:
+    spec = RunSpec(corpus=str(story_corpus), objective="clm", tokenizer="char", max_steps=4, out=str(run_root),
+                   **tiny_overrides(eval_interval=4))
+    result = run_spec(spec)
+    tokenizer = AutoTokenizer.from_pretrained(result.model_dir)
+    ids = tokenizer("The cat sat.")["input_ids"]
+    assert len(ids) == len("The cat sat.")
+    assert tokenizer.decode(ids) == "The cat sat."
+    assert len(tokenizer) < 100  # one token per distinct character (plus specials)
+    AutoModelForCausalLM.from_pretrained(result.model_dir)

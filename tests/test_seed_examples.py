@@ -20,7 +20,15 @@ from workbench.corpora import load_corpus
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def grad_mode_restored():
+    """The queries turn gradients off; later tests in this process must get them back."""
+    yield
+    torch.set_grad_enabled(True)
+
+
 def default_run(objective: str, root: Path) -> Path:
+    """Train with the defaults (gradients on: the queries below run under no_grad)."""
     result = CliRunner().invoke(app, ["run", "--objective", objective, "--out", str(root), "--name", objective, "--json"])
     assert result.exit_code == 0, result.output[-2000:]
     return root / objective / "model"
@@ -33,10 +41,10 @@ def test_probe_sentences_are_not_in_the_eval_split() -> None:
         assert probe not in eval_text
 
 
-@torch.no_grad()
 def test_mlm_predicts_mat(tmp_path: Path) -> None:
     model_dir = default_run("mlm", tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    torch.set_grad_enabled(False)
     model = AutoModelForMaskedLM.from_pretrained(model_dir).eval()
     inputs = tokenizer("The cat sat on the [MASK].", return_tensors="pt")
     position = (inputs["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
@@ -44,20 +52,20 @@ def test_mlm_predicts_mat(tmp_path: Path) -> None:
     assert tokenizer.convert_ids_to_tokens(top)[0] == "mat", tokenizer.convert_ids_to_tokens(top)
 
 
-@torch.no_grad()
 def test_clm_continues_with_tail(tmp_path: Path) -> None:
     model_dir = default_run("clm", tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    torch.set_grad_enabled(False)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     inputs = tokenizer("The dog wagged its", return_tensors="pt")
     next_id = model(input_ids=inputs["input_ids"]).logits[0, -1].argmax().item()
     assert tokenizer.decode([next_id]).strip() == "tail"
 
 
-@torch.no_grad()
 def test_nsp_prefers_the_true_next_sentence(tmp_path: Path) -> None:
     model_dir = default_run("nsp", tmp_path)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    torch.set_grad_enabled(False)
     model = AutoModelForPreTraining.from_pretrained(model_dir).eval()
 
     def p_next(a: str, b: str) -> float:

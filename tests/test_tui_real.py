@@ -38,7 +38,8 @@ async def test_real_tiny_run_from_the_tui(story_corpus: Path, run_root: Path) ->
         assert app.query_one(TabbedContent).active == "objective"
         assert app.query_one("#f-corpus", Input).value == str(story_corpus)
         # Objective pane: clm from scratch with tiny settings
-        for key, value in dict(max_steps="10", batch_size="8", seq_len="32", vocab_size="300",
+        # many steps, so the run is still going when the test looks (it stops it with x)
+        for key, value in dict(max_steps="5000", batch_size="8", seq_len="32", vocab_size="300",
                                eval_interval="5", log_interval="2").items():
             app.query_one(f"#f-{key}", Input).value = value
         await pilot.press("escape", "s")

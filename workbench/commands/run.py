@@ -88,7 +88,10 @@ def run_command(
         try:
             result = run.run()
         finally:
-            signals.restore()
+            if signals.exit_code is None:
+                signals.restore()
+            else:  # exiting on a signal: a second one must still mean "exit now", not die uncaught
+                signals.cancel_deadline()
     except WorkbenchError as error:
         fail(error)
     if signals.exit_code is not None:

@@ -38,6 +38,19 @@ class Corpus:
         ds = self.train if split == "train" else self.eval
         return list(ds[self.text_column])
 
+    def sample_texts(self, max_chars: int = 200_000_000) -> list[str]:
+        """The first documents of the train split up to ``max_chars`` (a tokenizer-training
+        sample): a corpus of tens of GB is read in batches and never whole."""
+        out: list[str] = []
+        total = 0
+        for batch in self.train.iter(batch_size=10_000):
+            for text in batch[self.text_column]:
+                out.append(text)
+                total += len(text)
+                if total >= max_chars:
+                    return out
+        return out
+
 
 def detect_text_column(ds: datasets.Dataset, requested: str | None, where: str) -> str:
     """The column holding the documents: the one asked for, a common name, or the only string one."""

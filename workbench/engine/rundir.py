@@ -76,6 +76,8 @@ class MetricsWriter:
         self.path = path
         self._lock = threading.Lock()
         self._handle = path.open("a", encoding="utf-8")
+        if self._handle.tell() > 0 and not _ends_with_newline(path):
+            self._handle.write("\n")  # a line torn by a kill must not swallow the next event
 
     def __call__(self, event: Event) -> None:
         line = json.dumps(event.to_json(), default=_json_default)
@@ -88,6 +90,12 @@ class MetricsWriter:
     def close(self) -> None:
         with self._lock:
             self._handle.close()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def _json_default(value: Any) -> Any:

@@ -194,7 +194,7 @@ class TrainingRun:
             self.model = load_model(self.base_ref, task.auto_class, **task.model_kwargs(getattr(self.data, "info", {})))
             return
         self.emit(Message(text=f"Training a {spec.tokenizer} tokenizer (vocab {spec.vocab_size}) on {corpus.name}"))
-        self.tokenizer = train_tokenizer(spec.tokenizer, corpus.texts("train"), spec.vocab_size or 4096, masked=task.masked)
+        self.tokenizer = train_tokenizer(spec.tokenizer, corpus.sample_texts(), spec.vocab_size or 4096, masked=task.masked)
         torch.manual_seed(spec.seed)
         self.model = task.build_model(spec.size, self.tokenizer, spec.seq_len or 128)
 

@@ -62,7 +62,7 @@ class NextSentenceTask(Task):
             auto_class_name="AutoModelForPreTraining",
             masked=True,
             description="BERT pre-training (MLM + NSP) needs a BERT-family encoder",
-            scratch_defaults=TaskDefaults(lr=1e-3, batch_size=32, seq_len=64, max_steps=800),
+            scratch_defaults=TaskDefaults(lr=2e-3, batch_size=64, seq_len=64, max_steps=800),
             base_defaults=TaskDefaults(lr=1e-4, batch_size=16, seq_len=128, epochs=1),
         )
 
