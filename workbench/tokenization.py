@@ -91,7 +91,7 @@ def train_char(texts: Iterable[str], masked: bool) -> PreTrainedTokenizerFast:
     specials = BERT_SPECIALS if masked else [GPT_SPECIAL]
     vocab = {token: i for i, token in enumerate(specials + sorted(chars - set(specials)))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=specials[1] if masked else GPT_SPECIAL))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("(?s)."), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
     if masked:
         tok.post_processor = processors.TemplateProcessing(
