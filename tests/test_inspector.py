@@ -1,4 +1,4 @@
-"""The inspector's API and CLI on tiny models with known predictions (see test_inspector_models)."""
+"""The inspector's API and CLI on tiny models with known predictions (see inspector_models)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from test_inspector_models import built_models
+from inspector_models import built_models
 from workbench.cli import app
 from workbench.errors import WorkbenchError
 from workbench.inspector import SCHEMA, QueryOptions, inspect_models, run_query

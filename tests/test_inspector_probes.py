@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_overrides
 from typer.testing import CliRunner
 
-from test_inspector_models import built_models
+from inspector_models import built_models
 from workbench.cli import app
 from workbench.config import RunSpec
 from workbench.engine import run_spec

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Static, TabbedContent
 
-from test_inspector_models import built_models
+from inspector_models import built_models
 from workbench.tui.app import create_app
 from workbench.tui.panes.inspector import InspectorPane
 
