@@ -37,7 +37,8 @@ def _size_on_disk(path: Path | None) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-LABEL_COLUMN_NAMES = ("label", "labels", "sentiment", "class", "polarity", "target")
+LABEL_COLUMN_NAMES = ("label", "labels", "sentiment", "polarity", "class", "category", "target", "rating", "y")
+"""Common names of a label column, in order of preference (shared with the fine-tuning tasks)."""
 
 
 def stats_of(corpus: Corpus) -> CorpusStats:

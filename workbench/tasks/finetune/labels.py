@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from workbench.corpora.stats import LABEL_COLUMN_NAMES
 from workbench.errors import CorpusError
-
-LABEL_COLUMN_NAMES = ("label", "labels", "sentiment", "polarity", "class", "category", "target", "rating", "y")
 
 
 def detect_label_column(columns: Sequence[str], requested: str | None, text_column: str, where: str) -> str:
