@@ -104,19 +104,14 @@ def nan_like(output: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------- kill and resume
-KILL_CONFIG = """
-objective = "clm"
-max_steps = 100000
-batch_size = 8
-seq_len = 32
-vocab_size = 300
-eval_batches = 1
-eval_interval = 100000
-save_interval = {save_interval}
-keep_checkpoints = 1
-log_interval = 1
-seed = 11
-"""
+def endless_clm_config(save_interval: int, seed: int, keep_checkpoints: int | None = None) -> str:
+    """A tiny clm spec that trains until killed or stopped, logging every step."""
+    keep = f"keep_checkpoints = {keep_checkpoints}\n" if keep_checkpoints is not None else ""
+    return (
+        'objective = "clm"\nmax_steps = 100000\nbatch_size = 8\nseq_len = 32\nvocab_size = 300\n'
+        f"eval_batches = 1\neval_interval = 100000\nsave_interval = {save_interval}\n{keep}"
+        f"log_interval = 1\nseed = {seed}\n"
+    )
 
 
 @dataclass
@@ -183,7 +178,7 @@ def kill_and_resume(workdir: Path, corpus: Path, kills: int, seed: int, save_int
     rng = random.Random(seed)
     report = KillReport()
     config = workdir / "kill.toml"
-    config.write_text(KILL_CONFIG.format(save_interval=save_interval), encoding="utf-8")
+    config.write_text(endless_clm_config(save_interval, seed=11, keep_checkpoints=1), encoding="utf-8")
     out = workdir / "runs"
     run_dir = out / "killed"
     folder = run_dir / "checkpoints"

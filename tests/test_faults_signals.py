@@ -11,25 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from faults_helpers import start_run
+from faults_helpers import endless_clm_config, start_run
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.control import RunControl
 from workbench.engine.signals import EXIT_CODES, install_stop_signals
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 
-CONFIG = """
-objective = "clm"
-max_steps = 100000
-batch_size = 8
-seq_len = 32
-vocab_size = 300
-eval_batches = 1
-eval_interval = 100000
-save_interval = 4
-log_interval = 1
-seed = 3
-"""
+CONFIG = endless_clm_config(save_interval=4, seed=3)
 
 
 def _launch(tmp_path: Path, corpus: Path, name: str) -> subprocess.Popen:
