@@ -7,9 +7,11 @@ Two shapes on synthetic tokens (no tokenizer training, no corpus to read):
 
 For each, the *engine* is measured through ``TrainingRun`` (the same loop both front ends
 use: Accelerate bf16 autocast, fused AdamW, SDPA, ``torch.compile`` when ``--compile`` is
-auto/on, pinned non-blocking copies, loss read only at log intervals) and the *plain loop*
-is a hand-written eager loop on the same model shape and batches (bf16 autocast, fused
-AdamW, no compile). Throughput is timed between log events after ``--warmup`` steps (so the
+auto/on, pinned non-blocking copies, loss read only at log intervals; for GPT-2 the lean
+twin of ``GPT2LMHeadModel`` that from-scratch clm trains with) and the *plain loop* is a
+hand-written eager loop on transformers' model of the same shape and batches (bf16
+autocast, fused AdamW, no compile). For GPT-2 a third row runs the engine with
+transformers' own model (``lean_model = "off"``), to show what the lean model adds. Throughput is timed between log events after ``--warmup`` steps (so the
 compile minute is excluded), MFU = (6 N + 12 L d T) tokens/s / peak, with N the parameters
 without position embeddings (nanoGPT's convention) and the peak dense bf16 FLOP/s looked up
 by device name (``--peak-tflops`` overrides). Dropout is 0 and GPT-2's vocabulary is padded
@@ -158,7 +160,7 @@ def flops_per_token(model: Any, shape: Shape) -> float:
 
 
 def engine_rate(shape: Shape, args: argparse.Namespace, device: str, out: Path, tokenizer: Any,
-                data: BlockData) -> tuple[float, float]:
+                data: BlockData, lean: str = "auto") -> tuple[float, float]:
     """Tokens/s between the log at ``warmup`` and the last log, and peak GPU memory (GiB)."""
     corpus = out / "unused.txt"
     corpus.write_text("the cat sat\n" * 50, encoding="utf-8")
@@ -167,7 +169,8 @@ def engine_rate(shape: Shape, args: argparse.Namespace, device: str, out: Path, 
         corpus=str(corpus), objective=shape.objective, size="base" if not args.tiny else "tiny",
         max_steps=total, batch_size=shape.batch, seq_len=shape.seq, log_interval=args.warmup,
         eval_interval=10 * total, save_interval=10 * total, eval_batches=1, warmup_ratio=0.0,
-        out=str(out), name=f"bench-{shape.objective}", device=device, probes=[], compile=args.compile,
+        out=str(out), name=f"bench-{shape.objective}-lean-{lean}", device=device, probes=[], compile=args.compile,
+        lean_model=lean,
     )
     marks: dict[int, tuple[float, int]] = {}
 
@@ -217,6 +220,11 @@ def synchronize(device: str) -> None:
 
 
 def reset_memory(device: str) -> None:
+    """Free the previous measurement's model (compiled graphs hold references) and reset the peak."""
+    import gc
+
+    torch._dynamo.reset()
+    gc.collect()
     if device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -234,6 +242,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="Tiny shapes (automatic without CUDA).")
     parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="The engine's compile setting.")
     parser.add_argument("--peak-tflops", type=float, default=None, help="Peak dense bf16 TFLOP/s of the card.")
+    parser.add_argument("--no-hf-engine", action="store_true", help="Skip the engine row with transformers' GPT-2 (saves a compile).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results to this JSON file.")
     args = parser.parse_args()
     quiet_libraries()
@@ -255,14 +264,16 @@ def main() -> None:
         data = synthetic_data(shape, args.warmup + args.steps, tokenizer)
         with torch.device("meta"):  # counting parameters needs no memory
             fpt = flops_per_token(build_model(shape), shape)
-        loop_tps, loop_mem = eager_rate(shape, args, device, data)
-        with tempfile.TemporaryDirectory(prefix="workbench-gpu-bench-") as out:
-            engine_tps, engine_mem = engine_rate(shape, args, device, Path(out), tokenizer, data)
-        for who, tps, mem in (("engine", engine_tps, engine_mem), ("eager loop", loop_tps, loop_mem)):
+        rows = [("eager loop", *eager_rate(shape, args, device, data))]
+        variants = [("engine", "auto")] + ([("engine, HF model", "off")] if shape.objective == "clm" and not args.no_hf_engine else [])
+        for who, lean in variants:
+            with tempfile.TemporaryDirectory(prefix="workbench-gpu-bench-") as out:
+                rows.insert(len(rows) - 1, (who, *engine_rate(shape, args, device, Path(out), tokenizer, data, lean)))
+        for who, tps, mem in rows:
             mfu = tps * fpt / (peak * 1e12) if peak else None
             results.append({"model": shape.name, "who": who, "batch": f"{shape.batch}x{shape.seq}", "tokens_per_s": round(tps, 1),
                             "mfu": round(mfu, 4) if mfu is not None else None, "peak_memory_gib": round(mem, 2) if mem == mem else None})
-            print(f"{shape.name:14s} {who:10s} batch {shape.batch}x{shape.seq}: {tps:12,.0f} tok/s  "
+            print(f"{shape.name:14s} {who:16s} batch {shape.batch}x{shape.seq}: {tps:12,.0f} tok/s  "
                   f"MFU {f'{mfu:.1%}' if mfu is not None else 'n/a':>6s}  peak memory "
                   f"{f'{mem:.1f} GiB' if mem == mem else 'n/a'}", flush=True)
     if args.json:

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-import transformers
+
 
 from faults_helpers import TrainingForwardPatch, events, fault_spec, nan_like, step_losses
 from workbench.engine import RunControl, StepLogged, TrainingRun
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.runner import resume_run
 from workbench.errors import TrainingError
+from workbench.lean_gpt2 import LeanGPT2
 
-GPT2 = transformers.GPT2LMHeadModel
+GPT2 = LeanGPT2  # from-scratch clm trains through the lean twin
 
 
 @pytest.fixture(scope="module")

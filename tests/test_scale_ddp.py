@@ -1,6 +1,6 @@
 """Two CPU processes through `workbench run --gpus 2 --device cpu` (torchrun, gloo, DDP)
-train the same losses as one process on the same global batch, only rank 0 writes the run
-directory, and the run resumes in one process with the same sample sequence."""
+train and evaluate the same losses as one process on the same global batch, only rank 0
+writes the run directory, and the run resumes in one process with the same sample sequence."""
 
 from __future__ import annotations
 
@@ -24,22 +24,24 @@ STEPS = 6
 GLOBAL_BATCH = 8
 
 
-def step_losses(run_dir: Path) -> dict[int, float]:
+def step_losses(run_dir: Path, event: str = "step", key: str = "loss") -> dict[int, float]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {row["step"]: row["loss"] for row in rows if row["event"] == "step"}
+    return {row["step"]: row[key] for row in rows if row["event"] == event}
 
 
-def spec_values(corpus: Path, out: Path, name: str, batch_size: int) -> dict:
+def spec_values(corpus: Path, out: Path, name: str, batch_size: int, grad_accum: int = 1) -> dict:
     return tiny_overrides(
         corpus=str(corpus), out=str(out), name=name, device="cpu", max_steps=STEPS, batch_size=batch_size,
-        log_interval=1, eval_interval=100, save_interval=3, keep_checkpoints=3, probes=[],
+        grad_accum=grad_accum, log_interval=1, eval_interval=3, eval_batches=5, save_interval=3, keep_checkpoints=3,
+        probes=[],
     )
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo is tested on Linux/macOS")
 def test_two_processes_match_one_and_resume_with_one(story_corpus: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    single = TrainingRun(RunSpec(**spec_values(story_corpus, runs, "single", GLOBAL_BATCH))).run()
+    # One process, two micro-batches of 4: the same global batch and the same eval batches as 2 x 4.
+    single = TrainingRun(RunSpec(**spec_values(story_corpus, runs, "single", GLOBAL_BATCH // 2, grad_accum=2))).run()
 
     config = tmp_path / "ddp.toml"
     config.write_text(RunSpec(**spec_values(story_corpus, runs, "ddp", GLOBAL_BATCH // 2)).to_toml())
@@ -57,6 +59,12 @@ def test_two_processes_match_one_and_resume_with_one(story_corpus: Path, tmp_pat
     assert sorted(distributed) == list(range(1, STEPS + 1))
     for step, loss in expected.items():
         assert distributed[step] == pytest.approx(loss, rel=1e-4), f"step {step}"
+    # Eval batches are shared out between the ranks and summed: the same eval losses.
+    expected_eval = step_losses(single.run_dir, "eval", "eval_loss")
+    distributed_eval = step_losses(runs / "ddp", "eval", "eval_loss")
+    assert sorted(distributed_eval) == sorted(expected_eval) == [0, 3, 6]
+    for step, loss in expected_eval.items():
+        assert distributed_eval[step] == pytest.approx(loss, rel=1e-4), f"eval at step {step}"
     state = read_state(runs / "ddp" / "checkpoints" / "step-0000003")
     assert state["world_size"] == 2 and state["global_batch"] == GLOBAL_BATCH
     with safe_open(runs / "ddp" / "model" / "model.safetensors", "pt") as weights:

@@ -86,6 +86,9 @@ class RunSpec:
     device: str = _help("auto, cpu, cuda or mps.", "auto")
     precision: str = _help("auto (bf16 on capable GPUs), fp32, bf16 or fp16.", "auto")
     compile: str = _help("torch.compile the model: auto (on for small/base presets on CUDA), on or off.", "auto")
+    lean_model: str = _help(
+        "Train from-scratch clm with the workbench's lean GPT-2, which shares GPT2LMHeadModel's weights and "
+        "checkpoints but has less per-step overhead: auto (on for from-scratch clm), on or off.", "auto")
     probes: list[str] = _help(
         "Inputs whose predictions are recorded at every eval ('A ||| B' is a pair).",
         default_factory=lambda: list(DEFAULT_PROBES),
@@ -104,6 +107,7 @@ class RunSpec:
             "device": DEVICES,
             "precision": PRECISIONS,
             "compile": COMPILE_CHOICES,
+            "lean_model": COMPILE_CHOICES,
             "on_nonfinite": NONFINITE_POLICIES,
             "on_oom": OOM_POLICIES,
         }

@@ -20,3 +20,6 @@ def quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*TOKENIZERS_PARALLELISM.*")
+    # fp16's loss scaler skips its first overflowing optimizer steps by design; the scheduler
+    # still steps, which torch reports as a misordered call.
+    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before `optimizer\.step\(\)`")

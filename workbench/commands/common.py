@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import NoReturn
 
 from rich.console import Console
 
-from workbench.errors import SpecError, WorkbenchError
+from workbench.errors import SpecError, TrainingError, WorkbenchError
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(error: WorkbenchError) -> NoReturn:
-    """Print the one-line error (no traceback) and exit 2."""
-    err_console.print(f"[bold red]error:[/] {error.one_line()}", markup=True)
+    """Print the one-line error (no traceback) and exit 2.
+
+    In a multi-process run every rank reads the same input and would print the same bad-input
+    line; only rank 0 prints those. Training errors (an out-of-memory on one GPU) are the
+    failing rank's own, so every rank prints them.
+    """
+    if os.environ.get("RANK", "0") == "0" or isinstance(error, TrainingError):
+        err_console.print(f"[bold red]error:[/] {error.one_line()}", markup=True)
     raise SystemExit(error.exit_code)
 
 

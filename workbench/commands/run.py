@@ -45,6 +45,7 @@ def run_command(
     precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
     on_nonfinite: Optional[str] = typer.Option(None, "--on-nonfinite", help="NaN/Inf loss: stop (default) or skip the step and halve the lr."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default: auto, on for small/base on CUDA)."),
+    lean_model: Optional[bool] = typer.Option(None, "--lean/--no-lean", help="Train from-scratch clm with the lean GPT-2 (default: on; same checkpoints)."),
     gpus: Optional[int] = typer.Option(None, "--gpus", help="Processes (GPUs) per node: launches the run through torchrun with DDP."),
     nnodes: int = typer.Option(1, "--nnodes", help="Machines in a multi-node run (with --gpus and --rdzv-endpoint)."),
     node_rank: int = typer.Option(0, "--node-rank", help="This machine's index in a multi-node run (0 hosts the run directory)."),
@@ -75,6 +76,7 @@ def run_command(
                     batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len, eval_interval=eval_interval,
                     seed=seed, name=name, out=out, device=device, precision=precision, on_nonfinite=on_nonfinite,
                     compile=None if compile_model is None else ("on" if compile_model else "off"),
+                    lean_model=None if lean_model is None else ("on" if lean_model else "off"),
                 ),
             )
             run = TrainingRun(spec, listeners=[listener], control=control)

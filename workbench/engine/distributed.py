@@ -1,7 +1,7 @@
 """Several processes: the ``--gpus N`` launcher (torchrun) and what ranks must agree on.
 
-``workbench run --gpus N`` re-runs the same spec as ``python -m torch.distributed.run
---nproc-per-node N -m workbench run --config SPEC.toml``. Accelerate's ``prepare`` wraps the
+``workbench run --gpus N`` re-runs the same spec as ``python -m workbench.engine.torchrun
+--nproc-per-node N -m workbench run --config SPEC.toml`` (torchrun, quieter on failure). Accelerate's ``prepare`` wraps the
 model in DDP in each process; the runner slices each global batch by rank; only rank 0
 writes the run directory (metrics, probes, checkpoints, the final model).
 
@@ -13,6 +13,7 @@ now (it must divide evenly).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,50 @@ def shared_run_dir(accelerator: Any, out: str, name: str) -> RunDir:
     return run_dir if run_dir is not None else RunDir(Path(raw.decode("utf-8")))
 
 
+def sum_across_ranks(accelerator: Any, values: dict[str, float]) -> dict[str, float]:
+    """Add up per-rank metric sums whose keys may differ between ranks (one rank saw no
+    entity of some type). The dicts travel as JSON bytes in padded tensors: no pickles."""
+    from accelerate.utils import gather
+
+    device = accelerator.device
+    encoded = json.dumps(values).encode("utf-8")
+    longest = int(gather(torch.tensor([len(encoded)], device=device)).max())
+    buffer = torch.zeros(max(1, longest), dtype=torch.uint8, device=device)
+    buffer[: len(encoded)] = torch.tensor(list(encoded), dtype=torch.uint8)
+    rows = gather(buffer).view(accelerator.num_processes, -1).cpu()
+    total: dict[str, float] = {}
+    for row in rows:
+        text = bytes(row.tolist()).rstrip(b"\0").decode("utf-8")
+        for key, value in (json.loads(text) if text else {}).items():
+            total[key] = total.get(key, 0.0) + float(value)
+    return total
+
+
+OOM_FILE = "oom.json"
+"""Written by a rank other than 0 that ran out of memory: the micro-batch a resume should use."""
+
+
+def record_oom(run_dir: RunDir, micro_batch: int, *, step: int, rank: int) -> None:
+    path = run_dir.path / OOM_FILE
+    tmp = path.with_name(f".{OOM_FILE}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps({"micro_batch": micro_batch, "step": step, "rank": rank}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # another node's disk, or a full one: the error message still names the fix
+
+
+def recorded_oom_micro_batch(run_dir: RunDir | None) -> int | None:
+    """The micro-batch an earlier out-of-memory asked for, if any (read on resume)."""
+    if run_dir is None:
+        return None
+    try:
+        value = json.loads((run_dir.path / OOM_FILE).read_text(encoding="utf-8"))["micro_batch"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and value >= 1 else None
+
+
 def global_batch_for(state: dict[str, Any], fresh_global_batch: int, world: int) -> int:
     """The global batch to keep: the checkpoint's on a resume (any world size), else the spec's."""
     if "global_batch" in state:
@@ -79,7 +124,8 @@ def torchrun_command(
     node_rank: int = 0,
     rdzv_endpoint: str | None = None,
 ) -> list[str]:
-    """``python -m torch.distributed.run ... -m workbench run CHILD_ARGS``.
+    """``python -m workbench.engine.torchrun ... -m workbench run CHILD_ARGS``: torchrun's own
+    ``run`` with its crash report replaced by an exit code (see ``workbench/engine/torchrun.py``).
 
     One node uses ``--standalone`` (a free local rendezvous port, so parallel CI jobs never
     collide on 29500). Several nodes use torchrun's static rendezvous at ``HOST:PORT``
@@ -87,7 +133,7 @@ def torchrun_command(
     must be HOST, holds global rank 0 and the run directory (the c10d backend would hand
     out ranks in joining order instead).
     """
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={gpus}"]
+    command = [sys.executable, "-m", "workbench.engine.torchrun", f"--nproc-per-node={gpus}"]
     if nnodes == 1:
         command.append("--standalone")
     else:

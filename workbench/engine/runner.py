@@ -55,6 +55,10 @@ EVAL_HOOK_FACTORIES: list[Callable[["TrainingRun"], EvalHook | None]] = []
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 """Write failures that are the disk's fault, reported as one-line errors instead of tracebacks."""
 
+MAX_SCALER_SKIPS = 50
+"""fp16 steps the loss scaler may skip in a row (the scale halves each time) before the
+run is treated as diverged; a healthy run skips a handful at the start and then rarely."""
+
 HOOK_MODULES = ("workbench.inspector.probes", "workbench.tasks.finetune.forgetting")
 """Engine-level (UI-free) modules that register eval hooks when they exist."""
 
@@ -166,6 +170,7 @@ class TrainingRun:
             listener(event)
 
     is_main: bool = True
+    world: int = 1
 
     # ------------------------------------------------------------------ set-up
     def _open_run_dir(self) -> tuple[RunSpec, Task, int]:
@@ -228,6 +233,13 @@ class TrainingRun:
             self._fail(str(message))
             raise message from None
         except Exception as exc:
+            if self.world > 1 and lost_a_peer(exc):
+                message = TrainingError(
+                    f"stopped at step {self.step}: another process of this run failed (its message is above)",
+                    fix=f"see its error above; once that is fixed, resume with `workbench run --resume {self.run_dir.path if self.run_dir else 'RUN'} --gpus N`",
+                )
+                self._fail(str(message))
+                raise message from None
             self._fail(f"{type(exc).__name__}: {exc}")
             raise
         finally:
@@ -267,6 +279,7 @@ class TrainingRun:
             mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"),
         )
         self.is_main = accelerator.is_main_process
+        self.world = accelerator.num_processes
 
         # Corpus first: a bad corpus must fail before anything is written.
         corpus = load_corpus(
@@ -324,13 +337,16 @@ class TrainingRun:
         micro_batch = spec.batch_size or 1
         global_batch = distributed.global_batch_for(state, micro_batch * spec.grad_accum * world, world)
         # An out-of-memory halving survives a resume: the same global batch, smaller slices.
-        micro_batch = max(1, min(micro_batch, int(state.get("micro_batch", micro_batch))))
+        micro_batch = max(1, min(micro_batch, int(state.get("micro_batch", micro_batch)),
+                                 distributed.recorded_oom_micro_batch(run_dir) or micro_batch))
         order = BatchOrder(data.num_examples("train"), global_batch, spec.seed)
         total_steps = self._total_steps(spec, order)
         eval_interval = spec.eval_interval or max(1, total_steps // 10)
         save_interval = spec.save_interval or eval_interval
 
-        model = self.model
+        # The loop trains ``model``; ``self.model`` (transformers' class, the same parameter
+        # objects) is what is saved, probed and reported.
+        model = performance.training_module(self.model, spec.lean_model, spec.objective, from_base=bool(spec.base))
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         optimizer = torch.optim.AdamW(
@@ -351,13 +367,13 @@ class TrainingRun:
             ckpt.optimizer_from_safetensors(optimizer, resume_ckpt / "optimizer.safetensors")
             scheduler.load_state_dict(state["scheduler"])
             self.step = int(state["step"])
-        performance.prefer_sdpa(model)
+        performance.prefer_sdpa(self.model)
         if performance.should_compile(spec.compile, device, spec.size, from_base=bool(spec.base)):
             self.emit(Message(text="Compiling the model with torch.compile: the first steps take a minute"))
             performance.compile_in_place(model)  # in place: checkpoints keep plain key names
         model, optimizer = accelerator.prepare(model, optimizer)
-        raw_model = accelerator.unwrap_model(model)
-        performance.drop_output_upcast(raw_model)  # the loop runs under accelerator.autocast() itself
+        performance.drop_output_upcast(accelerator.unwrap_model(model))  # the loop runs under accelerator.autocast() itself
+        raw_model = self.model
 
         load_hook_modules()
         for factory in EVAL_HOOK_FACTORIES:
@@ -383,6 +399,8 @@ class TrainingRun:
         )
         if resume_ckpt is not None:
             self.emit(Message(text=f"Resumed from {resume_ckpt.name} (step {self.step})"))
+        if accelerator.unwrap_model(model) is not self.model:
+            self.emit(Message(text="Training with the lean GPT-2 (same weights and checkpoints as GPT2LMHeadModel)"))
 
         eval_before = state.get("eval_loss_before")
         last_eval: float | None = state.get("eval_loss")
@@ -424,6 +442,11 @@ class TrainingRun:
         # Checked every step on CPU (free) and in skip mode; on a GPU in stop mode a device-side
         # flag is read at each log and before each save, so no per-step host sync is added.
         check_every_step = device == "cpu" or spec.on_nonfinite == "skip"
+        # With fp16's loss scaler an infinite gradient norm is routine: the scaler skips that
+        # step and lowers the scale. Only the loss counts then, plus a guard against a scale
+        # that never recovers (every step skipped while the loss stays finite).
+        scaler_active = getattr(accelerator, "scaler", None) is not None
+        scaler_skips = 0
         nonfinite_seen = torch.zeros((), dtype=torch.bool, device=accelerator.device)
         last_check_step = self.step
         start_time = time.perf_counter()
@@ -469,6 +492,8 @@ class TrainingRun:
                 optimizer.zero_grad(set_to_none=True)
                 if device == "cuda":
                     torch.cuda.empty_cache()
+                if world > 1:  # the other ranks are already inside this step's collectives
+                    self._stop_after_distributed_oom(save, micro_batch, run_dir, rank)
                 if spec.on_oom == "halve" and micro_batch > 1:
                     micro_batch //= 2
                     self.emit(Message(text=(
@@ -484,7 +509,7 @@ class TrainingRun:
             skip_step = False
             if check_every_step:
                 loss_value, norm_value = float(step_loss), float(grad_norm)
-                if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
+                if not math.isfinite(loss_value) or not (scaler_active or math.isfinite(norm_value)):
                     what, value = ("loss", loss_value) if not math.isfinite(loss_value) else ("gradient norm", norm_value)
                     if spec.on_nonfinite != "skip" or nonfinite_skips >= spec.max_nonfinite_skips:
                         self._non_finite(what, value, spec, skips=nonfinite_skips)
@@ -495,12 +520,19 @@ class TrainingRun:
                         f"The {what} became {value} at step {self.step + 1}: step skipped, learning rate halved "
                         f"to {scheduler.base_lrs[0]:.3g} ({nonfinite_skips}/{spec.max_nonfinite_skips})"
                     )))
+            elif scaler_active:
+                nonfinite_seen |= ~torch.isfinite(step_loss)
             else:
                 nonfinite_seen |= ~(torch.isfinite(step_loss) & torch.isfinite(grad_norm))
             if not skip_step:
                 optimizer.step()
                 loss_sum += step_loss
                 loss_count += 1
+                if scaler_active:  # the scaler reads its scale on the host anyway
+                    scaler_skips = scaler_skips + 1 if accelerator.optimizer_step_was_skipped else 0
+                    if scaler_skips >= MAX_SCALER_SKIPS:
+                        self._non_finite(f"gradient norm (the fp16 loss scaler skipped {scaler_skips} steps in a row)",
+                                         float("inf"), spec)
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             self.step += 1
@@ -528,7 +560,7 @@ class TrainingRun:
                         tokens_per_s=rate,
                         elapsed_s=elapsed,
                         eta_s=eta,
-                        grad_norm=None if skip_step else float(grad_norm),
+                        grad_norm=None if skip_step or not math.isfinite(float(grad_norm)) else float(grad_norm),
                     )
                 )
                 loss_sum.zero_()
@@ -575,15 +607,48 @@ class TrainingRun:
         )
         raise TrainingError(f"out of memory at step {step + 1} with micro-batch {micro_batch}; checkpoint saved at step {step}", fix=advice)
 
+    def _stop_after_distributed_oom(self, save: Callable[[int], None], micro_batch: int, run_dir: RunDir, rank: int) -> None:
+        """Out of memory in one of several processes: stop, and make the resume smaller.
+
+        A single process retries the step with half the micro-batch. Several cannot: the
+        other ranks are waiting in this step's gradient all-reduce, which the failed rank
+        can no longer join, so it exits and torchrun stops the rest. Rank 0 holds the same
+        weights as every rank, so when it is the one that failed it checkpoints first (a
+        local write, no collective). Any other rank leaves ``oom.json`` in the run
+        directory, which the resume reads (on a shared file system).
+        """
+        half = max(1, micro_batch // 2)
+        step = self.step
+        if self.is_main:
+            save(step)
+        else:
+            distributed.record_oom(run_dir, half, step=step, rank=rank)
+        raise TrainingError(
+            f"out of memory at step {step + 1} on rank {rank} with micro-batch {micro_batch}; "
+            "several processes cannot retry a step, so the run stopped (its checkpoints are intact)",
+            fix=f"resume with `workbench run --resume {run_dir.path} --gpus N`: it continues with micro-batch {half} and the same effective batch"
+            if micro_batch > 1 else "use a smaller --seq-len or model, or GPUs with more memory",
+        )
+
     @torch.no_grad()
     def _evaluate(self, accelerator: Any, model: Any, data: TaskData, task: Task, spec: RunSpec, step: int) -> float:
-        model.eval()
+        """Mean loss over a fixed, seeded set of eval batches (the same at every eval).
+
+        With several processes, rank r takes batches r, r + world, ...; the sums are then
+        added up across ranks, so the result equals a single process's and eval time falls
+        with the number of GPUs. The forward runs on the unwrapped module: DDP's forward
+        could start a collective (buffer broadcast) that ranks with fewer batches never join.
+        """
+        module = accelerator.unwrap_model(model)
+        module.eval()
         n_eval = data.num_examples("eval")
         batch_size = spec.batch_size or 1
+        world, rank = accelerator.num_processes, accelerator.process_index
         rng_state = torch.get_rng_state()
-        losses: list[torch.Tensor] = []
+        loss_sum = torch.zeros((), device=accelerator.device)
+        loss_batches = 0
         totals: dict[str, float] = {}
-        for b in range(min(spec.eval_batches, max(1, math.ceil(n_eval / batch_size)))):
+        for b in range(rank, min(spec.eval_batches, max(1, math.ceil(n_eval / batch_size))), world):
             indices = list(range(b * batch_size, min(n_eval, (b + 1) * batch_size)))
             if not indices:
                 break
@@ -591,12 +656,17 @@ class TrainingRun:
             batch, _ = data.batch("eval", indices)
             batch = performance.to_device(batch, accelerator.device)
             with accelerator.autocast():
-                outputs = model(**batch)
+                outputs = module(**batch)
             if outputs.loss is not None:
-                losses.append(outputs.loss.detach().float())
+                loss_sum += outputs.loss.detach().float()
+                loss_batches += 1
             task.eval_metrics(outputs, batch, totals)
         torch.set_rng_state(rng_state)
-        eval_loss = float(torch.stack(losses).mean()) if losses else float("nan")
+        if world > 1:
+            counts = accelerator.reduce(torch.stack([loss_sum, torch.tensor(float(loss_batches), device=loss_sum.device)]), "sum")
+            loss_sum, loss_batches = counts[0], int(counts[1])
+            totals = distributed.sum_across_ranks(accelerator, totals)
+        eval_loss = float(loss_sum / loss_batches) if loss_batches else float("nan")
         metrics = task.finish_metrics(totals)
         if not math.isfinite(eval_loss) and losses:
             raise TrainingError(
@@ -653,6 +723,16 @@ class TrainingRun:
             run_dir.write_status(status, step=self.step)
         self.emit(RunFinished(status=status, step=self.step, run_dir=str(run_dir.path), model_dir=str(run_dir.model_dir), summary=summary))
         return summary
+
+
+PEER_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "NCCL communicator was aborted", "Broken pipe")
+
+
+def lost_a_peer(exc: BaseException) -> bool:
+    """A collective failed because another rank died (gloo says so at once; NCCL may instead
+    block until torchrun stops this process)."""
+    dist_error = getattr(torch.distributed, "DistNetworkError", None)
+    return (dist_error is not None and isinstance(exc, dist_error)) or any(m in str(exc) for m in PEER_LOST_MARKERS)
 
 
 def _perplexity(loss: float | None) -> float:
