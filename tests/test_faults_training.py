@@ -149,3 +149,21 @@ def test_oom_stop_policy_checkpoints_then_resume_uses_half_the_micro_batch(story
     with TrainingForwardPatch(GPT2, _oom_above(4, from_call=0)):
         result = resume_run(run_dir, out=str(tmp_path))
     assert (result.status, result.step) == ("finished", 8)
+
+
+def test_a_nan_eval_loss_stops_the_run_with_one_line(story_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training stays finite; the evaluation after step 4 returns NaN."""
+    original, logged = LeanGPT2.forward, {"step": 0}
+
+    def forward(model, *args, **kwargs):  # type: ignore[no-untyped-def]
+        output = original(model, *args, **kwargs)
+        return output if model.training or logged["step"] < 1 else nan_like(output)
+
+    def listener(event: object) -> None:
+        if isinstance(event, StepLogged):
+            logged["step"] = event.step
+
+    monkeypatch.setattr(LeanGPT2, "forward", forward)
+    spec = fault_spec(story_corpus, tmp_path, "nan-eval", max_steps=12, eval_interval=4)
+    with pytest.raises(TrainingError, match=r"the eval loss became nan at step 4"):
+        TrainingRun(spec, listeners=[listener]).run()

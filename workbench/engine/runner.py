@@ -668,7 +668,7 @@ class TrainingRun:
             totals = distributed.sum_across_ranks(accelerator, totals)
         eval_loss = float(loss_sum / loss_batches) if loss_batches else float("nan")
         metrics = task.finish_metrics(totals)
-        if not math.isfinite(eval_loss) and losses:
+        if not math.isfinite(eval_loss) and loss_batches:
             raise TrainingError(
                 f"the eval loss became {eval_loss} at step {step}",
                 fix=f"lower the learning rate (now --lr {spec.lr:g}) or use --precision fp32",
