@@ -90,3 +90,39 @@ async def test_detached_run_survives_as_its_own_process_and_is_attached(story_co
         row = app.query_one("#runs-table", DataTable).get_row_at(0)
         assert (row[0], row[1]) == ("detached-one", "finished")
         assert (run_root / "detached-one.log").read_text().count('"event": "step"') == 3
+
+
+async def test_a_two_process_run_starts_detached_through_torchrun(story_corpus: Path, run_root: Path) -> None:
+    """GPUs 2 (CPU processes here): `s` hands the run to torchrun, detached, and follows it."""
+    app = create_app(run_root, corpora=["general"], runs_poll_seconds=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.objective_pane.set_corpus(str(story_corpus))
+        for key, value in dict(max_steps="4", batch_size="4", seq_len="32", vocab_size="300", eval_interval="2",
+                               log_interval="2", name="two-procs", gpus="2").items():
+            app.query_one(f"#f-{key}", Input).value = value
+        app.query_one("#f-device").value = "cpu"
+        await pilot.press("escape", "s")
+        assert app.view_source == "follow" and not app.is_training
+        (process,) = app.detached
+        assert "--gpus" in process.args and "2" in process.args
+        await wait_until(pilot, lambda: app.curves["follow"].snapshot().status in ("finished", "failed"))
+        snap = app.curves["follow"].snapshot()
+        assert snap.status == "finished", (run_root / "two-procs.log").read_text()
+        assert snap.train_steps[-1] == 4
+        assert process.wait(timeout=60) == 0
+        started = [json.loads(line) for line in (run_root / "two-procs" / "metrics.jsonl").read_text().splitlines()
+                   if '"event": "started"' in line]
+        assert len(started) == 1  # rank 1 wrote nothing
+
+
+async def test_more_gpus_than_visible_is_refused_before_launch(story_corpus: Path, run_root: Path) -> None:
+    from workbench.tui.screens.error import ErrorScreen
+
+    app = create_app(run_root, corpora=["general"], runs_poll_seconds=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.objective_pane.set_corpus(str(story_corpus))
+        app.query_one("#f-gpus", Input).value = "64"
+        await pilot.press("escape", "D")
+        await pilot.pause()
+        assert isinstance(app.screen, ErrorScreen) and "--gpus 64" in app.screen.message
+        assert not app.detached and not (run_root.exists() and list(run_root.iterdir()))

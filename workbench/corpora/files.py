@@ -51,7 +51,7 @@ def load_table_file(path: Path) -> datasets.Dataset:
     try:
         if suffix in (".csv", ".tsv"):
             delimiter = "\t" if suffix == ".tsv" else ","
-            validate.check_delimited(path, delimiter)
+            header = validate.check_delimited(path, delimiter)
             has_bom = validate.check_utf8(path)
             ds = datasets.load_dataset(
                 "csv",

@@ -252,6 +252,13 @@ class WorkbenchApp(App[None]):
         spec = self._spec_or_error()
         if spec is None:
             return
+        gpus = self._gpus_or_error()
+        if gpus == 0:
+            return
+        if gpus > 1:
+            self.notify("Several GPUs: starting it detached, through torchrun", timeout=3)
+            self.action_detach()
+            return
         self.control = RunControl()
         self.curves["live"] = Curves(spec.name or "")
         self.curves["live"].set_status("starting")
@@ -351,9 +358,25 @@ class WorkbenchApp(App[None]):
             self.notify("Paused (p resumes)", timeout=2)
 
     # ------------------------------------------------------------------ detached
+    def _gpus_or_error(self) -> int:
+        """The GPUs field, checked against the visible GPUs; 0 when it cannot be used."""
+        from workbench.engine.distributed import check_gpus
+
+        try:
+            gpus = self.objective_pane.gpus()
+            if gpus > 1:
+                check_gpus(gpus, self.objective_pane.build_spec().device)
+            return gpus
+        except WorkbenchError as error:
+            self.push_screen(ErrorScreen("Cannot start", str(error)))
+            return 0
+
     def action_detach(self) -> None:
         spec = self._spec_or_error()
         if spec is None:
+            return
+        gpus = self._gpus_or_error()
+        if gpus == 0:
             return
         from workbench.engine.spec_resolution import corpus_label
 
@@ -369,7 +392,8 @@ class WorkbenchApp(App[None]):
         log_path = root / f"{candidate}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "workbench", "run", "--config", str(spec_path), "--json"],
+                [sys.executable, "-m", "workbench", "run", "--config", str(spec_path), "--json",
+                 *(["--gpus", str(gpus)] if gpus > 1 else [])],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=os.getcwd(),
             )
@@ -420,7 +444,9 @@ class WorkbenchApp(App[None]):
             self._redraw_timer.stop()
             self._redraw_timer = None
         self._last_redraw = time.monotonic()
-        self.train_pane.show(self.curves[self.view_source].snapshot(), self.view_source)
+        panes = self.query(TrainPane)
+        if panes:  # a follower's last event can arrive while the app is closing
+            panes.first().show(self.curves[self.view_source].snapshot(), self.view_source)
 
     REDRAW_INTERVAL = 0.5
     """Seconds between chart redraws while points stream in: the chart is the costliest

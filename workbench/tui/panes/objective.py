@@ -18,7 +18,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from workbench.config import OBJECTIVES, SIZES, TOKENIZERS, RunSpec
+from workbench.config import DEVICES, OBJECTIVES, SIZES, TOKENIZERS, RunSpec
 from workbench.errors import SpecError
 
 NUMERIC_FIELDS = {
@@ -29,6 +29,7 @@ FIELD_LABELS = {
     "corpus": "corpus", "objective": "objective", "base": "base model", "size": "size", "tokenizer": "tokenizer",
     "vocab_size": "vocab size", "seq_len": "seq length", "batch_size": "batch size", "lr": "learning rate",
     "max_steps": "max steps", "eval_interval": "eval every", "log_interval": "log every", "name": "run name",
+    "device": "device", "gpus": "GPUs",
 }
 
 
@@ -69,6 +70,9 @@ class ObjectivePane(VerticalScroll):
         for key in NUMERIC_FIELDS:
             yield from row(key, Input(id=f"f-{key}", compact=True, restrict=r"[0-9.eE+-]*"))
         yield from row("name", Input(placeholder="default: objective-corpus-time", id="f-name", compact=True))
+        yield from row("device", Select([(d, d) for d in DEVICES], value="auto", allow_blank=False, id="f-device", compact=True))
+        yield from row("gpus", Input(placeholder="1 (more: a detached torchrun run, one process each)", id="f-gpus",
+                                     compact=True, restrict=r"[0-9]*"))
         yield Static("", id="resolved")
 
     def on_mount(self) -> None:
@@ -93,7 +97,7 @@ class ObjectivePane(VerticalScroll):
     def build_spec(self, *, strict: bool = True) -> RunSpec:
         """The spec the form describes; a ``SpecError`` names the field that is wrong."""
         values: dict = {"out": str(self.run_root)}
-        for key in ("corpus", "objective", "base", "size", "tokenizer", "name"):
+        for key in ("corpus", "objective", "base", "size", "tokenizer", "name", "device"):
             text = self._value(key)
             if text:
                 values[key] = text
@@ -110,6 +114,16 @@ class ObjectivePane(VerticalScroll):
         spec = RunSpec(**values)
         spec.validate()
         return spec
+
+    def gpus(self) -> int:
+        """Processes to launch (1: train in this process; more: torchrun, detached)."""
+        text = self._value("gpus")
+        if not text:
+            return 1
+        count = int(text)
+        if count < 1:
+            raise SpecError("GPUs must be at least 1", where="Objective pane", fix="type 1 or more, or clear the field")
+        return count
 
     # ------------------------------------------------------------------ defaults
     @on(Select.Changed)
