@@ -32,6 +32,7 @@ SCHEDULES = ("linear", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 COMPILE_CHOICES = ("auto", "on", "off")
+PARALLEL_CHOICES = ("ddp", "fsdp")
 NONFINITE_POLICIES = ("stop", "skip")
 OOM_POLICIES = ("halve", "stop")
 
@@ -86,6 +87,9 @@ class RunSpec:
     device: str = _help("auto, cpu, cuda or mps.", "auto")
     precision: str = _help("auto (bf16 on capable GPUs), fp32, bf16 or fp16.", "auto")
     compile: str = _help("torch.compile the model: auto (on for small/base presets on CUDA), on or off.", "auto")
+    parallel: str = _help(
+        "With several processes (--gpus): ddp (a full replica per GPU) or fsdp (parameters, gradients and "
+        "optimizer state sharded over the GPUs, for models too big to replicate).", "ddp")
     lean_model: str = _help(
         "Train from-scratch clm with the workbench's lean GPT-2, which shares GPT2LMHeadModel's weights and "
         "checkpoints but has less per-step overhead: auto (on for from-scratch clm), on or off.", "auto")
@@ -108,6 +112,7 @@ class RunSpec:
             "precision": PRECISIONS,
             "compile": COMPILE_CHOICES,
             "lean_model": COMPILE_CHOICES,
+            "parallel": PARALLEL_CHOICES,
             "on_nonfinite": NONFINITE_POLICIES,
             "on_oom": OOM_POLICIES,
         }

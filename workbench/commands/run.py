@@ -46,6 +46,7 @@ def run_command(
     on_nonfinite: Optional[str] = typer.Option(None, "--on-nonfinite", help="NaN/Inf loss: stop (default) or skip the step and halve the lr."),
     compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default: auto, on for small/base on CUDA)."),
     lean_model: Optional[bool] = typer.Option(None, "--lean/--no-lean", help="Train from-scratch clm with the lean GPT-2 (default: on; same checkpoints)."),
+    parallel: Optional[str] = typer.Option(None, "--parallel", help="With --gpus: ddp (default; a replica per GPU) or fsdp (sharded)."),
     gpus: Optional[int] = typer.Option(None, "--gpus", help="Processes (GPUs) per node: launches the run through torchrun with DDP."),
     nnodes: int = typer.Option(1, "--nnodes", help="Machines in a multi-node run (with --gpus and --rdzv-endpoint)."),
     node_rank: int = typer.Option(0, "--node-rank", help="This machine's index in a multi-node run (0 hosts the run directory)."),
@@ -77,6 +78,7 @@ def run_command(
                     seed=seed, name=name, out=out, device=device, precision=precision, on_nonfinite=on_nonfinite,
                     compile=None if compile_model is None else ("on" if compile_model else "off"),
                     lean_model=None if lean_model is None else ("on" if lean_model else "off"),
+                    parallel=parallel,
                 ),
             )
             run = TrainingRun(spec, listeners=[listener], control=control)

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -70,8 +70,10 @@ def optimizer_to_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> No
     save_file(tensors, str(path), metadata=metadata)
 
 
-def optimizer_from_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> None:
-    """Restore the optimizer; a damaged or foreign file is a one-line ``RunDirError``."""
+def optimizer_from_safetensors(optimizer: torch.optim.Optimizer, path: Path,
+                               load: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Restore the optimizer (or hand the state to ``load``, e.g. a sharded optimizer's
+    loader); a damaged or foreign file is a one-line ``RunDirError``."""
     from safetensors import safe_open
 
     try:
@@ -84,8 +86,9 @@ def optimizer_from_safetensors(optimizer: torch.optim.Optimizer, path: Path) -> 
             state.setdefault(int(index), {})[key] = tensor
         for index, slots in json.loads(metadata.get("scalars", "{}")).items():
             state.setdefault(int(index), {}).update(slots)
-        optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
-    except (OSError, SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        full = {"state": state, "param_groups": json.loads(metadata["param_groups"])}
+        (load or optimizer.load_state_dict)(full)
+    except (OSError, SafetensorError, ValueError, KeyError, IndexError, TypeError, RuntimeError) as exc:
         raise RunDirError(
             f"optimizer state is unreadable or does not match the model ({' '.join(str(exc).split())[:200]})",
             where=str(path),

@@ -11,6 +11,7 @@ is read once per ``log_interval``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import math
 import os
@@ -25,7 +26,7 @@ import torch
 from workbench.config import RunSpec
 from workbench.corpora import load_corpus
 from workbench.engine import checkpoint as ckpt
-from workbench.engine import distributed, performance
+from workbench.engine import distributed, performance, sharding
 from workbench.engine.control import RunControl
 from workbench.engine.events import (
     CheckpointSaved,
@@ -105,9 +106,16 @@ def pick_precision(requested: str, device: str) -> str:
     return "fp32"
 
 
-def step_seed(seed: int, step: int) -> int:
-    """Masking, dropout and sampling at ``step`` depend on this alone: exact resume."""
-    return (seed * 1_000_003 + step) % (2**63 - 1)
+def step_seed(seed: int, step: int, row: int = 0) -> int:
+    """Masking, dropout and sampling at ``step`` depend on this alone: exact resume.
+
+    ``row`` is where a micro-batch starts in the step's global batch. Seeding each
+    micro-batch by its position makes MLM masks the same however the global batch is split
+    (one process with accumulation, or N GPUs), so a resume with another number of
+    processes, or after an out-of-memory halving, continues the same masks.
+    """
+    base = (seed * 1_000_003 + step) % (2**63 - 1)
+    return base if row == 0 else (base * 1_000_033 + row) % (2**63 - 1)
 
 
 class BatchOrder:
@@ -171,6 +179,7 @@ class TrainingRun:
 
     is_main: bool = True
     world: int = 1
+    sharded: bool = False
 
     # ------------------------------------------------------------------ set-up
     def _open_run_dir(self) -> tuple[RunSpec, Task, int]:
@@ -344,9 +353,16 @@ class TrainingRun:
         eval_interval = spec.eval_interval or max(1, total_steps // 10)
         save_interval = spec.save_interval or eval_interval
 
-        # The loop trains ``model``; ``self.model`` (transformers' class, the same parameter
-        # objects) is what is saved, probed and reported.
-        model = performance.training_module(self.model, spec.lean_model, spec.objective, from_base=bool(spec.base))
+        # The loop trains ``model``; ``self.model`` (transformers' class) is what is saved, probed
+        # and reported: the same parameter objects, or under FSDP an unsharded CPU replica that
+        # is refreshed from the shards at every eval and save.
+        self.sharded = world > 1 and spec.parallel == "fsdp"
+        if self.sharded and precision == "fp16":
+            raise TrainingError("FSDP runs train in bf16 or fp32, not fp16", fix="pass --precision bf16 (or fp32), or --parallel ddp")
+        source = copy.deepcopy(self.model) if self.sharded else self.model
+        model = performance.training_module(source, spec.lean_model, spec.objective, from_base=bool(spec.base))
+        if self.sharded:
+            sharding.shard(model, accelerator.device, world)
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
         optimizer = torch.optim.AdamW(
@@ -364,15 +380,20 @@ class TrainingRun:
             num_training_steps=total_steps,
         )
         if resume_ckpt is not None:
-            ckpt.optimizer_from_safetensors(optimizer, resume_ckpt / "optimizer.safetensors")
+            ckpt.optimizer_from_safetensors(
+                optimizer, resume_ckpt / "optimizer.safetensors",
+                load=(lambda full: sharding.load_full_optimizer(model, optimizer, full)) if self.sharded else None,
+            )
             scheduler.load_state_dict(state["scheduler"])
             self.step = int(state["step"])
         performance.prefer_sdpa(self.model)
-        if performance.should_compile(spec.compile, device, spec.size, from_base=bool(spec.base)):
+        compile_choice = "off" if self.sharded and spec.compile == "auto" else spec.compile  # FSDP + compile: opt in
+        if performance.should_compile(compile_choice, device, spec.size, from_base=bool(spec.base)):
             self.emit(Message(text="Compiling the model with torch.compile: the first steps take a minute"))
             performance.compile_in_place(model)  # in place: checkpoints keep plain key names
-        model, optimizer = accelerator.prepare(model, optimizer)
-        performance.drop_output_upcast(accelerator.unwrap_model(model))  # the loop runs under accelerator.autocast() itself
+        if not self.sharded:  # FSDP's module is already distributed; Accelerate would wrap it in DDP
+            model, optimizer = accelerator.prepare(model, optimizer)
+            performance.drop_output_upcast(accelerator.unwrap_model(model))  # the loop runs under accelerator.autocast() itself
         raw_model = self.model
 
         load_hook_modules()
@@ -399,8 +420,10 @@ class TrainingRun:
         )
         if resume_ckpt is not None:
             self.emit(Message(text=f"Resumed from {resume_ckpt.name} (step {self.step})"))
-        if accelerator.unwrap_model(model) is not self.model:
+        if type(accelerator.unwrap_model(model)).__name__ == "LeanGPT2":
             self.emit(Message(text="Training with the lean GPT-2 (same weights and checkpoints as GPT2LMHeadModel)"))
+        if self.sharded:
+            self.emit(Message(text=f"FSDP: parameters, gradients and optimizer state sharded over {world} processes"))
 
         eval_before = state.get("eval_loss_before")
         last_eval: float | None = state.get("eval_loss")
@@ -410,6 +433,10 @@ class TrainingRun:
             best_eval = eval_before
 
         def save(step: int) -> None:
+            saved_optimizer: Any = optimizer
+            if self.sharded:  # every rank takes part in gathering the full state
+                self._sync_replica(model)
+                saved_optimizer = sharding.GatheredOptimizer(sharding.gather_full_optimizer(model, optimizer))
             if not self.is_main:
                 return
             if device != "cpu" and spec.on_nonfinite == "stop" and bool(nonfinite_seen):
@@ -419,7 +446,7 @@ class TrainingRun:
                 step,
                 raw_model,
                 self.tokenizer,
-                optimizer,
+                saved_optimizer,
                 scheduler,
                 {
                     "eval_loss": last_eval,
@@ -477,6 +504,7 @@ class TrainingRun:
             step_tokens = 0
             try:
                 for index, chunk in enumerate(micro_chunks):
+                    torch.manual_seed(step_seed(spec.seed, self.step, row=rank * per_rank + index * micro_batch))
                     batch, n_tokens = data.batch("train", chunk)
                     batch = performance.to_device(batch, accelerator.device)
                     sync = index == len(micro_chunks) - 1
@@ -506,6 +534,8 @@ class TrainingRun:
             assert step_loss is not None
             log_tokens += step_tokens
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), spec.max_grad_norm if spec.max_grad_norm > 0 else float("inf"))
+            if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
+                grad_norm = grad_norm.full_tensor()
             skip_step = False
             if check_every_step:
                 loss_value, norm_value = float(step_loss), float(grad_norm)
@@ -619,7 +649,7 @@ class TrainingRun:
         """
         half = max(1, micro_batch // 2)
         step = self.step
-        if self.is_main:
+        if self.is_main and not self.sharded:  # a sharded save would need the failed rank too
             save(step)
         else:
             distributed.record_oom(run_dir, half, step=step, rank=rank)
@@ -629,6 +659,14 @@ class TrainingRun:
             fix=f"resume with `workbench run --resume {run_dir.path} --gpus N`: it continues with micro-batch {half} and the same effective batch"
             if micro_batch > 1 else "use a smaller --seq-len or model, or GPUs with more memory",
         )
+
+    def _sync_replica(self, model: Any) -> None:
+        """FSDP only: gather the full weights (every rank joins) into rank 0's CPU replica."""
+        if not self.sharded:
+            return
+        full = sharding.gather_full_model(model)
+        if self.is_main:
+            sharding.load_replica(self.model, full)
 
     @torch.no_grad()
     def _evaluate(self, accelerator: Any, model: Any, data: TaskData, task: Task, spec: RunSpec, step: int) -> float:
@@ -648,8 +686,14 @@ class TrainingRun:
         loss_sum = torch.zeros((), device=accelerator.device)
         loss_batches = 0
         totals: dict[str, float] = {}
-        for b in range(rank, min(spec.eval_batches, max(1, math.ceil(n_eval / batch_size))), world):
-            indices = list(range(b * batch_size, min(n_eval, (b + 1) * batch_size)))
+        n_batches = min(spec.eval_batches, max(1, math.ceil(n_eval / batch_size)))
+        # Sharded, every rank must run the same number of forwards (each one gathers weights
+        # from all ranks): ranks short of a batch repeat batch 0 and discard the result.
+        rounds = math.ceil(n_batches / world) * world if self.sharded else n_batches
+        for b in range(rank, rounds, world):
+            real = b < n_batches
+            first = b * batch_size if real else 0
+            indices = list(range(first, min(n_eval, first + batch_size)))
             if not indices:
                 break
             torch.manual_seed(spec.seed + 10_007 * (b + 1))  # the same masks at every eval
@@ -657,6 +701,8 @@ class TrainingRun:
             batch = performance.to_device(batch, accelerator.device)
             with accelerator.autocast():
                 outputs = module(**batch)
+            if not real:
+                continue
             if outputs.loss is not None:
                 loss_sum += outputs.loss.detach().float()
                 loss_batches += 1
@@ -674,6 +720,7 @@ class TrainingRun:
                 fix=f"lower the learning rate (now --lr {spec.lr:g}) or use --precision fp32",
             )
         self.emit(EvalDone(step=step, eval_loss=eval_loss, perplexity=_perplexity(eval_loss), metrics=metrics))
+        self._sync_replica(model)  # probes and reports read self.model
         for hook in self.eval_hooks:
             for event in hook(self, step):
                 self.emit(event)

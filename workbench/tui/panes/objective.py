@@ -18,7 +18,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from workbench.config import DEVICES, OBJECTIVES, SIZES, TOKENIZERS, RunSpec
+from workbench.config import DEVICES, OBJECTIVES, PARALLEL_CHOICES, SIZES, TOKENIZERS, RunSpec
 from workbench.errors import SpecError
 
 NUMERIC_FIELDS = {
@@ -29,7 +29,7 @@ FIELD_LABELS = {
     "corpus": "corpus", "objective": "objective", "base": "base model", "size": "size", "tokenizer": "tokenizer",
     "vocab_size": "vocab size", "seq_len": "seq length", "batch_size": "batch size", "lr": "learning rate",
     "max_steps": "max steps", "eval_interval": "eval every", "log_interval": "log every", "name": "run name",
-    "device": "device", "gpus": "GPUs",
+    "device": "device", "gpus": "GPUs", "parallel": "parallel",
 }
 
 
@@ -73,6 +73,8 @@ class ObjectivePane(VerticalScroll):
         yield from row("device", Select([(d, d) for d in DEVICES], value="auto", allow_blank=False, id="f-device", compact=True))
         yield from row("gpus", Input(placeholder="1 (more: a detached torchrun run, one process each)", id="f-gpus",
                                      compact=True, restrict=r"[0-9]*"))
+        yield from row("parallel", Select([(p, p) for p in PARALLEL_CHOICES], value="ddp", allow_blank=False, id="f-parallel",
+                                          compact=True))
         yield Static("", id="resolved")
 
     def on_mount(self) -> None:
@@ -97,7 +99,7 @@ class ObjectivePane(VerticalScroll):
     def build_spec(self, *, strict: bool = True) -> RunSpec:
         """The spec the form describes; a ``SpecError`` names the field that is wrong."""
         values: dict = {"out": str(self.run_root)}
-        for key in ("corpus", "objective", "base", "size", "tokenizer", "name", "device"):
+        for key in ("corpus", "objective", "base", "size", "tokenizer", "name", "device", "parallel"):
             text = self._value(key)
             if text:
                 values[key] = text
