@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,49 @@ def test_launcher_exit_codes(exitcode: int, expected: int, words: str | None) ->
     assert exit_code_for(exitcode) == expected
     if words:
         assert words in describe(1, exitcode)
+
+
+def running_with(marker: str) -> list[int]:
+    """Processes whose command line mentions ``marker`` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="signal forwarding to ranks reads /proc")
+def test_ctrl_c_stops_every_rank_at_the_same_step_with_a_checkpoint(story_corpus: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    config = tmp_path / "endless.toml"
+    config.write_text(RunSpec(**tiny_overrides(
+        corpus=str(story_corpus), out=str(runs), name="ctrl-c", device="cpu", max_steps=100_000, batch_size=4,
+        log_interval=2, eval_interval=100_000, save_interval=100_000, probes=[],
+    )).to_toml())
+    # A session of its own, as a shell's foreground job: SIGINT to the launcher is Ctrl-C.
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "run", "--config", str(config), "--gpus", "2", "--json"],
+                               cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    metrics = runs / "ctrl-c" / "metrics.jsonl"
+    deadline = time.monotonic() + 180
+    while not (metrics.is_file() and metrics.read_text().count('"event": "step"') >= 2):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.stderr else ""
+        time.sleep(0.2)
+    os.kill(process.pid, signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr and stderr.count("Stopped by SIGINT") == 1, stderr[-3000:]
+    status = json.loads((runs / "ctrl-c" / "status.json").read_text())
+    assert status["status"] == "stopped"
+    (checkpoint,) = complete_checkpoints(runs / "ctrl-c" / "checkpoints")
+    assert read_state(checkpoint)["step"] == status["step"] and status["step"] % 2 == 0  # a step both ranks agreed on
+    time.sleep(1)
+    assert running_with(str(config)) == []  # torchrun and both ranks are gone

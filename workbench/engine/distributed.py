@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,6 +73,13 @@ def sum_across_ranks(accelerator: Any, values: dict[str, float]) -> dict[str, fl
         for key, value in (json.loads(text) if text else {}).items():
             total[key] = total.get(key, 0.0) + float(value)
     return total
+
+
+def any_rank(accelerator: Any, *flags: bool) -> tuple[bool, ...]:
+    """Each flag is true on every rank when it is true on any (one all-reduce, max)."""
+    values = torch.tensor([float(flag) for flag in flags], device=accelerator.device)
+    torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
+    return tuple(bool(v) for v in values.tolist())
 
 
 OOM_FILE = "oom.json"
@@ -197,9 +205,14 @@ def launch(
             child.append("--json")
         command = torchrun_command(child, gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
-        process = subprocess.Popen(command, env=env)
-        while True:
-            try:
-                return process.wait()
-            except KeyboardInterrupt:  # torchrun forwards the signal to the ranks, which checkpoint
-                continue
+        # torchrun and the ranks get a session of their own, so a terminal's Ctrl-C reaches
+        # them once, through this launcher and torchrun, and not also directly (a rank takes
+        # a second signal as "exit now, skip the checkpoint").
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        forwarded = [sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None]
+        previous = {sig: signal.signal(sig, lambda signum, _frame: process.send_signal(signum)) for sig in forwarded}
+        try:
+            return process.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -490,10 +490,20 @@ class TrainingRun:
             waited = self.control.wait_while_paused()
             paused_s += waited
             log_start += waited  # tokens/s counts training time only
-            if self.control.stop_requested:
+            stop = self.control.stop_requested
+            over_budget = spec.time_budget is not None and time.perf_counter() - start_time - paused_s >= spec.time_budget
+            if world > 1:
+                # Every rank must leave the loop at the same step, or the next collective pairs
+                # an eval on one rank with a gradient all-reduce on another. They agree at log
+                # boundaries, where the loss is read anyway (no extra host sync per step).
+                if (self.step - start_step) % spec.log_interval == 0:
+                    stop, over_budget = distributed.any_rank(accelerator, stop, over_budget)
+                else:
+                    stop = over_budget = False
+            if stop:
                 status = "stopped"
                 break
-            if spec.time_budget is not None and time.perf_counter() - start_time - paused_s >= spec.time_budget:
+            if over_budget:
                 self.emit(Message(text=f"Time budget of {spec.time_budget:g}s reached at step {self.step}"))
                 break
             torch.manual_seed(step_seed(spec.seed, self.step))
