@@ -156,3 +156,20 @@ def test_shared_movie_reviews_csv(shared_data: Path) -> None:
 def test_shared_latin1_file_is_rejected_with_offset(shared_data: Path) -> None:
     with pytest.raises(CorpusError, match=r"rt-polarity.latin1.txt: not valid UTF-8 at byte \d+ \(line \d+\)"):
         load_corpus(str(shared_data / "movie_reviews" / "rt-polarity.latin1.txt"))
+
+
+def test_stats_of_a_huge_corpus_are_scaled_up_from_a_sample(tmp_path: Path) -> None:
+    """Past the sample size the counts come from the first documents only (never the whole
+    corpus in memory), scaled up, and say so."""
+    lines = ["text,label"] + [f"{'good film' if i % 4 else 'bad film'} number {i:05d} here,{'pos' if i % 4 else 'neg'}"
+                              for i in range(30_000)]
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    corpus = load_corpus(str(path))
+    exact = stats_of(corpus)
+    sampled = stats_of(corpus, sample_chars=50_000)
+    assert not exact.estimated and exact.sampled_documents == exact.documents
+    assert sampled.estimated and sampled.sampled_documents < sampled.documents == exact.documents
+    assert sampled.characters == pytest.approx(exact.characters, rel=0.02)
+    assert sampled.words == pytest.approx(exact.words, rel=0.02)
+    assert sampled.label_counts["pos"] == pytest.approx(exact.label_counts["pos"], rel=0.02)

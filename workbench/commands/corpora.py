@@ -54,8 +54,9 @@ def corpora_show(
         ("location", stats.location),
         ("size", human_bytes(stats.size_bytes)),
         ("documents", f"{stats.documents:,} train, {stats.eval_documents:,} eval"),
-        ("characters", f"{stats.characters:,}"),
-        ("words", f"{stats.words:,}"),
+        ("characters", f"{'about ' if stats.estimated else ''}{stats.characters:,}"),
+        ("words", f"{'about ' if stats.estimated else ''}{stats.words:,}"
+                  + (f" (scaled up from the first {stats.sampled_documents:,} documents)" if stats.estimated else "")),
         ("estimated tokens", f"{stats.estimated_tokens:,} (about 4 characters a token)"),
         ("text column", stats.text_column),
         ("eval split", stats.eval_source),

@@ -27,6 +27,13 @@ class CorpusStats:
     text_column: str
     columns: list[str] = field(default_factory=list)
     label_counts: dict[str, int] = field(default_factory=dict)
+    sampled_documents: int = 0
+    """Documents the character, word and label counts were read from: all of them, or for a
+    very large corpus the first ``SAMPLE_CHARS`` worth, scaled up (``estimated`` is True)."""
+
+    @property
+    def estimated(self) -> bool:
+        return self.sampled_documents < self.documents
 
 
 def _size_on_disk(path: Path | None) -> int:
@@ -41,22 +48,38 @@ LABEL_COLUMN_NAMES = ("label", "labels", "sentiment", "polarity", "class", "cate
 """Common names of a label column, in order of preference (shared with the fine-tuning tasks)."""
 
 
-def stats_of(corpus: Corpus) -> CorpusStats:
-    texts = corpus.texts("train")
-    characters = sum(len(t) for t in texts)
-    words = sum(len(t.split()) for t in texts)
-    label_counts: dict[str, int] = {}
-    for column in corpus.train.column_names:
-        if column.lower() in LABEL_COLUMN_NAMES and column != corpus.text_column:
-            counts = collections.Counter(str(v) for v in corpus.train[column])
-            label_counts = dict(counts.most_common(20))
+SAMPLE_CHARS = 100_000_000
+"""Characters read for the counts; beyond them (corpora of GBs) the counts are scaled up from
+the documents read, so a preview never reads a huge corpus whole or holds it in memory."""
+
+
+def stats_of(corpus: Corpus, sample_chars: int = SAMPLE_CHARS) -> CorpusStats:
+    label_column = next((c for c in corpus.train.column_names
+                         if c.lower() in LABEL_COLUMN_NAMES and c != corpus.text_column), None)
+    columns = [corpus.text_column] + ([label_column] if label_column else [])
+    characters = words = sampled = 0
+    labels: collections.Counter[str] = collections.Counter()
+    for batch in corpus.train.select_columns(columns).iter(batch_size=10_000):
+        for text in batch[corpus.text_column]:
+            characters += len(text)
+            words += len(text.split())
+        if label_column:
+            labels.update(str(v) for v in batch[label_column])
+        sampled += len(batch[corpus.text_column])
+        if characters >= sample_chars:
             break
+    documents = len(corpus.train)
+    scale = documents / sampled if sampled else 1.0
+    if scale != 1.0:
+        characters, words = int(characters * scale), int(words * scale)
+        labels = collections.Counter({k: int(v * scale) for k, v in labels.items()})
     return CorpusStats(
         name=corpus.name,
         kind=corpus.source.kind,
         location=corpus.source.location,
         size_bytes=_size_on_disk(corpus.source.path),
-        documents=len(texts),
+        documents=documents,
+        sampled_documents=sampled,
         eval_documents=len(corpus.eval),
         characters=characters,
         words=words,
@@ -64,7 +87,7 @@ def stats_of(corpus: Corpus) -> CorpusStats:
         eval_source=corpus.eval_source,
         text_column=corpus.text_column,
         columns=list(corpus.train.column_names),
-        label_counts=label_counts,
+        label_counts=dict(labels.most_common(20)),
     )
 
 

@@ -26,11 +26,13 @@ def format_stats(stats: object) -> str:
     lines = [
         f"[b]{s.name}[/b]  [dim]{kind}[/dim]",
         f"documents      {s.documents:>10,}   eval {s.eval_documents:,}",
-        f"characters     {s.characters:>10,}",
-        f"words          {s.words:>10,}",
+        f"characters    {'≈' if s.estimated else ' '}{s.characters:>10,}",
+        f"words         {'≈' if s.estimated else ' '}{s.words:>10,}",
         f"est. tokens    {s.estimated_tokens:>10,}   [dim](~4 chars/token)[/dim]",
         f"text column    {s.text_column}",
     ]
+    if s.estimated:
+        lines.append(f"[dim]≈ scaled up from the first {s.sampled_documents:,} documents[/dim]")
     if s.label_counts:
         total = sum(s.label_counts.values()) or 1
         lines.append("labels")
