@@ -661,7 +661,7 @@ class TrainingRun:
         step = self.step
         if self.is_main and not self.sharded:  # a sharded save would need the failed rank too
             save(step)
-        else:
+        else:  # the resume reads this instead of a checkpoint's record
             distributed.record_oom(run_dir, half, step=step, rank=rank)
         raise TrainingError(
             f"out of memory at step {step + 1} on rank {rank} with micro-batch {micro_batch}; "
