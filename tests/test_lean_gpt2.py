@@ -101,3 +101,15 @@ def test_a_lean_run_trains_the_same_losses_and_saves_a_standard_model(story_corp
     ids = torch.randint(0, 100, (1, 12))
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, reference(ids).logits, rtol=1e-3, atol=1e-3)
+
+
+def test_bf16_autocast_matches_transformers_and_keeps_the_loss_in_float32() -> None:
+    """The GPU path's mixed precision, on CPU: the same autocast rules apply to both models."""
+    hf = gpt2().eval()
+    lean = LeanGPT2.sharing(hf)
+    ids = torch.randint(0, 97, (2, 24))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, got = hf(input_ids=ids, labels=ids), lean(input_ids=ids, labels=ids)
+    assert got.loss.dtype == torch.float32 and got.logits.dtype == expected.logits.dtype == torch.bfloat16
+    torch.testing.assert_close(got.loss, expected.loss, rtol=1e-2, atol=1e-2)
+    torch.testing.assert_close(got.logits.float(), expected.logits.float(), rtol=5e-2, atol=5e-2)
