@@ -19,6 +19,7 @@ from workbench.errors import CorpusError
 from workbench.models import bert_config
 from workbench.tasks.base import RowData, Task, TaskDefaults
 from workbench.tasks.mlm import masking_collator
+from workbench.tasks.packing import default_num_proc
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
 
@@ -33,26 +34,50 @@ def split_sentences(document: str) -> list[str]:
     return sentences
 
 
-def build_pairs(documents: list[str], seed: int) -> dict[str, list]:
-    """Consecutive sentence pairs, half replaced by a sentence from another document."""
-    rng = random.Random(seed)
-    docs = [split_sentences(d) for d in documents]
-    docs = [d for d in docs if d]
-    first, second, labels = [], [], []
-    if len(docs) < 2:
+NEGATIVE_TRIES = 8
+"""Random documents tried for a negative sentence before the pair stays a positive one."""
+
+
+def pair_documents(ds: datasets.Dataset, text_column: str, seed: int) -> datasets.Dataset:
+    """Consecutive sentence pairs, half replaced by a sentence from another document.
+
+    A batched ``map`` over the documents: the corpus stays memory-mapped Arrow, and a
+    negative reads one random other document by index, so a corpus larger than memory
+    never has to be held whole. A document's pairs depend only on (seed, its index), so the
+    result is the same in one process or several, and is cached by ``datasets``.
+    """
+    texts = ds.select_columns([text_column])
+    n = len(texts)
+
+    def other_sentence(rng: random.Random, index: int) -> str | None:
+        for _ in range(NEGATIVE_TRIES):
+            other = rng.randrange(n - 1)
+            other = other + 1 if other >= index else other
+            sentences = split_sentences(texts[other][text_column])
+            if sentences:
+                return rng.choice(sentences)
+        return None
+
+    def pairs(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        first: list[str] = []
+        second: list[str] = []
+        labels: list[int] = []
+        for text, index in zip(batch[text_column], indices):
+            sentences = split_sentences(text)
+            rng = random.Random(seed * 1_000_003 + index)
+            for i in range(len(sentences) - 1):
+                negative = other_sentence(rng, index) if rng.random() >= 0.5 else None
+                first.append(sentences[i])
+                second.append(negative if negative is not None else sentences[i + 1])
+                labels.append(0 if negative is None else 1)
         return {"sentence_a": first, "sentence_b": second, "next_sentence_label": labels}
-    for index, sentences in enumerate(docs):
-        for i in range(len(sentences) - 1):
-            first.append(sentences[i])
-            if rng.random() < 0.5:
-                second.append(sentences[i + 1])
-                labels.append(0)
-            else:
-                other = rng.randrange(len(docs) - 1)
-                other = other + 1 if other >= index else other
-                second.append(rng.choice(docs[other]))
-                labels.append(1)
-    return {"sentence_a": first, "sentence_b": second, "next_sentence_label": labels}
+
+    fingerprint = getattr(ds, "_fingerprint", None)
+    return texts.map(
+        pairs, batched=True, batch_size=1000, with_indices=True, remove_columns=[text_column],
+        num_proc=default_num_proc(n), desc="Building sentence pairs",
+        new_fingerprint=f"nsp-pairs-v1-{fingerprint}-{seed}" if fingerprint else None,
+    )
 
 
 class NextSentenceTask(Task):
@@ -86,14 +111,13 @@ class NextSentenceTask(Task):
         collator = masking_collator(tokenizer)
         splits = {}
         for split, ds, seed in (("train", corpus.train, spec.seed), ("eval", corpus.eval, spec.seed + 1)):
-            pairs = build_pairs(list(ds[corpus.text_column]), seed)
-            if not pairs["sentence_a"]:
+            table = pair_documents(ds, corpus.text_column, seed) if len(ds) >= 2 else None
+            if table is None or len(table) == 0:
                 raise CorpusError(
                     f"the {split} split has no sentence pairs (next-sentence prediction needs documents of 2+ sentences, and 2+ documents)",
                     where=corpus.source.location,
                     fix="separate documents with blank lines and give each several sentences",
                 )
-            table = datasets.Dataset.from_dict(pairs)
 
             def encode(batch: dict[str, list]) -> dict[str, list]:
                 enc = tokenizer(batch["sentence_a"], batch["sentence_b"], truncation="longest_first", max_length=spec.seq_len)
