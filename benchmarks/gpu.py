@@ -264,12 +264,13 @@ def main() -> None:
         data = synthetic_data(shape, args.warmup + args.steps, tokenizer)
         with torch.device("meta"):  # counting parameters needs no memory
             fpt = flops_per_token(build_model(shape), shape)
-        rows = [("eager loop", *eager_rate(shape, args, device, data))]
+        eager = ("eager loop", *eager_rate(shape, args, device, data))
         variants = [("engine", "auto")] + ([("engine, HF model", "off")] if shape.objective == "clm" and not args.no_hf_engine else [])
+        rows = []
         for who, lean in variants:
             with tempfile.TemporaryDirectory(prefix="workbench-gpu-bench-") as out:
-                rows.insert(len(rows) - 1, (who, *engine_rate(shape, args, device, Path(out), tokenizer, data, lean)))
-        for who, tps, mem in rows:
+                rows.append((who, *engine_rate(shape, args, device, Path(out), tokenizer, data, lean)))
+        for who, tps, mem in rows + [eager]:
             mfu = tps * fpt / (peak * 1e12) if peak else None
             results.append({"model": shape.name, "who": who, "batch": f"{shape.batch}x{shape.seq}", "tokens_per_s": round(tps, 1),
                             "mfu": round(mfu, 4) if mfu is not None else None, "peak_memory_gib": round(mem, 2) if mem == mem else None})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 from pathlib import Path
@@ -59,3 +60,12 @@ def tiny_overrides(**extra):
     values = dict(batch_size=8, seq_len=32, vocab_size=300, eval_batches=2, log_interval=2, keep_checkpoints=2)
     values.update(extra)
     return values
+
+
+async def wait_until(pilot, condition, timeout: float = 30.0, every: float = 0.05) -> None:
+    """Let a Pilot-driven app run until ``condition()`` holds, failing after ``timeout`` s."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await pilot.pause(every)

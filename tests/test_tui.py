@@ -6,7 +6,6 @@ directory, no model) keeps these fast; ``test_tui_real.py`` goes through real tr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Select, TabbedContent
 
+from conftest import wait_until
 from workbench.engine.events import RunFailed
 from workbench.errors import TrainingError
 from workbench.tui.app import WorkbenchApp, create_app
@@ -36,14 +36,6 @@ async def wait_for_workers(app: WorkbenchApp, pilot, groups: tuple[str, ...] | N
     workers = [w for w in app.workers if groups is None or w.group in groups]
     await app.workers.wait_for_complete(workers)
     await pilot.pause()
-
-
-async def wait_until(pilot, condition, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        assert loop.time() < deadline, "condition not met in time"
-        await pilot.pause(0.05)
 
 
 def synthetic(steps: int = 20, delay: float = 0.005, **kw):

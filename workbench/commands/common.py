@@ -14,6 +14,11 @@ from workbench.errors import SpecError, TrainingError, WorkbenchError
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def is_rank_zero() -> bool:
+    """True outside torchrun and in its rank 0: the process that speaks for a whole run."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def fail(error: WorkbenchError) -> NoReturn:
     """Print the one-line error (no traceback) and exit 2.
 
@@ -21,7 +26,7 @@ def fail(error: WorkbenchError) -> NoReturn:
     line; only rank 0 prints those. Training errors (an out-of-memory on one GPU) are the
     failing rank's own, so every rank prints them.
     """
-    if os.environ.get("RANK", "0") == "0" or isinstance(error, TrainingError):
+    if is_rank_zero() or isinstance(error, TrainingError):
         err_console.print(f"[bold red]error:[/] {error.one_line()}", markup=True)
     raise SystemExit(error.exit_code)
 

@@ -99,11 +99,9 @@ def run_command(
     except WorkbenchError as error:
         fail(error)
     if signals.exit_code is not None:
-        import os
+        from workbench.commands.common import err_console, is_rank_zero
 
-        from workbench.commands.common import err_console
-
-        if os.environ.get("RANK", "0") == "0":  # one line for the whole run, not one per GPU
+        if is_rank_zero():  # one line for the whole run, not one per GPU
             err_console.print(f"Stopped by {signals.name} at step {result.step}; checkpoint saved in {result.run_dir}. "
                               f"Continue with: workbench run --resume {result.run_dir}")
         raise SystemExit(signals.exit_code)

@@ -180,6 +180,7 @@ class TrainingRun:
     is_main: bool = True
     world: int = 1
     sharded: bool = False
+    _replica_step: int | None = None
 
     # ------------------------------------------------------------------ set-up
     def _open_run_dir(self) -> tuple[RunSpec, Task, int]:
@@ -506,14 +507,13 @@ class TrainingRun:
             if over_budget:
                 self.emit(Message(text=f"Time budget of {spec.time_budget:g}s reached at step {self.step}"))
                 break
-            torch.manual_seed(step_seed(spec.seed, self.step))
             indices = order.indices(self.step)
             mine = indices[rank * per_rank : (rank + 1) * per_rank] if world > 1 else indices
             micro_chunks = [mine[i : i + micro_batch] for i in range(0, len(mine), micro_batch)]
             step_loss = None
             step_tokens = 0
             try:
-                for index, chunk in enumerate(micro_chunks):
+                for index, chunk in enumerate(micro_chunks):  # masks and dropout: a function of (seed, step, row)
                     torch.manual_seed(step_seed(spec.seed, self.step, row=rank * per_rank + index * micro_batch))
                     batch, n_tokens = data.batch("train", chunk)
                     batch = performance.to_device(batch, accelerator.device)
@@ -544,7 +544,7 @@ class TrainingRun:
             assert step_loss is not None
             log_tokens += step_tokens
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), spec.max_grad_norm if spec.max_grad_norm > 0 else float("inf"))
-            if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
+            if self.sharded:  # FSDP returns the norm as a DTensor
                 grad_norm = grad_norm.full_tensor()
             skip_step = False
             if check_every_step:
@@ -671,12 +671,15 @@ class TrainingRun:
         )
 
     def _sync_replica(self, model: Any) -> None:
-        """FSDP only: gather the full weights (every rank joins) into rank 0's CPU replica."""
-        if not self.sharded:
+        """FSDP only: gather the full weights (every rank joins) into rank 0's CPU replica.
+
+        Once per step: an eval and a save at the same step share one gather."""
+        if not self.sharded or self._replica_step == self.step:
             return
         full = sharding.gather_full_model(model)
         if self.is_main:
             sharding.load_replica(self.model, full)
+        self._replica_step = self.step
 
     @torch.no_grad()
     def _evaluate(self, accelerator: Any, model: Any, data: TaskData, task: Task, spec: RunSpec, step: int) -> float:

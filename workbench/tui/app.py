@@ -252,12 +252,12 @@ class WorkbenchApp(App[None]):
         spec = self._spec_or_error()
         if spec is None:
             return
-        gpus = self._gpus_or_error()
+        gpus = self._gpus_or_error(spec)
         if gpus == 0:
             return
         if gpus > 1:
             self.notify("Several GPUs: starting it detached, through torchrun", timeout=3)
-            self.action_detach()
+            self._start_detached(spec, gpus)
             return
         self.control = RunControl()
         self.curves["live"] = Curves(spec.name or "")
@@ -358,14 +358,14 @@ class WorkbenchApp(App[None]):
             self.notify("Paused (p resumes)", timeout=2)
 
     # ------------------------------------------------------------------ detached
-    def _gpus_or_error(self) -> int:
+    def _gpus_or_error(self, spec: RunSpec) -> int:
         """The GPUs field, checked against the visible GPUs; 0 when it cannot be used."""
         from workbench.engine.distributed import check_gpus
 
         try:
             gpus = self.objective_pane.gpus()
             if gpus > 1:
-                check_gpus(gpus, self.objective_pane.build_spec().device)
+                check_gpus(gpus, spec.device)
             return gpus
         except WorkbenchError as error:
             self.push_screen(ErrorScreen("Cannot start", str(error)))
@@ -375,9 +375,12 @@ class WorkbenchApp(App[None]):
         spec = self._spec_or_error()
         if spec is None:
             return
-        gpus = self._gpus_or_error()
-        if gpus == 0:
-            return
+        gpus = self._gpus_or_error(spec)
+        if gpus:
+            self._start_detached(spec, gpus)
+
+    def _start_detached(self, spec: RunSpec, gpus: int) -> None:
+        """`workbench run` (through torchrun for several GPUs) in its own session, then attach."""
         from workbench.engine.spec_resolution import corpus_label
 
         root = self.run_root.resolve()
