@@ -51,7 +51,6 @@ def kill_figures(kills: int, seed: int, save_interval: int, verbose: bool) -> No
 
 def fuzz_figures(seed: int, big_line: bool) -> None:
     import datasets
-
     from fuzz_corpora import fuzz, generate
 
     logging.getLogger("datasets").setLevel(logging.ERROR)

@@ -43,9 +43,10 @@ QUERIES = {
 
 def build_pair(root: Path, family: str) -> list[str]:
     """Two tiny-preset models (base, tuned) of one family, saved like a run's model/."""
+    from transformers import BertForPreTraining, GPT2LMHeadModel
+
     from workbench.models import bert_config, gpt2_config
     from workbench.tokenization import train_tokenizer
-    from transformers import BertForPreTraining, GPT2LMHeadModel
 
     texts = (REPO / "corpora" / "general" / "train.txt").read_text(encoding="utf-8").splitlines()
     masked = family == "bert"
@@ -91,9 +92,9 @@ def main() -> None:
             for label, (text, options) in QUERIES.items():
                 if family == "gpt2" and label == "pair":
                     label = "pair (causal: likelihood gain)"
-                cold = median_ms(lambda: inspect_models(models, [text], options, cache=ModelCache()), args.repeats)
+                cold = median_ms(lambda: inspect_models(models, [text], options, cache=ModelCache()), args.repeats)  # noqa: B023 - called at once
                 inspect_models(models, [text], options, cache=shared)  # fill the cache
-                warm = median_ms(lambda: inspect_models(models, [text], options, cache=shared), args.repeats)
+                warm = median_ms(lambda: inspect_models(models, [text], options, cache=shared), args.repeats)  # noqa: B023 - called at once
                 print(f"{family:<7} {label:<52} {cold:>9.1f} {warm:>9.1f}")
     sys.stdout.flush()
 

@@ -22,7 +22,7 @@ import torch
 
 from workbench.config import RunSpec
 from workbench.engine import TrainingRun
-from workbench.engine.runner import BatchOrder, step_seed
+from workbench.engine.order import BatchOrder, step_seed
 from workbench.quiet import quiet_libraries
 
 
@@ -42,11 +42,10 @@ def engine_run(spec: RunSpec, warmup: int) -> tuple[float, TrainingRun]:
 
 def hand_loop(run: TrainingRun, spec: RunSpec, warmup: int) -> float:
     """The loop a person writes by hand: index a tensor, forward, backward, clip, step."""
-    task = run.task
+    task, data = run.state.task, run.state.data
     torch.manual_seed(spec.seed)
-    model = task.build_model(spec.size, run.tokenizer, spec.seq_len)
+    model = task.build_model(spec.size, run.state.tokenizer, spec.seq_len)
     model.train()
-    data = run.data
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
@@ -98,9 +97,9 @@ def main() -> None:
             # Alternate which goes first, so neither always gets the warm allocator and caches.
             if repeat % 2 == 0:
                 engine_rate, run = engine_run(spec, args.warmup)
-                loop_rate = hand_loop(run, run.spec, args.warmup)
+                loop_rate = hand_loop(run, run.state.spec, args.warmup)
             else:  # the loop reuses the previous repeat's tokenizer and data (identical)
-                loop_rate = hand_loop(run, run.spec, args.warmup)
+                loop_rate = hand_loop(run, run.state.spec, args.warmup)
                 engine_rate, run = engine_run(spec, args.warmup)
             engine_rates.append(engine_rate)
             loop_rates.append(loop_rate)

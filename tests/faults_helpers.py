@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from conftest import tiny_overrides
+
 from workbench.config import RunSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ class TrainingForwardPatch:
         self.cls, self.hook, self.calls = cls, hook, 0
         self.original = cls.forward
 
-    def __enter__(self) -> "TrainingForwardPatch":
+    def __enter__(self) -> TrainingForwardPatch:
         patch = self
 
         def forward(model: Any, *args: Any, **kwargs: Any) -> Any:

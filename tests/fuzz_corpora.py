@@ -297,8 +297,8 @@ def loaders() -> dict[str, Callable[[Path], Any]]:
     found: dict[str, Callable[[Path], Any]] = {"corpus": lambda p: load_corpus(str(p))}
     try:
         from workbench.tasks.finetune.conll import read_ner_file
-        from workbench.tasks.finetune.squad import read_qa_file
         from workbench.tasks.finetune.sentiment import SentimentTask
+        from workbench.tasks.finetune.squad import read_qa_file
     except ImportError:
         return found
 

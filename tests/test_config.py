@@ -58,3 +58,22 @@ def test_defaults_depend_on_objective_and_base() -> None:
 def test_tokenizer_must_fit_objective() -> None:
     with pytest.raises(SpecError, match="MASK"):
         resolve_spec(RunSpec(objective="mlm", tokenizer="bpe"))
+
+
+def test_objectives_come_from_the_registry() -> None:
+    import workbench.config as config
+    from workbench.tasks import get_objective, objective_names
+
+    assert not hasattr(config, "OBJECTIVES")  # one list: the task registry's
+    for name in objective_names():
+        RunSpec(objective=name).validate()
+        assert get_objective(name).needs_base == (name in ("sentiment", "ner", "qa", "generation"))
+    assert ", ".join(objective_names()[:-1]) in config.spec_field_help()["objective"]
+
+
+def test_setting_facts_are_checked() -> None:
+    """A misspelt CLI fact in a field's metadata fails at import, not silently."""
+    from workbench.config import _setting
+
+    with pytest.raises(TypeError, match="shrot"):
+        _setting("help", shrot="-x")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import pytest
-
 import fuzz_corpora
+import pytest
 from fuzz_corpora import FuzzReport, fuzz, generate
 
 

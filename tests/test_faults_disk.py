@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from faults_helpers import fault_spec
 from safetensors.torch import load_file
 
 import workbench.engine.checkpoint as ckpt
-from faults_helpers import fault_spec
 from workbench.engine import TrainingRun
 from workbench.engine.runner import resume_run
 from workbench.errors import TrainingError

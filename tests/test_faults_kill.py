@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from faults_helpers import kill_and_resume
 
 KILLS = 20

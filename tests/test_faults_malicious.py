@@ -15,9 +15,9 @@ import struct
 from pathlib import Path
 
 import pytest
+from faults_helpers import REPO, fault_spec
 from typer.testing import CliRunner
 
-from faults_helpers import REPO, fault_spec
 from workbench.cli import app
 from workbench.engine import TrainingRun
 from workbench.engine import checkpoint as ckpt

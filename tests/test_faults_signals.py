@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from faults_helpers import endless_clm_config, start_run
+
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.control import RunControl
 from workbench.engine.signals import EXIT_CODES, install_stop_signals

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-
 from faults_helpers import TrainingForwardPatch, events, fault_spec, nan_like, step_losses
+
 from workbench.engine import RunControl, StepLogged, TrainingRun
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.runner import resume_run

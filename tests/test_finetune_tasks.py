@@ -181,14 +181,101 @@ def test_ner_stop_and_resume_uses_the_same_run_format(bases, tmp_path: Path):
     assert transformers.AutoModelForTokenClassification.from_pretrained(second.model_dir).config.num_labels == 5
 
 
-def test_qa_windows_and_postprocess_recover_the_gold_text(bases, tmp_path: Path):
-    """Long contexts split into strided windows; logits peaked at the labelled start/end
-    positions must post-process back into exactly the gold answer text."""
-    import numpy as np
+# ---------------------------------------------------------------------------- the tasks, called directly
+# No engine: load_corpus -> check_data -> prepare / model_kwargs / run_meta, as the engine calls
+# them, on tokenizers trained on the test text. Tasks keep no state: what check_data finds is
+# returned and passed on.
 
-    from workbench.models import load_tokenizer, resolve_base
-    from workbench.tasks.finetune.qa import QATask, postprocess
 
+def encoder_tokenizer(texts: list[str]):
+    from workbench.tokenization import train_tokenizer
+
+    return train_tokenizer("wordpiece", texts, 300, masked=True)
+
+
+def decoder_tokenizer(texts: list[str]):
+    from workbench.tokenization import train_tokenizer
+
+    return train_tokenizer("bpe", texts, 300, masked=False)
+
+
+def tiny_bert(auto_class, tokenizer, **kwargs):
+    config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id, **kwargs)
+    return auto_class.from_config(config)
+
+
+def spec_for(**fields) -> RunSpec:
+    return RunSpec(**{"base": "unused-base", "seq_len": 32, **fields})
+
+
+def test_sentiment_check_data_returns_the_labels_prepare_uses(tmp_path: Path):
+    from workbench.errors import CorpusError
+    from workbench.tasks import get_task
+
+    path = tmp_path / "reviews.csv"
+    path.write_text("review,sentiment\n" + "".join(f"{t},{y}\n" for t, y in sentiment_rows()), encoding="utf-8")
+    spec = spec_for(objective="sentiment", corpus=str(path), eval_fraction=0.25)
+    task = get_task("sentiment")
+    state = dict(vars(task))
+    corpus = task.load_corpus(spec)
+    checked = task.check_data(corpus, spec)
+    assert (checked.column, checked.names) == ("sentiment", ("negative", "positive"))
+    tokenizer = encoder_tokenizer(corpus.texts())
+    data = task.prepare(corpus, tokenizer, spec, checked)
+    assert vars(task) == state  # nothing stored on the task
+    assert set(data.train["labels"]) == {0, 1} and data.num_examples("eval") == len(corpus.eval)
+    assert task.run_meta(data) == {"labels": ["negative", "positive"], "label_column": "sentiment"}
+    kwargs = task.model_kwargs(checked, tokenizer)
+    assert kwargs["id2label"] == {0: "negative", 1: "positive"} and kwargs["label2id"] == {"negative": 0, "positive": 1}
+    assert kwargs["num_labels"] == 2 and kwargs["pad_token_id"] == tokenizer.pad_token_id
+    model = tiny_bert(transformers.AutoModelForSequenceClassification, tokenizer, **task.model_kwargs(checked))
+    batch, _ = data.batch("eval", [0, 1, 2])
+    totals: dict[str, float] = {}
+    assert task.eval_step(model, batch, totals) is not None and totals["count"] == 3
+    assert 0 <= task.finish_metrics(totals)["accuracy"] <= 1
+    bad = tmp_path / "eval.csv"
+    bad.write_text("review,sentiment\nfine film,neutral\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="unknown label 'neutral'"):
+        task.check_data(task.load_corpus(spec_for(objective="sentiment", corpus=str(path), eval_corpus=str(bad))), spec)
+
+
+def test_ner_loads_its_own_corpus_and_checks_tags(tmp_path: Path):
+    from workbench.errors import CorpusError
+    from workbench.tasks import get_task
+    from workbench.tasks.finetune.ner import NERCorpus
+
+    train_file = write_conll(tmp_path / "train.conll", 40, 1)
+    eval_file = write_conll(tmp_path / "eval.conll", 12, 2)
+    task = get_task("ner")
+    state = dict(vars(task))
+    spec = spec_for(objective="ner", corpus=str(train_file), eval_corpus=str(eval_file))
+    corpus = task.load_corpus(spec)
+    assert isinstance(corpus, NERCorpus) and (len(corpus.train), len(corpus.eval)) == (40, 12)
+    assert corpus.eval_source == str(eval_file)
+    checked = task.check_data(corpus, spec)
+    assert checked.labels == ("O", "B-LOC", "I-LOC", "B-PER", "I-PER")  # I-LOC: never seen, still known
+    tokenizer = encoder_tokenizer([" ".join(s.tokens) for s in corpus.train])
+    data = task.prepare(corpus, tokenizer, spec, checked)
+    assert vars(task) == state
+    assert task.run_meta(data) == {"labels": list(checked.labels), "ner_eval_source": str(eval_file)}
+    assert task.model_kwargs(checked)["id2label"] == dict(enumerate(checked.labels))
+    model = tiny_bert(transformers.AutoModelForTokenClassification, tokenizer, **task.model_kwargs(checked))
+    batch, _ = data.batch("eval", list(range(4)))
+    totals: dict[str, float] = {}
+    task.eval_step(model, batch, totals)
+    assert totals["gold"] == 4 * 2  # two entities per sentence
+    assert 0 <= task.finish_metrics(totals)["entity_f1"] <= 1
+
+    held = task.load_corpus(spec_for(objective="ner", corpus=str(train_file), eval_fraction=0.25))
+    assert (len(held.train), len(held.eval)) == (30, 10) and held.eval_source.startswith("held-out 25% of train.conll")
+    odd = tmp_path / "odd.conll"
+    odd.write_text("Ada\tB-PER\nwent\tO\nhome\tB-MISC\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"odd.conll:3: unknown tag 'B-MISC'"):
+        task.check_data(task.load_corpus(spec_for(objective="ner", corpus=str(train_file), eval_corpus=str(odd))), spec)
+
+
+def long_qa_file(tmp_path: Path) -> tuple[Path, str]:
     filler = " ".join(f"The cat number {i} sat on the mat." for i in range(12))
     path = tmp_path / "long.jsonl"
     records = [
@@ -196,13 +283,27 @@ def test_qa_windows_and_postprocess_recover_the_gold_text(bases, tmp_path: Path)
         {"context": f"Bob was born in Rome. {filler}", "question": "Where was Bob born?", "answers": ["Rome"]},
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    task = QATask()
-    spec = RunSpec(objective="qa", base=bases["mlm"], corpus=str(path), eval_corpus=str(path), seq_len=32)
-    tokenizer = load_tokenizer(resolve_base(bases["mlm"]))
-    task.check_data(None, spec)
-    data = task.prepare(None, tokenizer, spec)
+    return path, filler
+
+
+def test_qa_windows_and_postprocess_recover_the_gold_text(tmp_path: Path):
+    """Long contexts split into strided windows; logits peaked at the labelled start/end
+    positions must post-process back into exactly the gold answer text."""
+    import numpy as np
+
+    from workbench.tasks.finetune.qa import ExtractiveQATask, postprocess
+
+    path, filler = long_qa_file(tmp_path)
+    task = ExtractiveQATask()
+    spec = spec_for(objective="qa", corpus=str(path), eval_corpus=str(path), seq_len=32)
+    corpus = task.load_corpus(spec)
+    checked = task.check_data(corpus, spec)
+    assert checked.with_negative is False and corpus.eval_source == str(path)
+    tokenizer = encoder_tokenizer([filler, "Ada lives in Paris. Bob was born in Rome. Where does Ada live?"])
+    data = task.prepare(corpus, tokenizer, spec, checked)
     table = data.eval
-    assert len(table) > 2 * len(records)  # several windows per example
+    assert len(table) > 2 * len(corpus.eval)  # several windows per example
+    assert task.run_meta(data) == {"qa_mode": "extractive", "qa_eval_source": str(path), "doc_stride": 8}
     starts, ends = [], []
     for row in range(len(table)):
         n = len(table[row]["input_ids"])
@@ -211,5 +312,47 @@ def test_qa_windows_and_postprocess_recover_the_gold_text(bases, tmp_path: Path)
         e[table[row]["end_positions"]] += 10
         starts.append(s)
         ends.append(e)
-    answers = postprocess(task.eval_examples, table["example_index"], table["offsets"], starts, ends, with_negative=False)
+    answers = postprocess(data.eval_examples, table["example_index"], table["offsets"], starts, ends, with_negative=False)
     assert answers == ["Paris", "Rome"]
+
+
+def test_qa_is_two_tasks_picked_by_the_base(tmp_path: Path):
+    from workbench.errors import BaseModelError
+    from workbench.tasks import get_task
+    from workbench.tasks.finetune.qa import MAX_NEW_TOKENS, ExtractiveQATask, GenerativeQATask
+
+    encoder, decoder = transformers.BertConfig(), transformers.GPT2Config()
+    extractive, generative = get_task("qa", encoder), get_task("qa", decoder)
+    assert type(extractive) is ExtractiveQATask and type(generative) is GenerativeQATask
+    assert extractive.auto_class is transformers.AutoModelForQuestionAnswering
+    assert generative.auto_class is transformers.AutoModelForCausalLM
+    extractive.check_base(encoder, where="b")
+    generative.check_base(decoder, where="b")
+    with pytest.raises(BaseModelError, match="is a decoder"):
+        extractive.check_base(decoder, where="b")
+    with pytest.raises(BaseModelError, match="not a decoder"):
+        generative.check_base(encoder, where="b")
+
+    train_file, eval_file = write_qa(tmp_path / "train.jsonl", 8, 4, unanswerable=True), write_qa(tmp_path / "eval.jsonl", 3, 5)
+    spec = spec_for(objective="qa", corpus=str(train_file), eval_corpus=str(eval_file), seq_len=48)
+    corpus = generative.load_corpus(spec)
+    checked = generative.check_data(corpus, spec)
+    assert checked.with_negative is True
+    tokenizer = decoder_tokenizer([e.context + " " + e.question for e in corpus.train])
+    data = generative.prepare(corpus, tokenizer, spec, checked)
+    assert generative.run_meta(data) == {"qa_mode": "generative", "qa_eval_source": str(eval_file)}
+    assert generative.model_kwargs(checked, tokenizer) == {"pad_token_id": tokenizer.pad_token_id}
+    row = data.eval[0]
+    answer = [t for t in row["labels"] if t != -100]
+    assert row["input_ids"][: len(row["prompt_ids"])] == row["prompt_ids"]  # only the answer is learnt
+    assert answer[-1] == tokenizer.eos_token_id and 1 < len(answer) <= MAX_NEW_TOKENS
+    assert tokenizer.decode(answer[:-1]).strip() == corpus.eval[0].answers[0]
+    batch, _ = data.batch("train", [0, 1])
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+
+
+def test_lm_tasks_name_their_forgetting_objective():
+    from workbench.tasks import OBJECTIVES, get_task
+
+    expected = {"mlm": "mlm", "clm": "clm", "generation": "clm"}
+    assert {name: get_task(name).forgetting_objective for name in OBJECTIVES} == {name: expected.get(name) for name in OBJECTIVES}

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from inspector_models import built_models
 from typer.testing import CliRunner
 
-from inspector_models import built_models
 from workbench.cli import app
 from workbench.errors import WorkbenchError
 from workbench.inspector import SCHEMA, QueryOptions, inspect_models, run_query
@@ -153,6 +153,31 @@ def test_task_heads_beside_a_base_without_one(tiny, cache):
     assert qa["b"]["answer"] and qa["b"]["answer"] in "the cat sat on the mat ."
     with pytest.raises(WorkbenchError, match="QUESTION"):
         run_query(base, side(cache, tiny["qa"]), "no pair here")
+
+
+def test_qa_answer_is_the_metric_paths_answer(tiny, cache):
+    """The inspector decodes spans with the qa task's own code: same windows, same answer as
+    the eval report, also when a long context is read in several windows."""
+    from workbench.config import RunSpec
+    from workbench.inspector import predict
+    from workbench.tasks.finetune.qa import ExtractiveQATask, QACorpus, QAExample
+
+    qa = side(cache, tiny["qa"])
+    long_context = " ".join(["the cat sat on the mat . the dog wagged its tail ."] * 8)
+    pairs = [("who sat ?", "the cat sat on the mat ."), ("who wagged its tail ?", long_context),
+             ("i have a dog", "it loves to purr . the fox sat on the bed .")]
+    examples = [QAExample(id=str(i), context=c, question=q) for i, (q, c) in enumerate(pairs)]
+    task = ExtractiveQATask()
+    spec = RunSpec(objective="qa", base=str(tiny["qa"]), corpus="unused", seq_len=qa.model.config.max_position_embeddings,
+                   batch_size=2)
+    corpus = QACorpus(train=examples, eval=examples, location="inline", eval_source="inline")
+    data = task.prepare(corpus, qa.tokenizer, spec, task.check_data(corpus, spec))
+    assert data.eval["example_index"].count(1) > 1  # the long context takes several windows
+    metric_answers = task.predict_answers(qa.model, qa.tokenizer, data, spec)
+    inspector_answers = [predict.answer(qa, q, c) for q, c in pairs]
+    assert [a["answer"] for a in inspector_answers] == metric_answers
+    for (_, context), found in zip(pairs, inspector_answers):
+        assert found["answer"] and context[found["start"]:found["end"]] == found["answer"] and 0 < found["score"] <= 1
 
 
 # ---------------------------------------------------------------------------- loading and errors

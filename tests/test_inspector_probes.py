@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import tiny_overrides
+from inspector_models import built_models
 from typer.testing import CliRunner
 
-from inspector_models import built_models
 from workbench.cli import app
 from workbench.config import RunSpec
 from workbench.engine import run_spec

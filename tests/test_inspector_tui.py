@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from inspector_models import built_models
 from textual.widgets import Input, Static, TabbedContent
 
-from inspector_models import built_models
 from workbench.tui.app import create_app
 from workbench.tui.panes.inspector import InspectorPane
 

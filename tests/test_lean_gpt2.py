@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_overrides
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from conftest import tiny_overrides
 from workbench.config import RunSpec
-from workbench.engine import TrainingRun, performance
+from workbench.engine import TrainingRun
 from workbench.errors import SpecError
 from workbench.lean_gpt2 import LeanGPT2
+from workbench.tasks.clm import CausalLMTask
+from workbench.tasks.finetune.generation import GenerationTask
+from workbench.tasks.mlm import MaskedLMTask
 
 
 def gpt2(**config: object) -> GPT2LMHeadModel:
@@ -65,16 +68,26 @@ def test_refuses_what_it_does_not_implement() -> None:
         lean(input_ids=torch.zeros(1, 41, dtype=torch.long))
 
 
+def lean_spec(lean_model: str = "auto", base: str | None = None) -> RunSpec:
+    return RunSpec(objective="clm", lean_model=lean_model, base=base)
+
+
 def test_training_module_choice() -> None:
+    """The clm task picks the module the loop trains; other tasks never take the lean twin."""
+    clm, generation, mlm = CausalLMTask(), GenerationTask(), MaskedLMTask()
     hf = gpt2()
-    assert isinstance(performance.training_module(hf, "auto", "clm", from_base=False), LeanGPT2)
-    assert performance.training_module(hf, "auto", "clm", from_base=True) is hf
-    assert performance.training_module(hf, "off", "clm", from_base=False) is hf
-    assert performance.training_module(hf, "auto", "generation", from_base=False) is hf
+    assert isinstance(clm.training_module(hf, lean_spec()), LeanGPT2)
+    assert clm.training_module(hf, lean_spec(base="some-base")) is hf
+    assert clm.training_module(hf, lean_spec("off")) is hf
+    assert generation.training_module(hf, lean_spec()) is hf
     odd = gpt2(activation_function="relu")
-    assert performance.training_module(odd, "auto", "clm", from_base=False) is odd  # auto falls back
+    assert clm.training_module(odd, lean_spec()) is odd  # auto falls back
     with pytest.raises(SpecError, match="lean_model"):
-        performance.training_module(odd, "on", "clm", from_base=False)
+        clm.training_module(odd, lean_spec("on"))
+    with pytest.raises(SpecError, match="lean_model"):
+        generation.training_module(hf, lean_spec("on"))
+    with pytest.raises(SpecError, match="lean_model"):
+        mlm.training_module(hf, lean_spec("on"))
     with pytest.raises(SpecError, match="lean_model"):
         RunSpec(lean_model="maybe").validate()
 

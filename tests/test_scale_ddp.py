@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import tiny_overrides
 from safetensors import safe_open
 
-from conftest import tiny_overrides
 from workbench.config import RunSpec
 from workbench.engine import TrainingRun
 from workbench.engine.checkpoint import read_state
@@ -23,6 +23,8 @@ from workbench.engine.runner import resume_run
 STEPS = 6
 GLOBAL_BATCH = 8
 
+
+pytestmark = pytest.mark.slow  # several processes: CI runs it, `pytest -m "not slow"` skips it
 
 def step_losses(run_dir: Path, event: str = "step", key: str = "loss") -> dict[int, float]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

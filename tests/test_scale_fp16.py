@@ -14,10 +14,11 @@ from pathlib import Path
 import accelerate
 import pytest
 import torch
-
 from faults_helpers import events, fault_spec
+
 from workbench.engine import TrainingRun
-from workbench.engine import runner as runner_module
+from workbench.engine import guard as guard_module
+from workbench.engine import setup as engine_setup
 from workbench.errors import TrainingError
 
 
@@ -34,7 +35,7 @@ def fp16_with_scaler(monkeypatch: pytest.MonkeyPatch):
             self.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
 
         monkeypatch.setattr(accelerate.Accelerator, "__init__", init)
-        monkeypatch.setattr(runner_module, "pick_precision", lambda requested, device: "fp16")
+        monkeypatch.setattr(engine_setup, "pick_precision", lambda requested, device: "fp16")
 
     return install
 
@@ -54,6 +55,6 @@ def test_loss_scaler_overflow_steps_are_skipped_not_fatal(fp16_with_scaler, stor
 def test_a_scale_that_never_recovers_stops_the_run(fp16_with_scaler, monkeypatch: pytest.MonkeyPatch,
                                                    story_corpus: Path, tmp_path: Path) -> None:
     fp16_with_scaler(2.0**120)
-    monkeypatch.setattr(runner_module, "MAX_SCALER_SKIPS", 4)
+    monkeypatch.setattr(guard_module, "MAX_SCALER_SKIPS", 4)
     with pytest.raises(TrainingError, match=r"loss scaler skipped 4 steps in a row.*at step 4"):
         TrainingRun(fault_spec(story_corpus, tmp_path, "fp16-stuck", max_steps=20)).run()

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_overrides
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
 
-from conftest import tiny_overrides
 from workbench.config import RunSpec
 from workbench.engine import TrainingRun
 from workbench.engine.runner import resume_run
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo is tested on Linux/macOS")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo is tested on Linux/macOS")]
 
 STEPS = 6
 

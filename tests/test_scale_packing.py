@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_overrides
+
 from workbench.config import RunSpec
 from workbench.corpora import load_corpus
 from workbench.engine import TrainingRun
@@ -65,5 +65,5 @@ def test_engine_trains_from_arrow_blocks(story_corpus: Path, run_root: Path, mon
                                      device="cpu", probes=[], eval_interval=100))
     run = TrainingRun(spec)
     result = run.run()
-    assert isinstance(run.data.train, packing.ArrowBlocks)
+    assert isinstance(run.state.data.train, packing.ArrowBlocks)
     assert result.status == "finished" and np.isfinite(result.summary["eval_loss_after"])

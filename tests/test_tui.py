@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from textual.widgets import DataTable, Input, Select, TabbedContent
 
-from conftest import wait_until
 from workbench.engine.events import RunFailed
 from workbench.errors import TrainingError
 from workbench.tui.app import WorkbenchApp, create_app
@@ -134,7 +134,7 @@ async def test_quit_during_training_checkpoints_and_exits(run_root: Path) -> Non
     (run_dir,) = run_root.iterdir()
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "stopped"
-    kinds = [json.loads(l)["event"] for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    kinds = [json.loads(line)["event"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert kinds[-2:] == ["checkpoint", "finished"]
 
 
@@ -299,7 +299,7 @@ async def test_stop_key_signals_the_attached_process_which_checkpoints(run_root:
 def test_recently_used_hub_corpora_are_listed(run_root: Path) -> None:
     from workbench.config import RunSpec
     from workbench.engine.rundir import RunDir
-    from workbench.tui.app import corpus_names
+    from workbench.tui.panes.corpus import corpus_names
 
     for i, corpus in enumerate(["hf:imdb", "hf:ag_news:default", "general", "hf:imdb"]):
         run = RunDir(run_root / f"run{i}")
@@ -320,3 +320,67 @@ def test_tui_command_takes_a_run_root(monkeypatch, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli_app, ["tui", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert opened == [str(tmp_path)]
+
+
+async def test_tabs_keys_palette_and_help_come_from_the_pane_table(run_root: Path) -> None:
+    from workbench.tui.commands import COMMANDS
+    from workbench.tui.panes import PANES
+
+    app = make_app(run_root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tabs = app.query_one(TabbedContent)
+        for number, entry in enumerate(PANES, 1):
+            assert str(tabs.get_tab(entry.id).label) == f"{number} {entry.title}"
+            assert app.query_one(f"#{entry.pane_id}") is not None
+            assert (f"Go to {entry.name}", f"show_tab('{entry.id}')", entry.about) in COMMANDS
+            await pilot.press(str(number))
+            assert tabs.active == entry.id
+        await pilot.press("question_mark")
+        table = app.screen.query_one(DataTable)
+        sections = {str(table.get_row_at(i)[0]) for i in range(table.row_count)}
+        assert sections == {"anywhere", *(entry.id for entry in PANES)}
+
+
+async def test_objective_form_is_generated_from_the_run_spec(run_root: Path) -> None:
+    from dataclasses import fields
+
+    from workbench.config import RunSpec, field_help
+    from workbench.tasks import objective_names
+
+    app = make_app(run_root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        assert app.objective_pane.fields["objective"].choices == objective_names()
+        select = app.query_one("#f-objective", Select)
+        for name in objective_names():  # a value that is not one of its options would raise
+            select.value = name
+        select.value = "clm"
+        help_of = {f.name: field_help(f) for f in fields(RunSpec)}
+        for key in ("corpus", "objective", "lr", "warmup_ratio", "schedule", "time_budget", "seed"):
+            assert app.query_one(f"#f-{key}").tooltip == help_of[key]
+        # settings beyond the main form, read with the field's own type (and parser)
+        app.query_one("#f-warmup_ratio", Input).value = "0.1"
+        app.query_one("#f-time_budget", Input).value = "5m"
+        app.query_one("#f-schedule", Select).value = "cosine"
+        app.query_one("#f-seed", Input).value = "7"
+        spec = app.objective_pane.build_spec()
+        assert (spec.warmup_ratio, spec.time_budget, spec.schedule, spec.seed) == (0.1, 300.0, "cosine", 7)
+        assert spec.out == str(run_root)
+        app.query_one("#f-seed", Input).value = "x"
+        await pilot.press("escape", "s")
+        assert isinstance(app.screen, ErrorScreen) and "seed 'x' is not a number" in app.screen.message
+
+
+async def test_inspector_preselects_the_run_highlighted_in_the_runs_pane(run_root: Path) -> None:
+    from workbench.config import RunSpec
+
+    for name, created in (("older", 1.0), ("newer", 2.0)):
+        SyntheticRun(RunSpec(corpus="general", name=name, out=str(run_root)), steps=4, delay=0, created=created).run()
+    app = make_app(run_root)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        await wait_for_workers(app, pilot, ("runs",))
+        await pilot.press("down")  # the older run
+        await pilot.press("5")
+        await pilot.pause()
+        assert app.query_one("#inspect-a", Input).value == str((run_root / "older").resolve())

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 from textual.widgets import DataTable, Input, TabbedContent
 
-from conftest import wait_until
 from workbench.tui.app import create_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
@@ -71,7 +71,9 @@ async def test_detached_run_survives_as_its_own_process_and_is_attached(story_co
             app.query_one(f"#f-{key}", Input).value = value
         await pilot.press("escape", "D")
         assert app.view_source == "follow" and not app.is_training
-        (process,) = app.detached
+        await wait_until(pilot, lambda: app.detached, timeout=REAL_RUN_S)  # launched from a worker
+        (launched,) = app.detached
+        process = launched.process
         assert os.getsid(process.pid) == process.pid  # a session of its own: it outlives the TUI
         await wait_until(pilot, lambda: app.curves["follow"].snapshot().status in ("finished", "failed"), timeout=REAL_RUN_S)
         snap = app.curves["follow"].snapshot()
@@ -86,6 +88,7 @@ async def test_detached_run_survives_as_its_own_process_and_is_attached(story_co
         assert (run_root / "detached-one.log").read_text().count('"event": "step"') == 3
 
 
+@pytest.mark.slow  # several processes
 async def test_a_two_process_run_starts_detached_through_torchrun(story_corpus: Path, run_root: Path) -> None:
     """GPUs 2 (CPU processes here): `s` hands the run to torchrun, detached, and follows it."""
     app = create_app(run_root, corpora=["general"], runs_poll_seconds=0)
@@ -97,7 +100,9 @@ async def test_a_two_process_run_starts_detached_through_torchrun(story_corpus: 
         app.query_one("#f-device").value = "cpu"
         await pilot.press("escape", "s")
         assert app.view_source == "follow" and not app.is_training
-        (process,) = app.detached
+        await wait_until(pilot, lambda: app.detached, timeout=REAL_RUN_S)  # launched from a worker
+        (launched,) = app.detached
+        process = launched.process
         assert "--gpus" in process.args and "2" in process.args
         await wait_until(pilot, lambda: app.curves["follow"].snapshot().status in ("finished", "failed"), timeout=REAL_RUN_S)
         snap = app.curves["follow"].snapshot()

@@ -129,7 +129,7 @@ class LeanGPT2(nn.Module):
         return None
 
     @classmethod
-    def sharing(cls, hf_model: Any) -> "LeanGPT2":
+    def sharing(cls, hf_model: Any) -> LeanGPT2:
         """A lean model whose parameters *are* ``hf_model``'s (same objects, same order)."""
         problem = cls.supports(hf_model)
         if problem:

@@ -6,15 +6,36 @@ Bases are loaded with ``use_safetensors=True`` and never with remote code: a pic
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from transformers import AutoConfig, AutoTokenizer, BertConfig, GPT2Config, PretrainedConfig
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import BaseModelError
+
+if TYPE_CHECKING:  # transformers is imported where it is used: the CLI starts without it
+    from transformers import BertConfig, GPT2Config, PretrainedConfig
+
+DECODER_TYPES = ("gpt2", "gpt_neo", "gptj", "llama", "mistral", "opt", "gpt_neox", "qwen2", "phi", "gemma", "bloom")
+"""Model types that read left to right (the one list: tasks and the inspector ask ``is_decoder``)."""
+
+
+def is_decoder(config: Any) -> bool:
+    """A left-to-right model (GPT-2, Llama...): it has a next-token head and no masked-LM head.
+
+    Beyond the listed types, any causal-LM architecture transformers knows that has no
+    masked-LM head counts (in transformers' mappings, the types with both are encoders)."""
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    if config.model_type in DECODER_TYPES or getattr(config, "is_decoder", False):
+        return True
+    from transformers.models.auto import modeling_auto as auto
+
+    return (config.model_type in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            and config.model_type not in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
 
 PRESETS: dict[str, dict[str, int]] = {
     # hidden, layers, heads, ffn, vocab
@@ -25,6 +46,8 @@ PRESETS: dict[str, dict[str, int]] = {
 
 
 def bert_config(size: str, vocab_size: int, seq_len: int, tokenizer: Any) -> BertConfig:
+    from transformers import BertConfig
+
     p = PRESETS[size]
     return BertConfig(
         vocab_size=vocab_size,
@@ -41,6 +64,8 @@ def bert_config(size: str, vocab_size: int, seq_len: int, tokenizer: Any) -> Ber
 
 
 def gpt2_config(size: str, vocab_size: int, seq_len: int, tokenizer: Any) -> GPT2Config:
+    from transformers import GPT2Config
+
     p = PRESETS[size]
     return GPT2Config(
         vocab_size=vocab_size,
@@ -134,6 +159,8 @@ def check_local_files(ref: BaseRef) -> None:
 
 
 def load_config(ref: BaseRef) -> PretrainedConfig:
+    from transformers import AutoConfig
+
     check_local_files(ref)
     try:
         return AutoConfig.from_pretrained(ref.model_dir, trust_remote_code=False)
@@ -146,6 +173,8 @@ def load_config(ref: BaseRef) -> PretrainedConfig:
 
 
 def load_tokenizer(ref: BaseRef) -> Any:
+    from transformers import AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref.model_dir, trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001
@@ -160,10 +189,16 @@ def load_tokenizer(ref: BaseRef) -> Any:
     return tokenizer
 
 
-def load_model(ref: BaseRef, auto_class: Any, **kwargs: Any) -> Any:
+def load_model(ref: BaseRef, auto_class: Any, config: Any = None, **overrides: Any) -> Any:
+    """The base's weights under ``auto_class``; ``config`` (already loaded and checked by the
+    caller) is reused rather than read again, with ``overrides`` (label maps) applied."""
     check_local_files(ref)
+    if config is not None:
+        config = copy.deepcopy(config)
+        config.update(overrides)
+        overrides = {"config": config}
     try:
-        return auto_class.from_pretrained(ref.model_dir, use_safetensors=True, trust_remote_code=False, **kwargs)
+        return auto_class.from_pretrained(ref.model_dir, use_safetensors=True, trust_remote_code=False, **overrides)
     except Exception as exc:  # noqa: BLE001 - truncated files, bad headers, shape mismatch
         raise BaseModelError(
             f"cannot load the model weights ({' '.join(str(exc).split())[:240]})",

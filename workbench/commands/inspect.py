@@ -2,37 +2,48 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
-from typing import List, Optional
+from typing import Any, Optional
 
 import typer
 
-from workbench.commands.common import fail
+from workbench.commands.common import fail, keyword_option
 from workbench.errors import WorkbenchError
 
+INSPECT_PARAMETERS = [
+    inspect.Parameter("models", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[str], default=typer.Argument(
+        ..., help="A run (its base vs its result), or two models: run dirs, local HF dirs or hub ids.")),
+    keyword_option("text", Optional[list[str]], typer.Option(
+        None, "--text", "-t", help="Query: text with [MASK] or ___, a prompt, or 'A ||| B'. Repeatable. Default: the run's probes.")),
+    keyword_option("pair", Optional[str], typer.Option(
+        None, "--pair", help="Second sentence: asks whether it follows --text (next-sentence prediction).")),
+    keyword_option("mode", str, typer.Option("auto", "--mode", help="auto, mask, next, surprisal, pair or task.")),
+    keyword_option("top_k", int, typer.Option(5, "--top-k", "-k", min=1, max=50, help="Predictions shown per side.")),
+    keyword_option("candidates", Optional[str], typer.Option(
+        None, "--candidates", help="Comma-separated fill-ins a causal model ranks for each mask.")),
+    keyword_option("max_new_tokens", int, typer.Option(12, "--max-new-tokens", min=0, max=200, help="Length of each continuation.")),
+    keyword_option("sample", bool, typer.Option(False, "--sample", help="Sample continuations (same seed on both sides) instead of greedy.")),
+    keyword_option("seed", int, typer.Option(0, "--seed", help="Seed for sampled continuations.")),
+    keyword_option("probes", bool, typer.Option(False, "--probes", help="Print the run's probe timeline (top-1 and probability per eval).")),
+    keyword_option("out", str, typer.Option("checkpoints", "--out", help="Run root for run names.")),
+    keyword_option("device", str, typer.Option("cpu", "--device", help="cpu or cuda.")),
+    keyword_option("as_json", bool, typer.Option(
+        False, "--json", help="Print the report as one JSON document (schema: workbench.inspector.report).")),
+]
+"""The command's arguments, listed rather than spelled as thirteen function parameters."""
 
-def inspect_command(
-    models: List[str] = typer.Argument(..., help="A run (its base vs its result), or two models: run dirs, local HF dirs or hub ids."),
-    text: Optional[List[str]] = typer.Option(None, "--text", "-t", help="Query: text with [MASK] or ___, a prompt, or 'A ||| B'. Repeatable. Default: the run's probes."),
-    pair: Optional[str] = typer.Option(None, "--pair", help="Second sentence: asks whether it follows --text (next-sentence prediction)."),
-    mode: str = typer.Option("auto", "--mode", help="auto, mask, next, surprisal, pair or task."),
-    top_k: int = typer.Option(5, "--top-k", "-k", min=1, max=50, help="Predictions shown per side."),
-    candidates: Optional[str] = typer.Option(None, "--candidates", help="Comma-separated fill-ins a causal model ranks for each mask."),
-    max_new_tokens: int = typer.Option(12, "--max-new-tokens", min=0, max=200, help="Length of each continuation."),
-    sample: bool = typer.Option(False, "--sample", help="Sample continuations (same seed on both sides) instead of greedy."),
-    seed: int = typer.Option(0, "--seed", help="Seed for sampled continuations."),
-    probes: bool = typer.Option(False, "--probes", help="Print the run's probe timeline (top-1 and probability per eval)."),
-    out: str = typer.Option("checkpoints", "--out", help="Run root for run names."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON document (schema: workbench.inspector.report)."),
-) -> None:
+
+def inspect_command(**options: Any) -> None:
     """Compare two models' predictions: masked fill-in, next token, surprisal, NSP, task heads.
 
     `workbench inspect RUN` compares a run's base with its final model (a from-scratch run:
     its earliest checkpoint with its final model) on the run's probes.
     """
     from workbench.inspector import QueryOptions, inspect_models
+
+    text, pair, device, probes = options["text"], options["pair"], options["device"], options["probes"]
 
     try:
         texts = list(text or [])
@@ -42,15 +53,16 @@ def inspect_command(
             texts = [f"{texts[0]} ||| {pair}"]
         if device not in ("cpu", "cuda"):
             raise WorkbenchError(f"unknown device {device!r}", fix="use --device cpu or cuda")
-        options = QueryOptions(
-            mode=mode, top_k=top_k, max_new_tokens=max_new_tokens, sample=sample, seed=seed,
-            candidates=[c.strip() for c in (candidates or "").split(",") if c.strip()],
+        query = QueryOptions(
+            mode=options["mode"], top_k=options["top_k"], max_new_tokens=options["max_new_tokens"],
+            sample=options["sample"], seed=options["seed"],
+            candidates=[c.strip() for c in (options["candidates"] or "").split(",") if c.strip()],
         )
-        report = inspect_models(models, texts or None, options, out=out, with_probes=probes,
+        report = inspect_models(options["models"], texts or None, query, out=options["out"], with_probes=probes,
                                 probes_only=probes and not texts, device=device)
     except WorkbenchError as error:
         fail(error)
-    if as_json:
+    if options["as_json"]:
         sys.stdout.write(json.dumps(report.to_json(), default=str) + "\n")
         return
     from rich.console import Console
@@ -62,5 +74,4 @@ def inspect_command(
         console.print(renderable)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("inspect")(inspect_command)
+inspect_command.__signature__ = inspect.Signature(INSPECT_PARAMETERS)  # type: ignore[attr-defined]

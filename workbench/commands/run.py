@@ -1,17 +1,96 @@
-"""`workbench run`: train headless with a Rich display or JSON events."""
+"""`workbench run`: train headless with a Rich display or JSON events.
+
+The spec's flags are made from ``RunSpec``'s fields and their metadata (help, short flag,
+switch, parser), so a new spec field is a new flag without being declared a second time.
+Only the options that are not part of the spec (where it comes from, how it is launched)
+are written out here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import types
+import typing
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
-from workbench.commands.common import fail, parse_duration
-from workbench.config import RunSpec
+from workbench.commands.common import BadFlagValue, err_console, fail, is_rank_zero, keyword_option
+from workbench.config import RunSpec, field_help, spec_field_types
 from workbench.errors import WorkbenchError
 
+LAUNCH_PANEL = "Source and launch"
+
+
+def text_parser(parse: typing.Callable[[str], Any]) -> typing.Callable[[str], Any]:
+    """A spec field's own parser (``--time-budget 5m``) as a click one: bad text is a usage error."""
+
+    def parse_flag(text: str) -> Any:
+        if not isinstance(text, str):
+            return text
+        try:
+            return parse(text)
+        except WorkbenchError as error:
+            raise BadFlagValue(error.problem, fix=error.fix) from None
+
+    return parse_flag
+
+
+def _without_none(annotation: Any) -> Any:
+    """``int | None`` -> ``int``: every spec flag is optional anyway (unset: the file's or the default)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        remaining = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return remaining[0] if len(remaining) == 1 else annotation
+    return annotation
+
+
+def option_help(spec_field: dataclasses.Field) -> str:
+    """The field's help and its default as ``--help`` shows them (escaped: rich would eat ``[tags]``).
+
+    The default is written into the text because the flag's own default stays None, so that a
+    ``--config`` file's value is not overridden by a flag that was not given.
+    """
+    text = field_help(spec_field)
+    if spec_field.default is not dataclasses.MISSING and spec_field.default is not None:
+        text = f"{text} [default: {spec_field.default}]"
+    return escape(text)
+
+
+def spec_option(spec_field: dataclasses.Field, field_type: Any) -> inspect.Parameter:
+    """The typer option for one spec field, from its metadata."""
+    facts = spec_field.metadata
+    long_flag = "--" + facts.get("flag", spec_field.name).replace("_", "-")
+    value_type = _without_none(field_type)
+    extra: dict[str, Any] = {}
+    if "switch" in facts:
+        long_flag = f"{long_flag}/--no-{long_flag[2:]}"
+        value_type = bool
+    elif "parse" in facts:
+        extra.update(parser=text_parser(facts["parse"]), metavar=facts.get("metavar"))
+    flags = [long_flag, *([facts["short"]] if "short" in facts else [])]
+    option = typer.Option(None, *flags, help=option_help(spec_field), show_default=False, **extra)
+    return keyword_option(spec_field.name, Optional[value_type], option)
+
+
+def spec_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """The spec fields given on the command line, as spec values (a switch -> its "on"/"off")."""
+    given = {}
+    for spec_field in dataclasses.fields(RunSpec):
+        value = options.get(spec_field.name)
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        if "switch" in spec_field.metadata:
+            on, off = spec_field.metadata["switch"]
+            value = on if value else off
+        given[spec_field.name] = list(value) if isinstance(value, (list, tuple)) else value
+    return given
+
+
 def build_spec(config: Optional[Path], overrides: dict[str, Any]) -> RunSpec:
+    """The ``--config`` file (or the defaults) with the flags given on top."""
     spec = RunSpec.from_toml(config) if config else RunSpec()
     given = {k: v for k, v in overrides.items() if v is not None}
     spec = spec.replace(**given)
@@ -19,74 +98,58 @@ def build_spec(config: Optional[Path], overrides: dict[str, Any]) -> RunSpec:
     return spec
 
 
-def run_command(
-    corpus: Optional[str] = typer.Option(None, "--corpus", "-c", help="Built-in name, local path, or hf:NAME[:CONFIG]."),
-    objective: Optional[str] = typer.Option(None, "--objective", "-o", help="mlm, nsp, clm, sentiment, ner, qa or generation."),
-    base: Optional[str] = typer.Option(None, "--base", "-b", help="Run dir, local HF model dir or hub id to start from."),
-    size: Optional[str] = typer.Option(None, "--size", help="From-scratch preset: tiny, small or base."),
-    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="auto, wordpiece, bpe or char."),
-    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Vocabulary of a trained tokenizer."),
-    eval_corpus: Optional[str] = typer.Option(None, "--eval-corpus", help="Separate evaluation file or folder."),
-    text_column: Optional[str] = typer.Option(None, "--text-column", help="Text column of a tabular corpus."),
-    label_column: Optional[str] = typer.Option(None, "--label-column", help="Label column of a labelled corpus."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Passes over the data (when --max-steps is unset)."),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="Stop after e.g. 90s, 5m, 1h (checkpointing)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Sequences per micro-batch."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-batches per optimizer step."),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="Tokens per sequence."),
-    eval_interval: Optional[int] = typer.Option(None, "--eval-interval", help="Evaluate every N steps."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for data order, masking and init."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (default objective-corpus-time)."),
-    out: Optional[str] = typer.Option(None, "--out", help="Run root (default checkpoints/)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Spec TOML file; flags override it."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16."),
-    on_nonfinite: Optional[str] = typer.Option(None, "--on-nonfinite", help="NaN/Inf loss: stop (default) or skip the step and halve the lr."),
-    compile_model: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (default: auto, on for small/base on CUDA)."),
-    lean_model: Optional[bool] = typer.Option(None, "--lean/--no-lean", help="Train from-scratch clm with the lean GPT-2 (default: on; same checkpoints)."),
-    parallel: Optional[str] = typer.Option(None, "--parallel", help="With --gpus: ddp (default; a replica per GPU) or fsdp (sharded)."),
-    gpus: Optional[int] = typer.Option(None, "--gpus", help="Processes (GPUs) per node: launches the run through torchrun with DDP."),
-    nnodes: int = typer.Option(1, "--nnodes", help="Machines in a multi-node run (with --gpus and --rdzv-endpoint)."),
-    node_rank: int = typer.Option(0, "--node-rank", help="This machine's index in a multi-node run (0 hosts the run directory)."),
-    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0, where the nodes of a multi-node run meet."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue this run (name or path) from its last checkpoint."),
-    json_events: bool = typer.Option(False, "--json", help="Print events as JSON lines instead of the Rich display."),
-) -> None:
+LAUNCH_PARAMETERS = [
+    keyword_option("config", Optional[Path], typer.Option(
+        None, "--config", help="Spec TOML file; flags override it.", rich_help_panel=LAUNCH_PANEL)),
+    keyword_option("gpus", Optional[int], typer.Option(
+        None, "--gpus", help="Processes (GPUs) per node: launches the run through torchrun with DDP.", rich_help_panel=LAUNCH_PANEL)),
+    keyword_option("nnodes", int, typer.Option(
+        1, "--nnodes", help="Machines in a multi-node run (with --gpus and --rdzv-endpoint).", rich_help_panel=LAUNCH_PANEL)),
+    keyword_option("node_rank", int, typer.Option(
+        0, "--node-rank", help="This machine's index in a multi-node run (0 hosts the run directory).", rich_help_panel=LAUNCH_PANEL)),
+    keyword_option("rdzv_endpoint", Optional[str], typer.Option(
+        None, "--rdzv-endpoint", help="HOST:PORT of node 0, where the nodes of a multi-node run meet.", rich_help_panel=LAUNCH_PANEL)),
+    keyword_option("resume", Optional[str], typer.Option(
+        None, "--resume", help="Continue this run (name or path) from its last checkpoint.", rich_help_panel=LAUNCH_PANEL)),
+    keyword_option("json_events", bool, typer.Option(
+        False, "--json", help="Print events as JSON lines instead of the Rich display.", rich_help_panel=LAUNCH_PANEL)),
+]
+"""The options of `workbench run` that are not spec fields: where the spec comes from, how the run is launched."""
+
+
+def run_signature() -> inspect.Signature:
+    """One option per spec field, then the launch options."""
+    types_by_name = spec_field_types()
+    spec_params = [spec_option(f, types_by_name[f.name]) for f in dataclasses.fields(RunSpec)]
+    return inspect.Signature(spec_params + LAUNCH_PARAMETERS)
+
+
+def run_command(**options: Any) -> None:
     """Train a model headless: pre-training (mlm, nsp, clm) or fine-tuning from --base.
 
     With no flags: a short default experiment (clm, tiny, on the built-in general corpus).
+    Every spec flag can also be set in a --config TOML file (flags override it).
     """
-    from workbench.console import JsonPrinter, RichPrinter
-    from workbench.engine import RunControl, TrainingRun
-    from workbench.engine.signals import install_stop_signals
-
+    resume, out, json_events = options["resume"], options["out"], options["json_events"]
+    gpus, nnodes = options["gpus"], options["nnodes"]
     try:
+        # the spec first: bad input fails before torch and transformers load
+        spec = None if resume else build_spec(options["config"], spec_overrides(options))
+        from workbench.console import JsonPrinter, RichPrinter
+        from workbench.engine import RunControl, TrainingRun
+        from workbench.engine.signals import install_stop_signals
+
         control = RunControl()
         listener = JsonPrinter() if json_events else RichPrinter()
-        if resume:
+        if spec is None:
             run = TrainingRun(RunSpec(out=out or "checkpoints"), listeners=[listener], control=control, resume=resume)
         else:
-            spec = build_spec(
-                config,
-                dict(
-                    corpus=corpus, objective=objective, base=base, size=size, tokenizer=tokenizer,
-                    vocab_size=vocab_size, eval_corpus=eval_corpus, text_column=text_column, label_column=label_column,
-                    max_steps=max_steps, epochs=epochs, time_budget=parse_duration(time_budget), lr=lr,
-                    batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len, eval_interval=eval_interval,
-                    seed=seed, name=name, out=out, device=device, precision=precision, on_nonfinite=on_nonfinite,
-                    compile=None if compile_model is None else ("on" if compile_model else "off"),
-                    lean_model=None if lean_model is None else ("on" if lean_model else "off"),
-                    parallel=parallel,
-                ),
-            )
             run = TrainingRun(spec, listeners=[listener], control=control)
         if gpus is not None and (gpus > 1 or nnodes > 1):
             from workbench.engine.distributed import launch
 
-            code = launch(None if resume else spec, resume=resume, out=out, gpus=gpus, nnodes=nnodes, node_rank=node_rank,
-                          rdzv_endpoint=rdzv_endpoint, json_events=json_events)
+            code = launch(spec, resume=resume, out=out, gpus=gpus, nnodes=nnodes, node_rank=options["node_rank"],
+                          rdzv_endpoint=options["rdzv_endpoint"], json_events=json_events)
             raise SystemExit(code)
         signals = install_stop_signals(control)
         try:
@@ -94,14 +157,15 @@ def run_command(
         finally:
             if signals.exit_code is None:
                 signals.restore()
-            else:  # exiting on a signal: a second one must still mean "exit now", not die uncaught
-                signals.cancel_deadline()
+            else:  # exiting on a signal: the run has saved, so a second one changes nothing now
+                signals.ignore_further()
     except WorkbenchError as error:
         fail(error)
     if signals.exit_code is not None:
-        from workbench.commands.common import err_console, is_rank_zero
-
         if is_rank_zero():  # one line for the whole run, not one per GPU
             err_console.print(f"Stopped by {signals.name} at step {result.step}; checkpoint saved in {result.run_dir}. "
                               f"Continue with: workbench run --resume {result.run_dir}")
         raise SystemExit(signals.exit_code)
+
+
+run_command.__signature__ = run_signature()  # type: ignore[attr-defined]

@@ -11,10 +11,8 @@ def open_tui(out: str = "checkpoints") -> None:
     run_app(out)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("tui")
-    def tui_command(
-        out: str = typer.Option("checkpoints", "--out", help="Run root: where runs are written and listed."),
-    ) -> None:
-        """Open the terminal workbench (the same as `workbench` with no arguments)."""
-        open_tui(out)
+def tui_command(
+    out: str = typer.Option("checkpoints", "--out", help="Run root: where runs are written and listed."),
+) -> None:
+    """Open the terminal workbench (the same as `workbench` with no arguments)."""
+    open_tui(out)

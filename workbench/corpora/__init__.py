@@ -8,12 +8,13 @@ other columns for the fine-tuning tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import datasets
-
-from workbench.corpora import files, hub
 from workbench.corpora.sources import CorpusSource, builtin_dir, list_names, resolve
 from workbench.errors import CorpusError
+
+if TYPE_CHECKING:  # loading a corpus imports datasets; naming one (CLI, TUI) must not
+    import datasets
 
 TEXT_COLUMN_NAMES = ("text", "content", "document", "sentence", "body", "review", "article", "passage", "story")
 
@@ -114,6 +115,8 @@ def _held_out(ds: datasets.Dataset, fraction: float, seed: int) -> tuple[dataset
 
 
 def _load_local(source: CorpusSource) -> tuple[datasets.Dataset, datasets.Dataset | None, str]:
+    from workbench.corpora import files
+
     path = source.path
     assert path is not None
     if path.is_dir():
@@ -136,6 +139,8 @@ def load_corpus(
 ) -> Corpus:
     """Load a corpus with an eval split: its own validation split or file where there is
     one, otherwise a deterministic held-out fraction (seeded)."""
+    from workbench.corpora import hub
+
     source = resolve(name)
     if source.kind == "hub":
         train, evaluation, eval_label = hub.load_hub(source.hub_name or "", source.hub_config)

@@ -1,39 +1,43 @@
 """Tail a run's ``metrics.jsonl`` while another process writes it (``workbench run``).
 
-UI-free so it is testable without Textual: the TUI's Runs pane calls ``follow`` from a
-thread worker and posts each event as a message. Hand-written (not ``tail -f``) because the
-workbench needs three things a generic tail does not give: a torn last line (the writer is
-mid-``write``) is held back until its newline arrives, a file that was replaced or
-truncated is re-read from the start, and following ends by itself once the run has
-finished, failed, or its process is gone.
+UI-free so it is testable without Textual: ``workbench.engine.launch`` builds on it to
+follow detached and attached runs, and the TUI runs those from a thread worker and posts
+each event as a message. Hand-written (not ``tail -f``) because the workbench needs three
+things a generic tail does not give: a torn last line (the writer is mid-``write``) is held
+back until its newline arrives, a file that was replaced or truncated is re-read from the
+start, and following ends by itself once the run has finished, failed, or its process is
+gone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from workbench.engine.events import Event, event_from_json
-from workbench.engine.rundir import RunDir, run_row
+from workbench.engine.rundir import RunDir
 
 ENDING_EVENTS = ("finished", "failed")
 """Event kinds after which a run writes nothing more."""
 
 
 class MetricsTail:
-    """New complete lines of one ``metrics.jsonl`` since the previous ``read()``."""
+    """New complete JSON-object lines of one file (``metrics.jsonl``, or the log of a
+    ``workbench run --json`` process) since the previous ``read()``, from byte ``start`` on."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, start: int = 0):
         self.path = Path(path)
-        self.offset = 0
+        self.offset = start
         self._partial = b""
         self._inode: int | None = None
 
     def read(self) -> list[dict[str, Any]]:
-        """Parsed new lines (unparseable complete lines are skipped, a torn tail waits)."""
+        """Parsed new lines (complete lines that are not a JSON object are skipped, a torn tail waits)."""
         try:
             stat = self.path.stat()
         except OSError:
@@ -55,9 +59,11 @@ class MetricsTail:
             if not line.strip():
                 continue
             try:
-                out.append(json.loads(line))
+                data = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(data, dict):
+                out.append(data)
         return out
 
     def events(self) -> list[Event]:
@@ -65,11 +71,27 @@ class MetricsTail:
 
 
 def run_is_live(run_dir: str | Path) -> bool:
-    """True while ``status.json`` says running and its writer process is alive."""
-    try:
-        return run_row(RunDir(Path(run_dir))).status == "running"
-    except Exception:  # noqa: BLE001 - a half-written run dir is simply not live yet
+    """True while ``status.json`` says running and the process it names is alive.
+
+    Reads only ``status.json`` (``follow`` asks at every quiet poll, and a long run's
+    ``metrics.jsonl`` is large); ``run_row`` reports the same state as "interrupted".
+    """
+    status = RunDir(Path(run_dir)).status()
+    if status.get("status") != "running":
         return False
+    try:
+        pid = int(status.get("pid") or 0)
+    except (TypeError, ValueError):
+        return False
+    if not pid:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: alive, but another user's
+        return True
+    return True
 
 
 def follow(

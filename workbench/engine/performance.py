@@ -48,28 +48,6 @@ def should_compile(choice: str, device: str, size: str, from_base: bool) -> bool
     return device == "cuda" and not from_base and size in COMPILE_AUTO_SIZES
 
 
-def training_module(model: Any, choice: str, objective: str, from_base: bool) -> Any:
-    """The module the loop trains: ``model`` itself, or its lean twin sharing its parameters.
-
-    ``auto`` uses the lean GPT-2 for from-scratch ``clm`` (packed blocks, no padding: all it
-    supports); bases keep transformers' code, whose configs vary more. Everything that is not
-    the training step (checkpoints, probes, reports, the final model) keeps using ``model``.
-    """
-    if choice == "off" or (choice == "auto" and (from_base or objective != "clm")):
-        return model
-    from workbench.lean_gpt2 import LeanGPT2
-
-    problem = LeanGPT2.supports(model)
-    if problem is None and objective == "clm":
-        return LeanGPT2.sharing(model)
-    if choice == "on":
-        from workbench.errors import SpecError
-
-        why = problem or f"the lean GPT-2 trains clm on packed blocks, not {objective}"
-        raise SpecError(f"lean_model = \"on\", but {why}", fix="use --no-lean (lean_model = \"off\") or \"auto\"")
-    return model
-
-
 def compile_in_place(model: Any, **options: Any) -> Any:
     """``nn.Module.compile``: the module itself is compiled, so its ``state_dict`` keys stay
     the same (``torch.compile(model)`` would wrap it and prefix every key with ``_orig_mod.``,

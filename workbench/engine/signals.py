@@ -10,15 +10,10 @@ at /dev/null first: the terminal is gone and a print must not kill the graceful 
 
 Signal handlers can only be installed from the main thread. ``workbench run`` calls
 ``install_stop_signals`` before ``TrainingRun.run()``. The TUI (Textual runs in the main
-thread; Ctrl-C is a key there, not SIGINT) does, in ``on_mount``::
-
-    loop = asyncio.get_running_loop()
-    self.stop_signals = install_stop_signals(
-        control, signals=(signal.SIGHUP, signal.SIGTERM),
-        on_signal=lambda signum: loop.call_soon_threadsafe(self.on_stop_signal))  # signal-safe wake-up
-
-lets the training worker finish (the run checkpoints and returns), then
-``self.exit(return_code=self.stop_signals.exit_code)``, and calls ``restore()`` on unmount.
+thread; Ctrl-C is a key there, not SIGINT) installs them while a run trains in its own
+process, with an ``on_signal`` that marks the app as quitting; when the training worker has
+finished (the run checkpoints and returns) it exits with ``exit_code`` and ``restore()``s
+the previous handlers.
 """
 
 from __future__ import annotations
@@ -83,6 +78,17 @@ class StopSignals:
     def cancel_deadline(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+
+    def ignore_further(self) -> None:
+        """The run has saved and returned: ignore more stop signals while the interpreter
+        shuts down. Python puts its own handlers back to the default at shutdown, so a
+        second signal there would kill the process (-15) instead of exiting with the code."""
+        self.cancel_deadline()
+        for signum in self.previous:
+            try:
+                signal.signal(signum, signal.SIG_IGN)
+            except (ValueError, OSError):
+                pass
 
     def restore(self) -> None:
         self.cancel_deadline()

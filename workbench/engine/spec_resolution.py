@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from workbench.config import RunSpec
 from workbench.errors import SpecError
 from workbench.models import PRESETS
-from workbench.tasks import get_task
-from workbench.tasks.base import Task
+from workbench.tasks import get_objective, get_task
+
+if TYPE_CHECKING:
+    from workbench.tasks.base import Task
 
 UNTIL_BUDGET_STEPS = 10_000_000
 
@@ -20,10 +23,12 @@ def corpus_label(corpus: str) -> str:
     return Path(corpus).stem or "corpus"
 
 
-def resolve_spec(spec: RunSpec) -> tuple[RunSpec, Task]:
+def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]:
+    """The spec with every default filled in, and its task (the decoder variant when
+    ``base_config``, already loaded by the caller, is a decoder's)."""
     spec.validate()
-    task = get_task(spec.objective)
-    if spec.is_finetune and not spec.base:
+    task = get_task(spec.objective, base_config)
+    if get_objective(spec.objective).needs_base and not spec.base:
         raise SpecError(
             f"{spec.objective} fine-tunes a pre-trained model, and no --base was given",
             fix="pass --base RUN_DIR|MODEL_DIR|HUB_ID (e.g. a run made with `workbench run --objective mlm`)",

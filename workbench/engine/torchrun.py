@@ -6,7 +6,8 @@ already printed the workbench's one-line error, so this entry point runs torchru
 ``run`` (the same arguments, the same elastic agent), keeps the agent's logging to critical
 messages, and turns a child failure into its exit code: 2 for a one-line workbench error and
 130/143/129 for a stop by signal (the rank has said so), otherwise one line naming the rank
-and how it ended. Stop signals are passed on to the ranks (see ``forward_stop_signals``).
+and how it ended. torchrun passes stop signals on to the ranks itself; this entry point only
+gives them time to checkpoint (see ``allow_graceful_stop``).
 """
 
 from __future__ import annotations
@@ -41,49 +42,29 @@ STOP_EXITS = {128 + int(signal.SIGINT), 128 + int(signal.SIGTERM), 128 + int(get
 """A rank stopped by a signal exits with these after checkpointing and saying so itself."""
 
 
-def worker_pids() -> list[int]:
-    """This process's children (the ranks), from /proc; empty where there is no /proc."""
-    pids: list[int] = []
-    try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children", encoding="ascii") as handle:
-                pids += [int(pid) for pid in handle.read().split()]
-    except OSError:
-        return []
-    return pids
+STOP_GRACE_S = 1800
+"""How long torchrun lets the ranks finish their step and checkpoint after a stop signal."""
 
 
-def forward_stop_signals() -> None:
-    """Make torchrun pass a stop signal on to the ranks, and keep supervising them.
+def allow_graceful_stop() -> None:
+    """Let the ranks finish a checkpoint after a stop signal before torchrun kills them.
 
-    torchrun's own handler raises in its agent, which then signals the ranks and kills them
-    30 s later, cutting a checkpoint short. Forwarded instead, each rank stops at the next
-    step the ranks agree on, checkpoints and exits with 128 + signal; the agent reports that
-    exit as usual. Without /proc (not Linux) torchrun's handler stays.
+    torchrun itself sends a SIGINT/SIGTERM/SIGHUP it gets to each rank once (to the rank's
+    own process group) and waits for them; a second signal reaches them again and a rank
+    then leaves at once. A user's own ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` wins.
     """
-    from torch.distributed.elastic.multiprocessing import api
-
-    original = api._terminate_process_handler
-
-    def forward(signum: int, frame: object) -> None:
-        pids = worker_pids()
-        if not pids:
-            original(signum, frame)
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
-    api._terminate_process_handler = forward
+    # The one change to torchrun's behaviour, through its public grace-period setting: its
+    # default 30 s before SIGKILL would cut a large model's checkpoint short. (A torch too old
+    # for the setting ignores it and keeps 30 s.)
+    os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(STOP_GRACE_S))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from torch.distributed.elastic.multiprocessing import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
-    forward_stop_signals()
+    allow_graceful_stop()
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     logging.getLogger("torch.distributed.run").setLevel(logging.ERROR)  # the OMP_NUM_THREADS=1 banner
     args = get_args_parser().parse_args(argv)
@@ -94,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         if first.exitcode != WORKBENCH_ERROR_EXIT and first.exitcode not in STOP_EXITS:
             print(describe(rank, first.exitcode), file=sys.stderr)
         return exit_code_for(first.exitcode)
+    except SignalException as stop:  # the ranks were stopped by it and have said so
+        return exit_code_for(-int(stop.sigval))
     return 0
 
 

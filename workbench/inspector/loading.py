@@ -18,7 +18,7 @@ from typing import Any
 import transformers
 from transformers.models.auto import modeling_auto as auto
 
-from workbench.models import BaseRef, load_config, load_model, load_tokenizer, parameter_count
+from workbench.models import BaseRef, is_decoder, load_config, load_model, load_tokenizer, parameter_count
 
 HEAD_MAPPINGS: dict[str, tuple[str, ...]] = {
     "clm": ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES",),
@@ -58,11 +58,15 @@ def _known_class(name: str) -> bool:
 
 
 def choose_class(config: Any) -> str:
-    """``config.architectures[0]`` if built in, else the best LM class for the model type."""
+    """``config.architectures[0]`` if built in, else the LM class for the model type: the
+    next-token head for a decoder, the masked-LM head otherwise (``models.is_decoder``)."""
     for name in getattr(config, "architectures", None) or []:
         if _known_class(name):
             return name
-    for mapping in ("MODEL_FOR_MASKED_LM_MAPPING_NAMES", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "MODEL_MAPPING_NAMES"):
+    lm_mappings = ["MODEL_FOR_MASKED_LM_MAPPING_NAMES", "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"]
+    if is_decoder(config):
+        lm_mappings.reverse()
+    for mapping in (*lm_mappings, "MODEL_MAPPING_NAMES"):
         name = getattr(auto, mapping, {}).get(config.model_type)
         if isinstance(name, (tuple, list)):
             name = name[0]

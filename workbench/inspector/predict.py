@@ -284,27 +284,31 @@ def tag(side: LoadedModel, text: str) -> list[tuple[str, str, float]]:
 
 @torch.no_grad()
 def answer(side: LoadedModel, question: str, context: str, max_answer_tokens: int = 30) -> dict[str, Any]:
-    """The best span of ``context`` (end >= start, at most ``max_answer_tokens``)."""
-    tok = side.tokenizer
-    encoded = tok(question, context, return_tensors="pt", return_offsets_mapping=True, truncation="only_second", max_length=MAX_TOKENS)
-    offsets = encoded.pop("offset_mapping")[0].tolist()
-    sequence_ids = encoded.sequence_ids(0)
-    outputs = side.model(**_to(side, encoded))
-    start_logp = outputs.start_logits[0].float().log_softmax(-1).cpu()
-    end_logp = outputs.end_logits[0].float().log_softmax(-1).cpu()
-    in_context = torch.tensor([s == 1 for s in sequence_ids])
-    start_logp[~in_context] = -math.inf
-    end_logp[~in_context] = -math.inf
-    scores = start_logp[:, None] + end_logp[None, :]
-    n = len(sequence_ids)
-    allowed = torch.ones(n, n).triu().tril(max_answer_tokens - 1).bool()
-    scores[~allowed] = -math.inf
-    best = int(scores.argmax())
-    s, e = divmod(best, n)
-    if not math.isfinite(float(scores[s, e])):
+    """The best span of ``context``, decoded exactly as the qa task's metric decodes it.
+
+    The context is cut into the same overlapping windows as in training (at most
+    ``MAX_TOKENS`` or the model's positions each), and ``qa.best_spans`` picks the span;
+    ``score`` is its probability within the window it was read from.
+    """
+    from workbench.tasks.finetune.qa import QAExample, best_spans, encode_windows, examples_table, window_stride
+
+    max_len = min(MAX_TOKENS, getattr(side.model.config, "max_position_embeddings", MAX_TOKENS) or MAX_TOKENS)
+    example = QAExample(id="", context=context, question=question)
+    windows = encode_windows(side.tokenizer, examples_table([example])[:], max_len, window_stride(max_len))
+    starts, ends = [], []
+    for i in range(len(windows["input_ids"])):
+        inputs = {k: torch.tensor([windows[k][i]], device=side.device)
+                  for k in ("input_ids", "attention_mask", "token_type_ids") if k in windows}
+        outputs = side.model(**inputs)
+        starts.append(outputs.start_logits[0].float().cpu().numpy())
+        ends.append(outputs.end_logits[0].float().cpu().numpy())
+    (span,) = best_spans([example], windows["example_index"], windows["offsets"], starts, ends,
+                         with_negative=False, max_answer_tokens=max_answer_tokens)
+    if span.feature < 0:
         return {"answer": "", "start": 0, "end": 0, "score": 0.0}
-    char_start, char_end = offsets[s][0], offsets[e][1]
-    return {"answer": context[char_start:char_end], "start": char_start, "end": char_end, "score": float(scores[s, e].exp())}
+    start_logp = torch.from_numpy(starts[span.feature]).log_softmax(-1)[span.start_token]
+    end_logp = torch.from_numpy(ends[span.feature]).log_softmax(-1)[span.end_token]
+    return {"answer": span.text, "start": span.start, "end": span.end, "score": float((start_logp + end_logp).exp())}
 
 
 def _id2label(side: LoadedModel) -> dict[int, str]:

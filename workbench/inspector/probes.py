@@ -1,8 +1,8 @@
 """Probe predictions recorded at every eval, and the timeline read back from a run.
 
-The engine imports this module (``HOOK_MODULES``) and calls the factory registered in
-``EVAL_HOOK_FACTORIES`` once per run. After each eval the hook asks the model being
-trained for its top-k on each of ``RunSpec.probes``, appends one line per eval to
+The engine's ``default_eval_hooks`` makes a ``ProbeRecorder`` for runs with probes. After
+each eval it asks the model being trained for its top-k on each of ``RunSpec.probes``,
+appends one line per eval to
 ``probes.jsonl`` (main process only) and emits a ``ProbesRecorded`` event. It is cheap by
 construction: a few forward passes of the (small) model under ``no_grad`` in eval mode,
 no sampling, and the model's previous train/eval mode restored afterwards.
@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
-from workbench.engine.events import Event, ProbesRecorded
+from workbench.engine.events import ProbesRecorded
 from workbench.inspector import predict
 from workbench.inspector.loading import LoadedModel, heads_of
 from workbench.inspector.text import count_masks, fill_masks, is_wordlike, prefix_before_mask, split_pair
@@ -123,34 +123,22 @@ def record_probes(model: Any, tokenizer: Any, probes: list[str], k: int = TOP_K)
         model.train(was_training)
 
 
-def probes_hook_factory(run: Any) -> Any:
-    """Eval-hook factory for ``EVAL_HOOK_FACTORIES``: None when the run has no probes."""
-    spec = getattr(run, "spec", None)
-    probes = list(getattr(spec, "probes", None) or [])
-    if not probes:
-        return None
+class ProbeRecorder:
+    """Eval hook: the probes' top-k from the model being trained, appended to ``probes.jsonl``."""
 
-    def hook(run: Any, step: int) -> Iterable[Event]:
-        if not getattr(run, "is_main", True) or run.model is None or run.run_dir is None:
-            return []
-        records = record_probes(run.model, run.tokenizer, probes)
-        path = Path(run.run_dir.path) / PROBES_FILE
+    def __init__(self, probes: list[str]):
+        self.probes = probes
+
+    def __call__(self, ctx: Any) -> None:
+        records = record_probes(ctx.model, ctx.tokenizer, self.probes)
+        path = Path(ctx.run_dir) / PROBES_FILE
         with path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, "time": time.time(), "probes": records}) + "\n")
+            handle.write(json.dumps({"step": ctx.step, "time": time.time(), "probes": records}) + "\n")
             handle.flush()
-        return [ProbesRecorded(step=step, probes=records)]
+        ctx.emit(ProbesRecorded(step=ctx.step, probes=records))
 
-    return hook
-
-
-def register() -> None:
-    from workbench.engine import runner
-
-    if probes_hook_factory not in runner.EVAL_HOOK_FACTORIES:
-        runner.EVAL_HOOK_FACTORIES.append(probes_hook_factory)
-
-
-register()
+    def summary(self) -> dict[str, Any]:
+        return {}
 
 
 # ---------------------------------------------------------------------------- reading back

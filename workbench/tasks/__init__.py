@@ -1,44 +1,78 @@
-"""Objectives, one module each. ``get_task(name)`` is the only lookup the engine does.
+"""The objective registry: what an objective is, in one table.
 
-Fine-tuning objectives register here as they land (see ``REGISTRY``)."""
+Each line names an objective, whether it pre-trains or fine-tunes, a one-line summary (for
+``--help`` and the TUI), and the ``module:Class`` of its task. Task modules are imported
+only by ``get_task``, so listing or validating objectives (the CLI's ``--help``, the TUI's
+choices) imports neither torch nor transformers. Adding an objective is one task module
+plus one ``register`` line (see ``tests/test_registry.py``).
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from workbench.errors import SpecError
-from workbench.tasks.base import Task
 
-REGISTRY: dict[str, Callable[[], Task]] = {}
-
-
-def register(name: str, factory: Callable[[], Task]) -> None:
-    REGISTRY[name] = factory
+if TYPE_CHECKING:
+    from workbench.tasks.base import Task
 
 
-_builtin_loaded = False
+@dataclass(frozen=True)
+class Objective:
+    name: str
+    kind: str
+    """``pretrain`` (from scratch or continued from a base) or ``finetune`` (needs a base)."""
+    summary: str
+    task: str
+    """``module:Class`` of the task, imported on first use."""
+    decoder_task: str | None = None
+    """Another ``module:Class`` used when the base is a decoder (qa: generative answers)."""
+
+    @property
+    def needs_base(self) -> bool:
+        return self.kind == "finetune"
 
 
-def _register_builtin() -> None:
-    global _builtin_loaded
-    _builtin_loaded = True
-    from workbench.tasks.clm import CausalLMTask
-    from workbench.tasks.mlm import MaskedLMTask
-    from workbench.tasks.nsp import NextSentenceTask
-
-    register("mlm", MaskedLMTask)
-    register("nsp", NextSentenceTask)
-    register("clm", CausalLMTask)
-    import importlib
-    import importlib.util
-
-    if importlib.util.find_spec("workbench.tasks.finetune") is not None:
-        importlib.import_module("workbench.tasks.finetune")  # registers the fine-tuning tasks
+OBJECTIVES: dict[str, Objective] = {}
 
 
-def get_task(name: str) -> Task:
-    if not _builtin_loaded:  # not `if not REGISTRY`: fine-tuning modules may register first
-        _register_builtin()
-    if name not in REGISTRY:
-        raise SpecError(f"unknown objective {name!r}", fix=f"use one of: {', '.join(REGISTRY)}")
-    return REGISTRY[name]()
+def register(objective: Objective) -> Objective:
+    OBJECTIVES[objective.name] = objective
+    return objective
+
+
+register(Objective("mlm", "pretrain", "masked LM (BERT)", "workbench.tasks.mlm:MaskedLMTask"))
+register(Objective("nsp", "pretrain", "masked LM + next-sentence prediction (BERT)", "workbench.tasks.nsp:NextSentenceTask"))
+register(Objective("clm", "pretrain", "causal LM, next-token prediction (GPT)", "workbench.tasks.clm:CausalLMTask"))
+register(Objective("sentiment", "finetune", "text classification", "workbench.tasks.finetune.sentiment:SentimentTask"))
+register(Objective("ner", "finetune", "named-entity recognition", "workbench.tasks.finetune.ner:NERTask"))
+register(Objective("qa", "finetune", "question answering (spans, or generated with a decoder)",
+                   "workbench.tasks.finetune.qa:ExtractiveQATask", decoder_task="workbench.tasks.finetune.qa:GenerativeQATask"))
+register(Objective("generation", "finetune", "text generation (domain adaptation of a decoder)",
+                   "workbench.tasks.finetune.generation:GenerationTask"))
+
+
+def objective_names(kind: str | None = None) -> tuple[str, ...]:
+    """Registered objectives in table order, optionally only ``pretrain`` or ``finetune``."""
+    return tuple(name for name, o in OBJECTIVES.items() if kind is None or o.kind == kind)
+
+
+def get_objective(name: str) -> Objective:
+    if name not in OBJECTIVES:
+        raise SpecError(f"unknown objective {name!r}", fix=f"use one of: {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]
+
+
+def get_task(name: str, base_config: Any = None) -> Task:
+    """A fresh task for objective ``name``; ``base_config`` picks the decoder variant."""
+    objective = get_objective(name)
+    target = objective.task
+    if objective.decoder_task and base_config is not None:
+        from workbench.models import is_decoder
+
+        if is_decoder(base_config):
+            target = objective.decoder_task
+    module, _, cls = target.partition(":")
+    return getattr(importlib.import_module(module), cls)()

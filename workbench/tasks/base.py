@@ -6,12 +6,12 @@ extra metrics an eval reports. The engine knows none of this: it asks the task.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-from workbench.corpora import Corpus
 from workbench.errors import BaseModelError
 
 Batch = dict[str, torch.Tensor]
@@ -81,7 +81,13 @@ class TaskDefaults:
 
 @dataclass
 class Task:
-    """Base class: subclasses fill in the objective-specific parts."""
+    """Base class: every method the engine calls is declared here, with its default.
+
+    The engine's order of calls: ``load_corpus`` -> ``check_data`` (fail before anything is
+    written; returns the facts ``prepare`` needs) -> ``check_base`` / ``build_model`` ->
+    ``prepare`` -> ``training_module`` -> per step ``loss`` -> per eval ``eval_step`` and
+    ``finish_metrics`` -> ``final_report``.
+    """
 
     name: str = ""
     auto_class_name: str = ""
@@ -90,6 +96,11 @@ class Task:
     description: str = ""
     scratch_defaults: TaskDefaults = field(default_factory=lambda: TaskDefaults(1e-3, 32, 128, max_steps=600))
     base_defaults: TaskDefaults = field(default_factory=lambda: TaskDefaults(5e-5, 16, 128, epochs=3))
+    needs_text_column: bool = True
+    """Whether the corpus must have a text column (a labelled table may have ``sentence``...)."""
+    forgetting_objective: str | None = None
+    """From a base run: the LM objective (``mlm``/``clm``) whose loss on the base's own eval
+    split is tracked at every eval to show forgetting; None for no forgetting check."""
 
     @property
     def auto_class(self) -> Any:
@@ -97,6 +108,29 @@ class Task:
 
         return getattr(transformers, self.auto_class_name)
 
+    # ------------------------------------------------------------------ data
+    def load_corpus(self, spec: Any) -> Any:
+        """The data this task trains on, from ``spec.corpus``; default: a text corpus."""
+        from workbench.corpora import load_corpus
+
+        return load_corpus(spec.corpus, text_column=spec.text_column, eval_corpus=spec.eval_corpus,
+                           eval_fraction=spec.eval_fraction, seed=spec.seed, require_text=self.needs_text_column)
+
+    def check_data(self, corpus: Any, spec: Any) -> Any:
+        """Validate labels, tags or answer spans before anything is written.
+
+        Returns what ``prepare`` and ``model_kwargs`` need (label names...); default None.
+        """
+        return None
+
+    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> TaskData:
+        raise NotImplementedError
+
+    def run_meta(self, data: TaskData) -> dict[str, Any]:
+        """Facts about the prepared data recorded in ``run.toml`` (label names...)."""
+        return {}
+
+    # ------------------------------------------------------------------ model
     def check_base(self, config: Any, where: str) -> None:
         """Fail if the base's architecture has no head for this objective."""
         from transformers.models.auto import modeling_auto
@@ -116,14 +150,32 @@ class Task:
         return "pick a base whose architecture fits this objective"
 
     def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
-        raise NotImplementedError
+        raise BaseModelError(f"{self.name} needs a pre-trained base", fix="pass --base")
 
-    def model_kwargs(self, data_info: dict[str, Any]) -> dict[str, Any]:
-        """Extra ``from_pretrained`` kwargs (label maps for classification heads)."""
+    def model_kwargs(self, checked: Any, tokenizer: Any = None) -> dict[str, Any]:
+        """Extra ``from_pretrained`` kwargs: label maps for classification heads (from
+        ``checked``) and the base tokenizer's pad id where a head or ``generate`` needs it."""
         return {}
 
-    def prepare(self, corpus: Corpus, tokenizer: Any, spec: Any) -> TaskData:
-        raise NotImplementedError
+    def training_module(self, model: Any, spec: Any) -> Any:
+        """The module the loop trains (default ``model``; clm may use its lean twin)."""
+        if spec.lean_model == "on":
+            from workbench.errors import SpecError
+
+            raise SpecError(f'lean_model = "on", but the lean GPT-2 trains clm on packed blocks, not {self.name}',
+                            fix='use --no-lean (lean_model = "off") or "auto"')
+        return model
+
+    # ------------------------------------------------------------------ steps and evals
+    def loss(self, model: Any, batch: Batch) -> torch.Tensor:
+        """The training loss of one micro-batch; override for custom losses or two models."""
+        return model(**batch).loss
+
+    def eval_step(self, model: Any, batch: Batch, totals: dict[str, float]) -> torch.Tensor | None:
+        """One eval batch: add metric sums to ``totals`` and return its loss (or None)."""
+        outputs = model(**batch)
+        self.eval_metrics(outputs, batch, totals)
+        return outputs.loss
 
     def eval_metrics(self, outputs: Any, batch: Batch, totals: dict[str, float]) -> None:
         """Accumulate extra eval metrics (sums) from one eval batch; default none."""

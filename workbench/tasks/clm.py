@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
-from workbench.models import gpt2_config
+from workbench.errors import BaseModelError, SpecError
+from workbench.models import gpt2_config, is_decoder
 from workbench.tasks.base import BlockData, Task, TaskDefaults
 from workbench.tasks.packing import packed_blocks
 
@@ -21,15 +22,14 @@ class CausalLMTask(Task):
             description="next-token prediction needs a decoder such as GPT-2",
             scratch_defaults=TaskDefaults(lr=2e-3, batch_size=16, seq_len=128, max_steps=600),
             base_defaults=TaskDefaults(lr=1e-4, batch_size=8, seq_len=128, epochs=1),
+            forgetting_objective="clm",
         )
 
     def mapping_name(self) -> str:
         return "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"
 
     def check_base(self, config: Any, where: str) -> None:
-        if getattr(config, "is_encoder_decoder", False) or config.model_type in ("bert", "roberta", "distilbert", "electra", "albert", "deberta", "deberta-v2", "xlm-roberta"):
-            from workbench.errors import BaseModelError
-
+        if not is_decoder(config):
             raise BaseModelError(
                 f"a {config.model_type} model is an encoder and cannot do clm ({self.description})",
                 where=where,
@@ -43,10 +43,28 @@ class CausalLMTask(Task):
     def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
         return GPT2LMHeadModel(gpt2_config(size, len(tokenizer), seq_len, tokenizer))
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> BlockData:
+    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> BlockData:
         train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=True)
 
         def transform(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
             return {"input_ids": blocks, "labels": blocks}
 
         return BlockData(train=train, eval=evaluation, transform=transform)
+
+    def training_module(self, model: Any, spec: Any) -> Any:
+        """``model`` itself, or its lean twin sharing its parameters.
+
+        ``auto`` uses the lean GPT-2 from scratch (packed blocks, no padding: all it supports);
+        bases keep transformers' code, whose configs vary more. Everything that is not the
+        training step (checkpoints, probes, reports, the final model) keeps using ``model``.
+        """
+        if spec.lean_model == "off" or (spec.lean_model == "auto" and spec.base):
+            return model
+        from workbench.lean_gpt2 import LeanGPT2
+
+        problem = LeanGPT2.supports(model)
+        if problem is None:
+            return LeanGPT2.sharing(model)
+        if spec.lean_model == "on":
+            raise SpecError(f'lean_model = "on", but {problem}', fix='use --no-lean (lean_model = "off") or "auto"')
+        return model

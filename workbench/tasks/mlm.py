@@ -9,7 +9,7 @@ import torch
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
 from workbench.errors import BaseModelError
-from workbench.models import bert_config
+from workbench.models import bert_config, is_decoder
 from workbench.tasks.base import BlockData, Task, TaskDefaults
 from workbench.tasks.packing import packed_blocks
 
@@ -39,6 +39,7 @@ class MaskedLMTask(Task):
             # settles as the lr decays); seq 64 and 128 had not by 900.
             scratch_defaults=TaskDefaults(lr=2e-3, batch_size=64, seq_len=32, max_steps=1500),
             base_defaults=TaskDefaults(lr=1e-4, batch_size=16, seq_len=128, epochs=1),
+            forgetting_objective="mlm",
         )
 
     def mapping_name(self) -> str:
@@ -48,7 +49,7 @@ class MaskedLMTask(Task):
         return "use an encoder base (BERT family) for mlm, or --objective clm for GPT-2-style bases"
 
     def check_base(self, config: Any, where: str) -> None:
-        if config.model_type in ("gpt2", "gpt_neo", "gptj", "llama", "mistral", "opt", "gpt_neox", "qwen2", "phi"):
+        if is_decoder(config):
             raise BaseModelError(
                 f"a {config.model_type} model is a decoder and has no masked-LM head",
                 where=where,
@@ -59,7 +60,7 @@ class MaskedLMTask(Task):
     def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
         return BertForMaskedLM(bert_config(size, len(tokenizer), seq_len, tokenizer))
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> BlockData:
+    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> BlockData:
         train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=False)
         collator = masking_collator(tokenizer)
         specials = special_ids(tokenizer)

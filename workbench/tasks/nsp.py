@@ -15,8 +15,8 @@ import datasets
 import torch
 from transformers import BertForPreTraining
 
-from workbench.errors import CorpusError
-from workbench.models import bert_config
+from workbench.errors import BaseModelError, CorpusError
+from workbench.models import bert_config, is_decoder
 from workbench.tasks.base import RowData, Task, TaskDefaults
 from workbench.tasks.mlm import masking_collator
 from workbench.tasks.packing import default_num_proc
@@ -33,6 +33,9 @@ def split_sentences(document: str) -> list[str]:
             sentences.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
     return sentences
 
+
+NSP_MODEL_TYPES = ("bert", "megatron-bert")
+"""Encoders whose pre-training class has the next-sentence head ``prepare``'s labels train."""
 
 NEGATIVE_TRIES = 8
 """Random documents tried for a negative sentence before the pair stays a positive one."""
@@ -95,19 +98,17 @@ class NextSentenceTask(Task):
         return "MODEL_FOR_PRETRAINING_MAPPING_NAMES"
 
     def check_base(self, config: Any, where: str) -> None:
-        from workbench.errors import BaseModelError
-
-        if config.model_type not in ("bert", "megatron-bert"):
-            raise BaseModelError(
-                f"a {config.model_type} model has no next-sentence head",
-                where=where,
-                fix="use a BERT base for nsp, --objective mlm for other encoders, or clm for decoders",
-            )
+        if is_decoder(config):
+            raise BaseModelError(f"a {config.model_type} model is a decoder and has no next-sentence head", where=where,
+                                 fix="use --objective clm for decoders, or a BERT base for nsp")
+        if config.model_type not in NSP_MODEL_TYPES:
+            raise BaseModelError(f"a {config.model_type} model has no next-sentence head", where=where,
+                                 fix="use a BERT base for nsp, or --objective mlm for other encoders")
 
     def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
         return BertForPreTraining(bert_config(size, len(tokenizer), seq_len, tokenizer))
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> RowData:
+    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> RowData:
         collator = masking_collator(tokenizer)
         splits = {}
         for split, ds, seed in (("train", corpus.train, spec.seed), ("eval", corpus.eval, spec.seed + 1)):

@@ -1,38 +1,50 @@
 """The workbench App: panes in tabs, training in a thread worker, engine news as messages.
 
 ``create_app(run_root, engine_factory=None)`` is the factory both ``run_app()`` (the CLI)
-and the tests use; tests inject a fake engine through ``engine_factory``. The app only
-holds state and routes messages; each pane owns its widgets ("attributes down, messages
-up").
+and the tests use; tests inject a fake engine through ``engine_factory``. The app holds the
+run state and routes messages: it builds its tabs, pane keys and palette entries from
+``PANES`` (``workbench/tui/panes/__init__.py``), hands each pane what it needs through its
+constructor and methods, and reacts to the messages panes post ("attributes down, messages
+up"). Starting, following and stopping runs in other processes is ``workbench.engine.launch``,
+called from thread workers.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header, OptionList, TabbedContent, TabPane
 from textual.timer import Timer
+from textual.widgets import Footer, Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from workbench.config import RunSpec, tomllib
+from workbench.config import RunSpec
 from workbench.engine.control import RunControl
 from workbench.engine.events import EvalDone, Event, Listener, Message, RunFailed, RunFinished, RunStarted, StepLogged
+from workbench.engine.launch import DetachedRun
 from workbench.errors import WorkbenchError
 from workbench.tui.commands import WorkbenchCommands
 from workbench.tui.curves import Curves
-from workbench.tui.messages import CorpusChosen, CurvesChanged, EngineEvent, RunChosen
-from workbench.tui.panes.corpus import CorpusPane
+from workbench.tui.heavy import import_heavy_libraries
+from workbench.tui.messages import (
+    CorpusChosen,
+    CurvesChanged,
+    EngineEvent,
+    OverlayRequested,
+    RunChosen,
+    RunHighlighted,
+    RunLaunched,
+)
+from workbench.tui.panes import PANES, PaneContext, pane_css_paths
+from workbench.tui.panes.corpus import corpus_names
 from workbench.tui.panes.inspector import InspectorPane
 from workbench.tui.panes.objective import ObjectivePane
-from workbench.tui.panes.runs import RunsPane, RunsTable
+from workbench.tui.panes.runs import RunsPane
 from workbench.tui.panes.train import TrainPane
 from workbench.tui.screens.error import ErrorScreen
 from workbench.tui.screens.help import HelpScreen
@@ -41,8 +53,6 @@ from workbench.tui.screens.pick_run import PickRunScreen
 EngineFactory = Callable[[RunSpec, list[Listener], RunControl], Any]
 """(spec, listeners, control) -> an object whose blocking ``run()`` trains and emits events."""
 
-TABS = ("corpus", "objective", "train", "runs", "inspector")
-
 
 def default_engine(spec: RunSpec, listeners: list[Listener], control: RunControl) -> Any:
     from workbench.engine.runner import TrainingRun
@@ -50,33 +60,15 @@ def default_engine(spec: RunSpec, listeners: list[Listener], control: RunControl
     return TrainingRun(spec, listeners=listeners, control=control)
 
 
-def recent_hub_corpora(run_root: Path) -> list[str]:
-    """Hub corpora named in the run root's ``run.toml`` files, newest first (cheap: no metrics)."""
-    found: list[tuple[float, str]] = []
-    if run_root.is_dir():
-        for run_toml in run_root.glob("*/run.toml"):
-            try:
-                data = tomllib.loads(run_toml.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            corpus = data.get("spec", {}).get("corpus", "")
-            if corpus.startswith("hf:"):
-                found.append((float(data.get("meta", {}).get("created", 0)), corpus))
-    seen: list[str] = []
-    for _, corpus in sorted(found, reverse=True):
-        if corpus not in seen:
-            seen.append(corpus)
-    return seen
-
-
-def corpus_names(run_root: Path) -> list[str]:
-    from workbench.corpora.sources import list_names
-
-    return list_names() + [c for c in recent_hub_corpora(run_root) if c not in list_names()]
+PANE_KEYS = [
+    Binding(str(number), f"show_tab('{entry.id}')", entry.title, show=False, tooltip=entry.tooltip)
+    for number, entry in enumerate(PANES, 1)
+]
+"""``1``..``N``: show a pane (generated from ``PANES``)."""
 
 
 class WorkbenchApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", *pane_css_paths()]
     TITLE = "lm-workbench"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
     BINDINGS = [
@@ -86,11 +78,7 @@ class WorkbenchApp(App[None]):
         Binding("x", "stop", "Stop", tooltip="Stop training after this step, saving a checkpoint"),
         Binding("p", "pause", "Pause", tooltip="Pause or resume training"),
         Binding("q", "quit", "Quit", tooltip="Quit (a training run is stopped with a checkpoint first)"),
-        Binding("1", "show_tab('corpus')", "Corpus", show=False, tooltip="Corpus pane"),
-        Binding("2", "show_tab('objective')", "Objective", show=False, tooltip="Objective & model pane"),
-        Binding("3", "show_tab('train')", "Train", show=False, tooltip="Train pane (live curves)"),
-        Binding("4", "show_tab('runs')", "Runs", show=False, tooltip="Runs pane (history)"),
-        Binding("5", "show_tab('inspector')", "Inspector", show=False, tooltip="Inspector pane"),
+        *PANE_KEYS,
     ]
 
     def __init__(self, run_root: str | Path = "checkpoints", engine_factory: EngineFactory | None = None,
@@ -105,30 +93,29 @@ class WorkbenchApp(App[None]):
         self.curves: dict[str, Curves] = {"live": Curves(), "follow": Curves(), "opened": Curves()}
         self.view_source = "live"
         self.follow_path: Path | None = None
+        """The run directory being followed (for a detached run: once it has started)."""
+        self.follow_worker: Worker | None = None
+        self.launched: DetachedRun | None = None
+        """The detached run being followed, if this app started it."""
+        self.detached: list[DetachedRun] = []
+        """Every run this app started detached."""
         self._signals: Any = None
         self._curves_pending: set[str] = set()
         self.quitting = False
-        self.detached: list[subprocess.Popen] = []
         self._last_redraw = 0.0
         self._redraw_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
-        with TabbedContent(initial="corpus", id="tabs"):
-            with TabPane("1 Corpus", id="corpus"):
-                yield CorpusPane(self.corpora, id="corpus-pane")
-            with TabPane("2 Objective", id="objective"):
-                yield ObjectivePane(self.run_root, id="objective-pane")
-            with TabPane("3 Train", id="train"):
-                yield TrainPane(id="train-pane")
-            with TabPane("4 Runs", id="runs"):
-                yield RunsPane(self.run_root, poll_seconds=self.runs_poll_seconds, id="runs-pane")
-            with TabPane("5 Inspector", id="inspector"):
-                yield InspectorPane(id="inspector-pane")
+        context = PaneContext(self.run_root, self.corpora, self.runs_poll_seconds)
+        with TabbedContent(initial=PANES[0].id, id="tabs"):
+            for number, entry in enumerate(PANES, 1):
+                with TabPane(f"{number} {entry.title}", id=entry.id):
+                    yield entry.factory(context, entry.pane_id)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#corpus-list", OptionList).focus()
+        self._focus_pane(PANES[0].id)
 
     # ------------------------------------------------------------------ state
     @property
@@ -163,28 +150,26 @@ class WorkbenchApp(App[None]):
     # ------------------------------------------------------------------ navigation
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        targets = {
-            "corpus": "#corpus-list", "objective": "#f-objective", "train": "#train-pane",
-            "runs": "#runs-table", "inspector": None,
-        }
-        target = targets.get(tab)
-        if target:
-            self.query_one(target).focus()
+        self._focus_pane(tab)
+
+    def _focus_pane(self, tab: str) -> None:
+        """The pane's ``focus_first()`` if it has one, else its first focusable widget (or itself)."""
+        pane = self.query_one(f"#{tab}-pane")
+        focus_first = getattr(pane, "focus_first", None)
+        if focus_first is not None:
+            focus_first()
             return
-        focusable = [w for w in self.query_one(f"#{tab}-pane").query("*") if w.focusable]
-        self.set_focus(focusable[0] if focusable else None)
+        focusable = [w for w in pane.query("*") if w.focusable]
+        self.set_focus(focusable[0] if focusable else pane if pane.focusable else None)
 
     def action_help(self) -> None:
-        sections = [
-            ("anywhere", self.BINDINGS + [Binding("ctrl+p", "command_palette", "Palette", tooltip="Command palette"),
-                                          Binding("tab", "focus_next", "Next", tooltip="Move focus to the next widget")]),
-            ("corpus", CorpusPane.BINDINGS + [Binding("enter", "use", "Use", tooltip="Use the highlighted corpus")]),
-            ("objective", ObjectivePane.BINDINGS),
-            ("train", TrainPane.BINDINGS),
-            ("runs", RunsTable.BINDINGS + RunsPane.BINDINGS),
-            ("inspector", list(getattr(InspectorPane, "BINDINGS", []))),
-        ]
-        self.push_screen(HelpScreen(sections))
+        anywhere = self.BINDINGS + [Binding("ctrl+p", "command_palette", "Palette", tooltip="Command palette"),
+                                    Binding("tab", "focus_next", "Next", tooltip="Move focus to the next widget")]
+        sections = [("anywhere", anywhere)]
+        for entry in PANES:
+            pane = self.query_one(f"#{entry.pane_id}")
+            sections.append((entry.id, list(getattr(pane, "HELP_BINDINGS", pane.BINDINGS))))
+        self.push_screen(HelpScreen(sections, key_display=self.get_key_display))
 
     def action_toggle_chart(self, which: str) -> None:
         pane = self.train_pane
@@ -199,9 +184,10 @@ class WorkbenchApp(App[None]):
         self.notify(f"Corpus for the next run: {message.name}", timeout=2)
         self.action_show_tab("objective")
 
-    def on_run_chosen(self, message: RunChosen) -> None:
-        from workbench.engine.rundir import RunDir
+    def on_run_highlighted(self, message: RunHighlighted) -> None:
+        self.query_one(InspectorPane).suggested_run = message.path
 
+    def on_run_chosen(self, message: RunChosen) -> None:
         if message.action == "finetune":
             self.objective_pane.set_base(message.path)
             self.action_show_tab("objective")
@@ -211,22 +197,30 @@ class WorkbenchApp(App[None]):
         elif message.action == "overlay":
             self.set_overlay(message.path)
         elif message.action == "open":
-            if self.is_training:
-                self.set_overlay(message.path)
-                self.notify("Training is running here: the run is overlaid on the live chart", timeout=3)
-                return
-            self.workers.cancel_group(self, "follow")
-            events = RunDir(Path(message.path)).events()
-            self.curves["opened"] = Curves.from_events(events, name=Path(message.path).name)
-            self.view_source = "opened"
-            self._redraw()
-            self.action_show_tab("train")
+            self.open_run(message.path)
+
+    def open_run(self, path: str) -> None:
+        """Show a run's curves in the Train pane (overlaid, while a run trains here)."""
+        from workbench.engine.rundir import RunDir
+
+        if self.is_training:
+            self.set_overlay(path)
+            self.notify("Training is running here: the run is overlaid on the live chart", timeout=3)
+            return
+        self.workers.cancel_group(self, "follow")
+        self.curves["opened"] = Curves.from_events(RunDir(Path(path)).events(), name=Path(path).name)
+        self.view_source = "opened"
+        self._redraw()
+        self.action_show_tab("train")
 
     def set_overlay(self, path: str) -> None:
         from workbench.engine.rundir import RunDir
 
         overlay = Curves.from_events(RunDir(Path(path)).events(), name=Path(path).name).snapshot()
         self.train_pane.set_overlay(overlay)
+
+    def on_overlay_requested(self, message: OverlayRequested) -> None:
+        self.action_pick_overlay()
 
     def action_pick_overlay(self) -> None:
         runs = [(row.path, f"{row.name}  {row.objective}  {row.status}") for row in self.runs_pane.rows]
@@ -273,10 +267,7 @@ class WorkbenchApp(App[None]):
     def _install_signals(self, control: RunControl) -> None:
         """SIGTERM/SIGHUP (an SSH drop) while training: stop with a checkpoint, then exit with
         the signal's code, as `workbench run` does. Handlers live only while a run trains."""
-        try:
-            from workbench.engine.signals import install_stop_signals
-        except ImportError:  # pragma: no cover - the signals module is optional
-            return
+        from workbench.engine.signals import install_stop_signals
 
         def on_signal(signum: int) -> None:
             self.quitting = True
@@ -295,14 +286,12 @@ class WorkbenchApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train")
     def train(self, spec: RunSpec, control: RunControl, curves: Curves) -> Any:
-        from workbench.quiet import quiet_libraries
-
-        quiet_libraries()
+        import_heavy_libraries()
         listener = self._listener("live", curves)
         return self.engine_factory(spec, [listener], control).run()
 
     def _listener(self, source: str, curves: Curves) -> Listener:
-        """Runs in the worker thread: record the point, then only post a message."""
+        """Runs in a worker thread: record the point, then only post a message."""
 
         def listener(event: Event) -> None:
             curves.add(event)
@@ -317,31 +306,30 @@ class WorkbenchApp(App[None]):
 
         return listener
 
+    def _relay(self, events: Iterable[Event], source: str, curves: Curves) -> None:
+        """Runs in a worker thread: hand each event to the listener, then post the final state."""
+        listener = self._listener(source, curves)
+        for event in events:
+            listener(event)
+        self._curves_pending.discard(source)
+        self.post_message(CurvesChanged(source))  # the final state, whatever was throttled
+
     def action_stop(self) -> None:
         if self.control is not None and self.is_training:
             self.control.request_stop("stopped from the workbench")
             self.train_pane.set_paused(False)
             self.notify("Stopping after this step; saving a checkpoint…", timeout=3)
-        elif self.view_source == "follow" and self.is_following and self.follow_path is not None:
+        elif self.view_source == "follow" and self.is_following:
             self.stop_attached()
 
     def stop_attached(self) -> None:
-        """Ask the `workbench run` process writing the attached run to stop: SIGINT, which it
-        answers by finishing the step and saving a checkpoint (its status.json names the pid)."""
-        import signal
+        """Ask the process writing the followed run to stop; it finishes the step and saves a checkpoint."""
+        from workbench.engine.launch import stop_run
 
-        from workbench.engine.rundir import RunDir
-
-        run = RunDir(self.follow_path)
-        status = run.status()
-        pid = status.get("pid")
-        if status.get("status") != "running" or not pid or pid == os.getpid():
-            self.notify("The attached run is not running in another process", severity="warning")
-            return
         try:
-            os.kill(int(pid), signal.SIGINT)
-        except OSError as error:
-            self.notify(f"Cannot signal process {pid}: {error}", severity="error")
+            pid = stop_run(self.follow_path, self.launched)
+        except WorkbenchError as error:
+            self.notify(f"Cannot stop the attached run: {error}", severity="warning")
             return
         self.notify(f"Asked process {pid} to stop; it saves a checkpoint first", timeout=3)
 
@@ -360,11 +348,11 @@ class WorkbenchApp(App[None]):
     # ------------------------------------------------------------------ detached
     def _gpus_or_error(self, spec: RunSpec) -> int:
         """The GPUs field, checked against the visible GPUs; 0 when it cannot be used."""
-        from workbench.engine.distributed import check_gpus
-
         try:
             gpus = self.objective_pane.gpus()
             if gpus > 1:
+                from workbench.engine.distributed import check_gpus  # torch: only for several GPUs
+
                 check_gpus(gpus, spec.device)
             return gpus
         except WorkbenchError as error:
@@ -380,66 +368,55 @@ class WorkbenchApp(App[None]):
             self._start_detached(spec, gpus)
 
     def _start_detached(self, spec: RunSpec, gpus: int) -> None:
-        """`workbench run` (through torchrun for several GPUs) in its own session, then attach."""
-        from workbench.engine.spec_resolution import corpus_label
+        """`workbench run` (through torchrun for several GPUs) in its own session, followed here."""
+        self.follow_path, self.launched = None, None
+        curves = self._show_follow(spec.name or "detached run", "starting")
+        self.follow_worker = self.launch_and_follow(spec, gpus, curves)
+        self.refresh_bindings()
 
-        root = self.run_root.resolve()
-        root.mkdir(parents=True, exist_ok=True)
-        name = spec.name or f"{spec.objective}-{corpus_label(spec.corpus)}-{time.strftime('%Y%m%d-%H%M%S')}"
-        candidate, counter = name, 2
-        while (root / candidate).exists():
-            candidate, counter = f"{name}-{counter}", counter + 1
-        spec = spec.replace(name=candidate, out=str(root))
-        spec_path = root / f".{candidate}.spec.toml"
-        spec_path.write_text(spec.to_toml(), encoding="utf-8")
-        log_path = root / f"{candidate}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "workbench", "run", "--config", str(spec_path), "--json",
-                 *(["--gpus", str(gpus)] if gpus > 1 else [])],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=os.getcwd(),
-            )
-        self.detached.append(process)
-        self.notify(f"Started detached run {candidate} (pid {process.pid}); log {log_path.name}", timeout=4)
-        self.attach(str(root / candidate), process=process, log_path=log_path)
+    @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
+    def launch_and_follow(self, spec: RunSpec, gpus: int, curves: Curves) -> None:
+        from workbench.engine.launch import follow_detached, start_detached
+
+        import_heavy_libraries()
+        worker = get_current_worker()
+        run = start_detached(spec, gpus=gpus)
+        self.post_message(RunLaunched(run, worker))
+        self._relay(follow_detached(run, should_stop=lambda: worker.is_cancelled), "follow", curves)
+
+    def on_run_launched(self, message: RunLaunched) -> None:
+        self.detached.append(message.run)
+        if message.worker is self.follow_worker:
+            self.launched = message.run
+        self.notify(f"Started detached run {message.run.name} (pid {message.run.pid}); log {message.run.log_path.name}",
+                    timeout=4)
 
     # ------------------------------------------------------------------ attach (follow)
-    def attach(self, path: str, *, process: subprocess.Popen | None = None, log_path: Path | None = None) -> None:
+    def attach(self, path: str) -> None:
+        """Follow a run directory that another process writes."""
         if self.is_training:
             self.notify("Training is running here; attach after it ends, or overlay the run (v)", severity="warning")
             return
-        self.follow_path = Path(path)
-        self.curves["follow"] = Curves(Path(path).name)
-        self.curves["follow"].set_status("waiting")
-        self.view_source = "follow"
-        self.train_pane.show(self.curves["follow"].snapshot(), "follow")
-        self.follow_run(path, self.curves["follow"], process, log_path)
+        self.follow_path, self.launched = Path(path), None
+        curves = self._show_follow(Path(path).name, "waiting")
+        self.follow_worker = self.follow_attached(path, curves)
         self.refresh_bindings()
-        self.action_show_tab("train")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
-    def follow_run(self, path: str, curves: Curves, process: subprocess.Popen | None, log_path: Path | None) -> None:
-        from workbench.engine.follow import follow
+    def follow_attached(self, path: str, curves: Curves) -> None:
+        from workbench.engine.launch import follow_run
 
         worker = get_current_worker()
-        metrics = Path(path) / "metrics.jsonl"
-        while not metrics.exists():  # a detached run creates its folder after loading the corpus
-            if worker.is_cancelled:
-                return
-            if process is None or process.poll() is not None:
-                last = ""
-                if log_path is not None and log_path.is_file():
-                    lines = [l for l in log_path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
-                    last = lines[-1] if lines else ""
-                raise WorkbenchError(last.removeprefix("error: ") or "the run wrote no metrics.jsonl",
-                                     where=Path(path).name, fix="see the run's log in the run root")
-            time.sleep(0.2)
-        listener = self._listener("follow", curves)
-        for event in follow(path, should_stop=lambda: worker.is_cancelled):
-            listener(event)
-        self._curves_pending.discard("follow")
-        self.post_message(CurvesChanged("follow"))  # the final state, whatever was throttled
+        self._relay(follow_run(path, should_stop=lambda: worker.is_cancelled), "follow", curves)
+
+    def _show_follow(self, name: str, status: str) -> Curves:
+        """Fresh curves for a followed run, on show in the Train pane."""
+        curves = self.curves["follow"] = Curves(name)
+        curves.set_status(status)
+        self.view_source = "follow"
+        self.train_pane.show(curves.snapshot(), "follow")
+        self.action_show_tab("train")
+        return curves
 
     # ------------------------------------------------------------------ engine news
     def _redraw(self) -> None:
@@ -470,6 +447,8 @@ class WorkbenchApp(App[None]):
         if message.source == self.view_source:
             self._redraw()
         if isinstance(event, RunStarted):
+            if message.source == "follow":
+                self.follow_path = Path(event.run_dir)  # a detached run says where it writes
             self.runs_pane.action_refresh()
             # The tokenizers library draws its own progress bar straight onto the terminal
             # while a tokenizer trains (before RunStarted); repaint every cell over it.
@@ -492,7 +471,11 @@ class WorkbenchApp(App[None]):
                 self.curves["live"].set_status("failed")
                 self.push_screen(ErrorScreen("Training stopped with an error", text))
             elif worker.group == "follow":
-                self.push_screen(ErrorScreen("Cannot attach", text))
+                launching = worker.name == "launch_and_follow"
+                if launching:
+                    self.curves["follow"].set_status("failed")
+                    self._redraw()
+                self.push_screen(ErrorScreen("Cannot start the detached run" if launching else "Cannot attach", text))
             else:
                 self.notify(text, severity="error", timeout=6)
         if worker.group == "follow":

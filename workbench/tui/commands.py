@@ -1,4 +1,4 @@
-"""Command palette (ctrl+p) entries for the workbench's main actions."""
+"""Command palette (ctrl+p) entries for the workbench's main actions, and one per pane."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-COMMANDS: tuple[tuple[str, str, str], ...] = (
+from workbench.tui.panes import PANES
+
+BEFORE_PANES: tuple[tuple[str, str, str], ...] = (
     ("Start training", "start", "Train the spec of the Objective pane in this window"),
     ("Start detached run", "detach", "Run the spec as a separate `workbench run` process and attach to it"),
     ("Stop training (checkpoint)", "stop", "Finish the step, save a checkpoint and stop"),
     ("Pause / resume training", "pause", "Hold the training loop without losing state"),
-    ("Go to Corpus", "show_tab('corpus')", "Choose a corpus and see its stats"),
-    ("Go to Objective & model", "show_tab('objective')", "Objective, base or size, hyperparameters"),
-    ("Go to Train", "show_tab('train')", "Live loss curves"),
-    ("Go to Runs", "show_tab('runs')", "Run history"),
-    ("Go to Inspector", "show_tab('inspector')", "Base vs fine-tuned predictions"),
+)
+AFTER_PANES: tuple[tuple[str, str, str], ...] = (
     ("Toggle smoothing", "toggle_chart('smoothing')", "Smooth the train loss curve"),
     ("Toggle log scale", "toggle_chart('log')", "Logarithmic loss axis"),
     ("Toggle x axis: steps / tokens", "toggle_chart('x')", "Plot against steps or tokens"),
@@ -24,6 +23,12 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Keys (help)", "help", "Every key of the workbench"),
     ("Quit", "quit", "Stops a training run with a checkpoint first"),
 )
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    BEFORE_PANES
+    + tuple((f"Go to {pane.name}", f"show_tab('{pane.id}')", pane.about) for pane in PANES)
+    + AFTER_PANES
+)
+"""(title, app action, help) of each palette entry."""
 
 
 class WorkbenchCommands(Provider):

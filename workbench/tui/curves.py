@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from workbench.engine.events import EvalDone, Event, RunFailed, RunFinished, RunStarted, StepLogged, event_from_json
 
@@ -79,7 +80,7 @@ class Curves:
             )
 
     @classmethod
-    def from_events(cls, events: Iterable[dict[str, Any] | Event], name: str = "") -> "Curves":
+    def from_events(cls, events: Iterable[dict[str, Any] | Event], name: str = "") -> Curves:
         """Curves of a finished (or running) run, from its ``metrics.jsonl`` lines."""
         curves = cls(name)
         for item in events:

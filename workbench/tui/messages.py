@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.message import Message
+from textual.worker import Worker
 
 from workbench.engine.events import Event
+from workbench.engine.launch import DetachedRun
 
 
 @dataclass
 class CurvesChanged(Message):
-    """New points for the curves of ``source`` ("live" or "follow")."""
+    """New points for the curves of ``source`` ("live" or "follow"), already in its ``Curves``."""
 
     source: str
 
@@ -56,3 +58,23 @@ class RunChosen(Message):
 
     path: str
     action: str  # "open", "attach", "finetune", "overlay"
+
+
+@dataclass
+class RunHighlighted(Message):
+    """The Runs pane's cursor is on this run (the Inspector pane preselects it)."""
+
+    path: str
+
+
+@dataclass
+class OverlayRequested(Message):
+    """The user asked to overlay a previous run's curves on the chart (the app picks one)."""
+
+
+@dataclass
+class RunLaunched(Message):
+    """A detached run's process has started (posted by the worker that follows it)."""
+
+    run: DetachedRun
+    worker: Worker

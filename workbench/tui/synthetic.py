@@ -2,7 +2,7 @@
 
 It has ``TrainingRun``'s shape (``run()`` blocking, listeners, ``RunControl``) and writes a
 real run directory (``run.toml``, ``metrics.jsonl``, ``status.json``), so the UI tests, the
-latency benchmark and ``workbench tui --demo``-style experiments exercise every UI path
+latency benchmark and experiments with the UI exercise every UI path
 without the seconds a real model costs. Real training is tested separately.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from workbench.config import RunSpec
 from workbench.engine.control import RunControl

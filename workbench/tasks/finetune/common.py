@@ -1,35 +1,30 @@
-"""Pieces the fine-tuning tasks share: row data with label info, splits, base kinds."""
+"""Pieces the fine-tuning tasks share: row data with run facts, splits, base kinds."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import torch
 
 from workbench.errors import BaseModelError
+from workbench.models import is_decoder
 from workbench.tasks.base import RowData, TaskDefaults
+from workbench.tasks.finetune.labels import label_maps
 
 T = TypeVar("T")
 
 FINETUNE_DEFAULTS = TaskDefaults(lr=5e-5, batch_size=16, seq_len=128, epochs=3, warmup_ratio=0.1)
 """Fine-tuning: a small learning rate and whole epochs, not a step count (as HF's examples)."""
 
-DECODER_TYPES = ("gpt2", "gpt_neo", "gptj", "llama", "mistral", "opt", "gpt_neox", "qwen2", "phi", "gemma", "bloom")
-
 
 @dataclass
 class LabelledRows(RowData):
-    """Rows plus ``info`` (label maps for ``from_pretrained``) and ``meta`` (for run.toml)."""
+    """Rows plus ``meta``: facts for run.toml (label names, eval source), via ``run_meta``."""
 
-    info: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def is_decoder(config: Any) -> bool:
-    return config.model_type in DECODER_TYPES or bool(getattr(config, "is_decoder", False) and not getattr(config, "is_encoder_decoder", False))
 
 
 def require_encoder(config: Any, where: str, objective: str, why: str) -> None:
@@ -41,13 +36,10 @@ def require_encoder(config: Any, where: str, objective: str, why: str) -> None:
         )
 
 
-def check_base_early(task: Any, spec: Any) -> None:
-    """Run ``task.check_base`` on the base's config before the run dir is written, so a base
-    that does not fit the objective leaves nothing behind (the engine checks again later)."""
-    from workbench.models import load_config, resolve_base
-
-    if spec.base:
-        task.check_base(load_config(resolve_base(spec.base)), where=spec.base)
+def label_kwargs(names: Sequence[str]) -> dict[str, Any]:
+    """``from_pretrained`` kwargs that size a classification head and name its classes."""
+    id2label, label2id = label_maps(names)
+    return {"num_labels": len(names), "id2label": id2label, "label2id": label2id}
 
 
 def held_out(items: Sequence[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:

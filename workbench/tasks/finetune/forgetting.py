@@ -1,16 +1,16 @@
 """Forgetting: at every eval, the loss on the base's own pre-training eval split.
 
-Registered as an engine eval hook (``EVAL_HOOK_FACTORIES``) for fine-tuning runs whose
-base is a workbench run dir (its ``run.toml`` names the corpus and split settings), for
-``generation`` and for continued ``mlm``/``clm`` pre-training. Each eval emits
-``EvalDone(split="base_eval")``; ``summary()`` gives the change for ``summary.json``.
+Made by the engine's ``default_eval_hooks`` for runs whose task names a
+``forgetting_objective`` (``generation``, continued ``mlm``/``clm`` pre-training) and whose
+base is a workbench run dir (its ``run.toml`` names the corpus and split settings). Each
+eval emits ``EvalDone(split="base_eval")``; ``summary()`` gives the change for ``summary.json``.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable
 
 import torch
 
@@ -19,8 +19,6 @@ from workbench.engine.events import EvalDone, Event, Message
 from workbench.engine.rundir import RunDir
 from workbench.errors import WorkbenchError
 from workbench.models import resolve_base
-
-OBJECTIVES = ("generation", "clm", "mlm")
 
 
 def _ppl(loss: float) -> float:
@@ -54,10 +52,10 @@ class ForgettingHook:
         model.train(was_training)
         return sum(losses) / max(1, len(losses))
 
-    def __call__(self, run: Any, step: int) -> Iterable[Event]:
-        value = self.loss(run.model)
+    def __call__(self, ctx: Any) -> None:
+        value = self.loss(ctx.model)
         self.losses.append(value)
-        yield EvalDone(step=step, eval_loss=value, perplexity=_ppl(value), split="base_eval")
+        ctx.emit(EvalDone(step=ctx.step, eval_loss=value, perplexity=_ppl(value), split="base_eval"))
 
     def summary(self) -> dict[str, Any]:
         if not self.losses:
@@ -83,35 +81,20 @@ def base_eval_corpus(base_run: RunDir) -> tuple[Corpus, str]:
     return only_eval, spec.corpus
 
 
-def forgetting_hook(run: Any) -> ForgettingHook | None:
-    spec = run.spec
-    if spec is None or not spec.base or spec.objective not in OBJECTIVES:
-        return None
+def forgetting_monitor(spec: Any, objective: str, tokenizer: Any, run_dir: Any, emit: Callable[[Event], None]) -> ForgettingHook | None:
+    """The hook for a run whose base is a workbench run (its run.toml names its eval split);
+    None for other bases. ``objective`` (``mlm``/``clm``) prepares the base's eval blocks."""
     try:
         ref = resolve_base(spec.base)
         if ref.kind != "run" or ref.run_dir is None:
             return None
         corpus, source = base_eval_corpus(RunDir(path=Path(ref.run_dir)))
-        from workbench.tasks.clm import CausalLMTask
-        from workbench.tasks.mlm import MaskedLMTask
+        from workbench.tasks import get_task
 
-        lm_task = MaskedLMTask() if spec.objective == "mlm" else CausalLMTask()
-        data = lm_task.prepare(corpus, run.tokenizer, spec)
+        data = get_task(objective).prepare(corpus, tokenizer, spec)
     except WorkbenchError as exc:
-        run.emit(Message(text=f"No forgetting check: the base's eval split cannot be loaded ({exc})"))
+        emit(Message(text=f"No forgetting check: the base's eval split cannot be loaded ({exc})"))
         return None
-    earlier = []
-    if run.run_dir is not None:
-        earlier = [e["eval_loss"] for e in run.run_dir.events() if e.get("event") == "eval" and e.get("split") == "base_eval"]
-    run.emit(Message(text=f"Forgetting check: loss on the base's eval split ({source}) at every eval"))
+    earlier = [e["eval_loss"] for e in run_dir.events() if e.get("event") == "eval" and e.get("split") == "base_eval"]
+    emit(Message(text=f"Forgetting check: loss on the base's eval split ({source}) at every eval"))
     return ForgettingHook(data, source, spec.batch_size or 8, spec.eval_batches, spec.seed, earlier)
-
-
-def _register() -> None:
-    from workbench.engine.runner import EVAL_HOOK_FACTORIES
-
-    if forgetting_hook not in EVAL_HOOK_FACTORIES:
-        EVAL_HOOK_FACTORIES.append(forgetting_hook)
-
-
-_register()

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from workbench.errors import BaseModelError
-from workbench.tasks.base import BlockData, TaskDefaults
+from workbench.tasks.base import BlockData, Task, TaskDefaults
 from workbench.tasks.clm import CausalLMTask
-from workbench.tasks.finetune.common import check_base_early
 
 SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.95, "max_new_tokens": 40}
 SAMPLE_SEED = 1234
 PROMPT_WORDS = 4
+
+
+@dataclass
+class PromptedBlocks(BlockData):
+    """Packed eval blocks plus the prompts ``final_report`` samples from (the domain's voice)."""
+
+    prompts: list[str] = field(default_factory=list)
 
 
 class GenerationTask(CausalLMTask):
@@ -30,7 +37,6 @@ class GenerationTask(CausalLMTask):
         self.pretraining = False
         self.description = "generation fine-tunes a decoder such as GPT-2"
         self.scratch_defaults = self.base_defaults = TaskDefaults(lr=5e-5, batch_size=8, seq_len=128, epochs=3, warmup_ratio=0.1)
-        self.prompts: list[str] = []
 
     def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
         raise BaseModelError("generation needs a pre-trained decoder base", fix="pass --base")
@@ -38,17 +44,18 @@ class GenerationTask(CausalLMTask):
     def base_fix(self) -> str:
         return "use a decoder base (GPT-2 family, e.g. a run made with `workbench run --objective clm`)"
 
-    def check_data(self, corpus: Any, spec: Any) -> None:
-        check_base_early(self, spec)
+    def training_module(self, model: Any, spec: Any) -> Any:
+        """transformers' own model: the lean GPT-2 is for from-scratch clm only."""
+        return Task.training_module(self, model, spec)
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> BlockData:
-        data = super().prepare(corpus, tokenizer, spec)
-        self.prompts = sample_prompts(corpus.texts("eval"))
-        return data
+    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> PromptedBlocks:
+        data = super().prepare(corpus, tokenizer, spec, checked)
+        return PromptedBlocks(train=data.train, eval=data.eval, transform=data.transform,
+                              prompts=sample_prompts(corpus.texts("eval")))
 
     def final_report(self, model: Any, tokenizer: Any, data: Any, spec: Any, run_dir: Any) -> dict[str, Any]:
         loss = full_eval_loss(model, data, spec.batch_size or 8)
-        write_samples(model, tokenizer, self.prompts, run_dir.path / "samples.jsonl")
+        write_samples(model, tokenizer, data.prompts, run_dir.path / "samples.jsonl")
         return {"domain_eval_loss": loss, "domain_perplexity": math.exp(min(loss, 50.0)), "samples_file": "samples.jsonl"}
 
 

@@ -8,6 +8,8 @@ entity-level (conlleval/seqeval), computed on whole words.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -15,15 +17,78 @@ from transformers import DataCollatorForTokenClassification
 
 from workbench.errors import BaseModelError
 from workbench.tasks.base import Task
-from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, check_base_early, held_out, predict_rows, require_encoder
+from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, held_out, label_kwargs, predict_rows, require_encoder
 from workbench.tasks.finetune.conll import Sentence, ner_files, read_ner_file
 from workbench.tasks.finetune.labels import check_known, label_maps
 from workbench.tasks.finetune.metrics import entity_counts, entity_metrics
 
 
-class NERTask(Task):
-    loads_corpus = False
+@dataclass
+class NERCorpus:
+    """Train and eval sentences; ``eval_file`` is set when the eval split is its own file."""
 
+    train: list[Sentence]
+    eval: list[Sentence]
+    location: str
+    eval_source: str
+    eval_file: str | None = None
+
+    @property
+    def name(self) -> str:
+        return Path(self.location).name
+
+
+@dataclass(frozen=True)
+class TagSet:
+    """What ``check_data`` found: the tag names, ``O`` first, then B-/I- per entity type."""
+
+    labels: tuple[str, ...]
+
+
+@dataclass
+class TaggedRows(LabelledRows):
+    """Token rows plus the eval sentences they came from (for word-level metrics)."""
+
+    eval_sentences: list[Sentence] = field(default_factory=list)
+
+
+def load_ner_corpus(spec: Any) -> NERCorpus:
+    """The training file (or folder), with a dev file, ``--eval-corpus`` or a held-out split."""
+    train_path, eval_path = ner_files(spec.corpus)
+    if spec.eval_corpus:
+        eval_path, _ = ner_files(spec.eval_corpus)
+    sentences = read_ner_file(train_path)
+    if eval_path is not None:
+        return NERCorpus(sentences, read_ner_file(eval_path), str(train_path), str(eval_path), eval_file=str(eval_path))
+    train, evaluation = held_out(sentences, spec.eval_fraction, spec.seed)
+    source = f"held-out {spec.eval_fraction:.0%} of {train_path.name} (seed {spec.seed})"
+    return NERCorpus(train, evaluation, str(train_path), source)
+
+
+def tag_names(corpus: NERCorpus) -> list[str]:
+    """B- and I- for every entity type seen in training (a held-out split shares the file, so
+    its sentences count too): an eval entity longer than any training one is not unknown."""
+    seen = corpus.train if corpus.eval_file is not None else corpus.train + corpus.eval
+    types = sorted({t[2:] for s in seen for t in s.tags if t != "O"})
+    return ["O", *(f"{prefix}-{kind}" for kind in types for prefix in "BI")]
+
+
+def word_tags(row: list[int], word_ids: list[int], words: int, id2label: dict[int, str]) -> list[str]:
+    """One predicted tag per word, from its first sub-word; words cut off by --seq-len are ``O``."""
+    tags = ["O"] * words
+    previous = None
+    for position, word in enumerate(word_ids):
+        if word >= 0 and word != previous:
+            tags[word] = id2label[row[position]]
+        previous = word
+    return tags
+
+
+def config_labels(config: Any) -> dict[int, str]:
+    return {int(k): v for k, v in config.id2label.items()}
+
+
+class NERTask(Task):
     def __init__(self) -> None:
         super().__init__(
             name="ner",
@@ -34,10 +99,6 @@ class NERTask(Task):
             scratch_defaults=FINETUNE_DEFAULTS,
             base_defaults=FINETUNE_DEFAULTS,
         )
-        self.labels: list[str] = []
-        self.train_sentences: list[Sentence] = []
-        self.eval_sentences: list[Sentence] = []
-        self.eval_source = ""
 
     def mapping_name(self) -> str:
         return "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES"
@@ -46,37 +107,22 @@ class NERTask(Task):
         require_encoder(config, where, "ner", "tags each word using the words after it too, which a left-to-right model cannot see")
         super().check_base(config, where)
 
-    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
-        raise BaseModelError("ner needs a pre-trained base", fix="pass --base")
+    def load_corpus(self, spec: Any) -> NERCorpus:
+        return load_ner_corpus(spec)
 
-    def check_data(self, corpus: Any, spec: Any) -> None:
-        """Read the files, build the tag set from training data, reject unknown eval tags."""
-        check_base_early(self, spec)
-        train_path, eval_path = ner_files(spec.corpus)
-        if spec.eval_corpus:
-            eval_path, _ = ner_files(spec.eval_corpus)
-        sentences = read_ner_file(train_path)
-        if eval_path is not None:
-            self.train_sentences, self.eval_sentences = sentences, read_ner_file(eval_path)
-            self.eval_source = str(eval_path)
-        else:
-            self.train_sentences, self.eval_sentences = held_out(sentences, spec.eval_fraction, spec.seed)
-            self.eval_source = f"held-out {spec.eval_fraction:.0%} of {train_path.name} (seed {spec.seed})"
-        # B- and I- for every entity type seen in training (a held-out split shares the file):
-        # an eval entity longer than any training one is not an unknown tag.
-        seen = self.train_sentences if eval_path is not None else sentences
-        types = sorted({t[2:] for s in seen for t in s.tags if t != "O"})
-        self.labels = ["O", *(f"{prefix}-{kind}" for kind in types for prefix in "BI")]
-        if eval_path is not None:
-            for sentence in self.eval_sentences:
-                check_known(sentence.tags, self.labels, str(eval_path), "tag", sentence.lines)
+    def check_data(self, corpus: NERCorpus, spec: Any) -> TagSet:
+        """The tag set from training data; an eval file may not use a tag training never saw."""
+        labels = tag_names(corpus)
+        if corpus.eval_file is not None:
+            for sentence in corpus.eval:
+                check_known(sentence.tags, labels, corpus.eval_file, "tag", sentence.lines)
+        return TagSet(tuple(labels))
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> LabelledRows:
-        if not self.labels:
-            self.check_data(corpus, spec)
+    def prepare(self, corpus: NERCorpus, tokenizer: Any, spec: Any, checked: TagSet | None = None) -> TaggedRows:
+        checked = checked or self.check_data(corpus, spec)
         if not getattr(tokenizer, "is_fast", False):
             raise BaseModelError("ner needs a fast tokenizer (for word alignment)", fix="save the base with a tokenizer.json")
-        id2label, label2id = label_maps(self.labels)
+        _, label2id = label_maps(checked.labels)
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
             out = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=spec.seq_len)
@@ -95,7 +141,7 @@ class NERTask(Task):
             return out
 
         splits = {}
-        for split, sentences in (("train", self.train_sentences), ("eval", self.eval_sentences)):
+        for split, sentences in (("train", corpus.train), ("eval", corpus.eval)):
             ds = datasets.Dataset.from_dict({"tokens": [s.tokens for s in sentences], "tags": [s.tags for s in sentences]})
             splits[split] = ds.map(encode, batched=True, remove_columns=["tokens"], desc="Tokenizing")
         collator = DataCollatorForTokenClassification(tokenizer, return_tensors="pt")
@@ -104,26 +150,28 @@ class NERTask(Task):
         def collate(rows: list[dict]) -> dict:
             return collator([{k: v for k, v in row.items() if k in model_keys} for row in rows])
 
-        return LabelledRows(
-            train=splits["train"], eval=splits["eval"], collate=collate,
-            info={"num_labels": len(self.labels), "id2label": id2label, "label2id": label2id},
-            meta={"labels": list(self.labels), "ner_eval_source": self.eval_source},
-        )
+        return TaggedRows(train=splits["train"], eval=splits["eval"], collate=collate, eval_sentences=list(corpus.eval),
+                          meta={"labels": list(checked.labels), "ner_eval_source": corpus.eval_source})
 
-    def model_kwargs(self, data_info: dict[str, Any]) -> dict[str, Any]:
-        return dict(data_info)
+    def run_meta(self, data: Any) -> dict[str, Any]:
+        return dict(data.meta)
 
-    def eval_metrics(self, outputs: Any, batch: Any, totals: dict[str, float]) -> None:
-        """Entity counts on first sub-words (the eval subset's words within --seq-len)."""
-        id2label = dict(enumerate(self.labels))
-        predictions = outputs.logits.argmax(-1).tolist()
-        for pred_row, gold_row in zip(predictions, batch["labels"].tolist()):
+    def model_kwargs(self, checked: TagSet, tokenizer: Any = None) -> dict[str, Any]:
+        return label_kwargs(checked.labels)
+
+    def eval_step(self, model: Any, batch: Any, totals: dict[str, float]) -> Any:
+        """Entity counts on first sub-words (the eval subset's words within --seq-len); the tag
+        names are the model's own (``config.id2label``, set from ``model_kwargs``)."""
+        outputs = model(**batch)
+        id2label = config_labels(model.config)
+        for pred_row, gold_row in zip(outputs.logits.argmax(-1).tolist(), batch["labels"].tolist()):
             gold = [id2label[g] for g in gold_row if g != -100]
             pred = [id2label[p] for p, g in zip(pred_row, gold_row) if g != -100]
             for correct, predicted, actual in entity_counts(gold, pred).values():
                 totals["correct"] = totals.get("correct", 0.0) + correct
                 totals["predicted"] = totals.get("predicted", 0.0) + predicted
                 totals["gold"] = totals.get("gold", 0.0) + actual
+        return outputs.loss
 
     def finish_metrics(self, totals: dict[str, float]) -> dict[str, float]:
         correct, predicted, gold = (totals.get(k, 0.0) for k in ("correct", "predicted", "gold"))
@@ -131,29 +179,23 @@ class NERTask(Task):
         recall = correct / gold if gold else 0.0
         return {"entity_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0}
 
-    def final_report(self, model: Any, tokenizer: Any, data: Any, spec: Any, run_dir: Any) -> dict[str, Any]:
+    def final_report(self, model: Any, tokenizer: Any, data: TaggedRows, spec: Any, run_dir: Any) -> dict[str, Any]:
         """Entity P/R/F1 on every eval sentence; words cut off by --seq-len count as ``O``."""
-        id2label = {int(k): v for k, v in model.config.id2label.items()}
+        id2label = config_labels(model.config)
         word_ids_all = data.eval["word_ids"]
+        sentences = data.eval_sentences
         predicted_tags: list[list[str]] = []
 
         def each(outputs: Any, batch: dict) -> None:
             for row in outputs.logits.argmax(-1).tolist():
                 index = len(predicted_tags)
-                sentence = self.eval_sentences[index]
-                tags = ["O"] * len(sentence.tokens)
-                previous = None
-                for position, word in enumerate(word_ids_all[index]):
-                    if word >= 0 and word != previous:
-                        tags[word] = id2label[row[position]]
-                    previous = word
-                predicted_tags.append(tags)
+                predicted_tags.append(word_tags(row, word_ids_all[index], len(sentences[index].tokens), id2label))
 
         predict_rows(model, data, "eval", spec.batch_size or 16, each)
-        gold_tags = [s.tags for s in self.eval_sentences]
+        gold_tags = [s.tags for s in sentences]
         metrics = entity_metrics(gold_tags, predicted_tags)
         with (run_dir.path / "eval_predictions.jsonl").open("w", encoding="utf-8") as handle:
-            for sentence, tags in zip(self.eval_sentences, predicted_tags):
+            for sentence, tags in zip(sentences, predicted_tags):
                 handle.write(json.dumps({"tokens": sentence.tokens, "gold": sentence.tags, "pred": tags}) + "\n")
         return {
             "entity_precision": metrics["precision"],

@@ -1,160 +1,167 @@
 """Question answering: extractive spans with encoders, generated answers with decoders.
 
-Encoders follow HF's ``run_qa.py``: long contexts become overlapping windows (doc stride),
-the offset mapping ties tokens back to characters, and ``postprocess`` turns start/end
-logits into text (``utils_qa.py``). Decoders read ``Context/Question/Answer:`` prompts,
-learn only the answer tokens, and answer by greedy decoding.
+Two tasks behind one objective (the registry picks by the base): ``ExtractiveQATask``
+follows HF's ``run_qa.py``: long contexts become overlapping windows (doc stride), the
+offset mapping ties tokens back to characters, and ``best_spans`` turns start/end logits
+into text (``utils_qa.py``; the inspector decodes with it too). ``GenerativeQATask`` reads
+``Context/Question/Answer:`` prompts, learns only the answer tokens, and answers by greedy
+decoding. Both read the same files, split them the same way and score with SQuAD's metric.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import datasets
 import numpy as np
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForQuestionAnswering, DataCollatorWithPadding
+from transformers import DataCollatorWithPadding
 
 from workbench.errors import BaseModelError, SpecError
+from workbench.models import is_decoder
 from workbench.tasks.base import Task, TaskDefaults
-from workbench.tasks.finetune.common import LabelledRows, batches, check_base_early, held_out, is_decoder, model_device
+from workbench.tasks.finetune.common import LabelledRows, batches, held_out, model_device, require_encoder
 from workbench.tasks.finetune.metrics import squad_metrics
 from workbench.tasks.finetune.squad import QAExample, read_qa_file
 
 N_BEST = 20
 MAX_ANSWER_TOKENS = 30
 MAX_NEW_TOKENS = 32
+QA_DEFAULTS = TaskDefaults(lr=5e-5, batch_size=12, seq_len=384, epochs=2, warmup_ratio=0.1)
 
 
-class _QAAutoClass:
-    """``from_pretrained`` that picks the QA head for encoders and the LM head for decoders,
-    so resuming a checkpoint needs no extra state."""
+# ---------------------------------------------------------------------- data both tasks share
+@dataclass
+class QACorpus:
+    """Train and eval questions, split by article (a held-out split never shares a context)."""
 
-    def __init__(self, task: "QATask"):
-        self.task = task
+    train: list[QAExample]
+    eval: list[QAExample]
+    location: str
+    eval_source: str
 
-    def from_pretrained(self, path: str, **kwargs: Any) -> Any:
-        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-        self.task.generative = is_decoder(config)
-        cls = AutoModelForCausalLM if self.task.generative else AutoModelForQuestionAnswering
-        return cls.from_pretrained(path, **kwargs)
+    @property
+    def name(self) -> str:
+        return Path(self.location).name
 
 
-class QATask(Task):
-    loads_corpus = False
+@dataclass(frozen=True)
+class QAFacts:
+    """What ``check_data`` found: whether some questions have no answer (SQuAD v2)."""
 
-    def __init__(self) -> None:
-        defaults = TaskDefaults(lr=5e-5, batch_size=12, seq_len=384, epochs=2, warmup_ratio=0.1)
+    with_negative: bool
+
+
+@dataclass
+class QARows(LabelledRows):
+    """Encoded rows plus the eval questions they came from (for answer-level metrics)."""
+
+    eval_examples: list[QAExample] = field(default_factory=list)
+    with_negative: bool = False
+
+
+def load_qa_corpus(spec: Any) -> QACorpus:
+    examples = read_qa_file(spec.corpus)
+    if spec.eval_corpus:
+        return QACorpus(examples, read_qa_file(spec.eval_corpus), spec.corpus, spec.eval_corpus)
+    groups = sorted({e.group for e in examples})
+    _, eval_groups = held_out(groups, spec.eval_fraction, spec.seed)
+    chosen = set(eval_groups)
+    train = [e for e in examples if e.group not in chosen]
+    evaluation = [e for e in examples if e.group in chosen]
+    source = f"held-out {spec.eval_fraction:.0%} of the articles (seed {spec.seed})"
+    return QACorpus(train or evaluation, evaluation, spec.corpus, source)
+
+
+def examples_table(examples: Sequence[QAExample]) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({
+        "index": list(range(len(examples))),
+        "context": [e.context for e in examples],
+        "question": [e.question for e in examples],
+        "answers": [e.answers for e in examples],
+        "starts": [e.starts for e in examples],
+    })
+
+
+class QATaskBase(Task):
+    """What extractive and generative QA share: input, split, checks, the report."""
+
+    qa_mode = ""
+
+    def __init__(self, auto_class_name: str) -> None:
         super().__init__(
             name="qa",
-            auto_class_name="AutoModelForQuestionAnswering",
+            auto_class_name=auto_class_name,
             masked=True,
             pretraining=False,
             description="question answering needs an encoder (span extraction) or a decoder (generation)",
-            scratch_defaults=defaults,
-            base_defaults=defaults,
+            scratch_defaults=QA_DEFAULTS,
+            base_defaults=QA_DEFAULTS,
         )
-        self.generative = False
-        self.with_negative = False
-        self.train_examples: list[QAExample] = []
-        self.eval_examples: list[QAExample] = []
-        self.eval_source = ""
 
-    @property
-    def auto_class(self) -> Any:
-        return _QAAutoClass(self)
+    def base_fix(self) -> str:
+        return "use a BERT-family encoder or a GPT-2-family decoder base"
+
+    def load_corpus(self, spec: Any) -> QACorpus:
+        return load_qa_corpus(spec)
+
+    def check_data(self, corpus: QACorpus, spec: Any) -> QAFacts:
+        """Answer spans are checked as the files are read; this notes unanswerable questions."""
+        return QAFacts(with_negative=any(not e.answers for e in corpus.train + corpus.eval))
+
+    def rows(self, corpus: QACorpus, checked: QAFacts, splits: dict[str, Any], collate: Any, **meta: Any) -> QARows:
+        return QARows(train=splits["train"], eval=splits["eval"], collate=collate, eval_examples=list(corpus.eval),
+                      with_negative=checked.with_negative,
+                      meta={"qa_mode": self.qa_mode, "qa_eval_source": corpus.eval_source, **meta})
+
+    def run_meta(self, data: Any) -> dict[str, Any]:
+        return dict(data.meta)
+
+    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: Any) -> list[str]:
+        raise NotImplementedError
+
+    def final_report(self, model: Any, tokenizer: Any, data: QARows, spec: Any, run_dir: Any) -> dict[str, Any]:
+        predictions = self.predict_answers(model, tokenizer, data, spec)
+        golds = [e.answers for e in data.eval_examples]
+        metrics = squad_metrics(predictions, golds)
+        with (run_dir.path / "eval_predictions.jsonl").open("w", encoding="utf-8") as handle:
+            for example, prediction in zip(data.eval_examples, predictions):
+                handle.write(json.dumps({"id": example.id, "question": example.question, "gold": example.answers, "pred": prediction}) + "\n")
+        return {"exact_match": metrics["exact_match"], "f1": metrics["f1"], "eval_questions": len(golds), "qa_mode": self.qa_mode}
+
+
+# ---------------------------------------------------------------------- extractive
+class ExtractiveQATask(QATaskBase):
+    """An encoder with a span head: start and end logits over each context window."""
+
+    qa_mode = "extractive"
+
+    def __init__(self) -> None:
+        super().__init__("AutoModelForQuestionAnswering")
+
+    def mapping_name(self) -> str:
+        return "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES"
 
     def check_base(self, config: Any, where: str) -> None:
-        from transformers.models.auto import modeling_auto
+        require_encoder(config, where, "qa", "answers by generating text (GenerativeQATask), not by span extraction")
+        super().check_base(config, where)
 
-        self.generative = is_decoder(config)
-        self.auto_class_name = "AutoModelForCausalLM" if self.generative else "AutoModelForQuestionAnswering"
-        mapping = modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES if self.generative else modeling_auto.MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES
-        if config.model_type not in mapping:
-            raise BaseModelError(f"a {config.model_type} model cannot do qa ({self.description})", where=where,
-                                 fix="use a BERT-family encoder or a GPT-2-family decoder base")
-
-    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
-        raise BaseModelError("qa needs a pre-trained base", fix="pass --base")
-
-    def check_data(self, corpus: Any, spec: Any) -> None:
-        check_base_early(self, spec)
-        examples = read_qa_file(spec.corpus)
-        if spec.eval_corpus:
-            self.train_examples, self.eval_examples = examples, read_qa_file(spec.eval_corpus)
-            self.eval_source = spec.eval_corpus
-        else:
-            groups = sorted({e.group for e in examples})
-            _, eval_groups = held_out(groups, spec.eval_fraction, spec.seed)
-            chosen = set(eval_groups)
-            self.train_examples = [e for e in examples if e.group not in chosen]
-            self.eval_examples = [e for e in examples if e.group in chosen]
-            if not self.train_examples:
-                self.train_examples = self.eval_examples
-            self.eval_source = f"held-out {spec.eval_fraction:.0%} of the articles (seed {spec.seed})"
-        self.with_negative = any(not e.answers for e in self.train_examples + self.eval_examples)
-
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> LabelledRows:
-        if not self.train_examples:
-            self.check_data(corpus, spec)
-        if self.generative:
-            return self._prepare_generative(tokenizer, spec)
-        return self._prepare_extractive(tokenizer, spec)
-
-    # ------------------------------------------------------------------ extractive
-    def _prepare_extractive(self, tokenizer: Any, spec: Any) -> LabelledRows:
+    def prepare(self, corpus: QACorpus, tokenizer: Any, spec: Any, checked: QAFacts | None = None) -> QARows:
+        checked = checked or self.check_data(corpus, spec)
         if not getattr(tokenizer, "is_fast", False):
             raise BaseModelError("qa needs a fast tokenizer (offset mapping)", fix="save the base with a tokenizer.json")
         max_len = spec.seq_len
-        stride = min(128, max_len // 4)
-
-        def encode(batch: dict[str, list]) -> dict[str, list]:
-            out = tokenizer(
-                [q.lstrip() for q in batch["question"]], batch["context"],
-                truncation="only_second", max_length=max_len, stride=stride,
-                return_overflowing_tokens=True, return_offsets_mapping=True,
-            )
-            samples = out.pop("overflow_to_sample_mapping")
-            starts, ends, offsets_out, example_ids = [], [], [], []
-            for i, offsets in enumerate(out["offset_mapping"]):
-                ids = out["input_ids"][i]
-                cls = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
-                sequence = out.sequence_ids(i)
-                context_id = 1  # the question comes first, the context second
-                sample = samples[i]
-                answer_starts, texts = batch["starts"][sample], batch["answers"][sample]
-                start_pos = end_pos = cls
-                if answer_starts:
-                    start_char = answer_starts[0]
-                    end_char = start_char + len(texts[0])
-                    first = 0
-                    while sequence[first] != context_id:
-                        first += 1
-                    last = len(ids) - 1
-                    while sequence[last] != context_id:
-                        last -= 1
-                    if offsets[first][0] <= start_char and offsets[last][1] >= end_char:
-                        while first < len(offsets) and offsets[first][0] <= start_char:
-                            first += 1
-                        start_pos = first - 1
-                        while offsets[last][1] >= end_char:
-                            last -= 1
-                        end_pos = last + 1
-                starts.append(start_pos)
-                ends.append(end_pos)
-                offsets_out.append([list(o) if sequence[k] == context_id else [-1, -1] for k, o in enumerate(offsets)])
-                example_ids.append(batch["index"][sample])
-            out["start_positions"], out["end_positions"] = starts, ends
-            out["offsets"], out["example_index"] = offsets_out, example_ids
-            del out["offset_mapping"]
-            return out
-
+        stride = window_stride(max_len)
         splits = {}
-        for split, examples in (("train", self.train_examples), ("eval", self.eval_examples)):
-            ds = _examples_table(examples)
+        for split, examples in (("train", corpus.train), ("eval", corpus.eval)):
+            ds = examples_table(examples)
             try:
-                splits[split] = ds.map(encode, batched=True, remove_columns=ds.column_names, desc="Tokenizing")
+                splits[split] = ds.map(lambda batch: encode_windows(tokenizer, batch, max_len, stride), batched=True,
+                                       remove_columns=ds.column_names, desc="Tokenizing")
             except Exception as exc:  # noqa: BLE001 - the tokenizer refuses windows with no room for context
                 raise SpecError(
                     f"cannot cut the {split} contexts into windows of {max_len} tokens ({' '.join(str(exc).split())[:160]})",
@@ -167,13 +174,157 @@ class QATask(Task):
         def collate(rows: list[dict]) -> dict:
             return collator([{k: v for k, v in row.items() if k in model_keys} for row in rows])
 
-        return LabelledRows(train=splits["train"], eval=splits["eval"], collate=collate,
-                            meta={"qa_mode": "extractive", "qa_eval_source": self.eval_source, "doc_stride": stride})
+        return self.rows(corpus, checked, splits, collate, doc_stride=stride)
 
-    # ------------------------------------------------------------------ generative
-    def _prepare_generative(self, tokenizer: Any, spec: Any) -> LabelledRows:
+    @torch.no_grad()
+    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: Any) -> list[str]:
+        device = model_device(model)
+        start_all: list[np.ndarray] = []
+        end_all: list[np.ndarray] = []
+        for indices in batches(data.num_examples("eval"), spec.batch_size or 12):
+            batch, _ = data.batch("eval", indices)
+            outputs = model(**{k: v.to(device) for k, v in batch.items() if k not in ("start_positions", "end_positions")})
+            for row in range(len(indices)):
+                n = int(batch["attention_mask"][row].sum())
+                start_all.append(outputs.start_logits[row, :n].float().cpu().numpy())
+                end_all.append(outputs.end_logits[row, :n].float().cpu().numpy())
+        return postprocess(data.eval_examples, data.eval["example_index"], data.eval["offsets"], start_all, end_all,
+                           with_negative=data.with_negative)
+
+
+def window_stride(max_len: int) -> int:
+    """Tokens two consecutive windows of one context share."""
+    return min(128, max_len // 4)
+
+
+def answer_positions(sequence: list[int | None], offsets: list[tuple[int, int]], answer_starts: list[int],
+                     texts: list[str], cls: int) -> tuple[int, int]:
+    """Token positions of the first answer in one window, or (cls, cls) when it is not inside."""
+    if not answer_starts:
+        return cls, cls
+    start_char = answer_starts[0]
+    end_char = start_char + len(texts[0])
+    context_id = 1  # the question comes first, the context second
+    first = 0
+    while sequence[first] != context_id:
+        first += 1
+    last = len(sequence) - 1
+    while sequence[last] != context_id:
+        last -= 1
+    if not (offsets[first][0] <= start_char and offsets[last][1] >= end_char):
+        return cls, cls
+    while first < len(offsets) and offsets[first][0] <= start_char:
+        first += 1
+    while offsets[last][1] >= end_char:
+        last -= 1
+    return first - 1, last + 1
+
+
+def encode_windows(tokenizer: Any, batch: dict[str, list], max_len: int, stride: int) -> dict[str, list]:
+    """Question + context windows of ``max_len`` tokens (a batch of ``examples_table`` rows).
+
+    Each window gets its answer's token positions (the [CLS] position when the answer is not
+    in it), ``offsets`` (character spans of context tokens, [-1, -1] elsewhere) and the
+    ``example_index`` it came from.
+    """
+    out = tokenizer(
+        [q.lstrip() for q in batch["question"]], batch["context"],
+        truncation="only_second", max_length=max_len, stride=stride,
+        return_overflowing_tokens=True, return_offsets_mapping=True,
+    )
+    samples = out.pop("overflow_to_sample_mapping")
+    starts, ends, offsets_out, example_ids = [], [], [], []
+    for i, offsets in enumerate(out["offset_mapping"]):
+        ids = out["input_ids"][i]
+        cls = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
+        sequence = out.sequence_ids(i)
+        sample = samples[i]
+        start, end = answer_positions(sequence, offsets, batch["starts"][sample], batch["answers"][sample], cls)
+        starts.append(start)
+        ends.append(end)
+        offsets_out.append([list(o) if sequence[k] == 1 else [-1, -1] for k, o in enumerate(offsets)])
+        example_ids.append(batch["index"][sample])
+    out["start_positions"], out["end_positions"] = starts, ends
+    out["offsets"], out["example_index"] = offsets_out, example_ids
+    del out["offset_mapping"]
+    return dict(out)
+
+
+@dataclass
+class Span:
+    """The best answer of one example: its text and characters, the window it was read from
+    (``feature``, -1 for none) with its token positions, and its score (start + end logit)."""
+
+    text: str = ""
+    start: int = 0
+    end: int = 0
+    score: float = -np.inf
+    feature: int = -1
+    start_token: int = -1
+    end_token: int = -1
+
+
+def best_spans(examples: Sequence[QAExample], feature_example: Sequence[int], feature_offsets: Sequence[Sequence[Sequence[int]]],
+               start_logits: Sequence[np.ndarray], end_logits: Sequence[np.ndarray], *, with_negative: bool,
+               max_answer_tokens: int = MAX_ANSWER_TOKENS) -> list[Span]:
+    """Best span per example over all its windows (``utils_qa.postprocess_qa_predictions``).
+
+    Among the ``N_BEST`` top starts and ends of each window, spans must lie in the context,
+    end after they start and be at most ``max_answer_tokens`` long; with SQuAD v2 data the
+    empty answer wins when the [CLS] score beats the best span.
+    """
+    by_example: dict[int, list[int]] = {}
+    for feature, example in enumerate(feature_example):
+        by_example.setdefault(example, []).append(feature)
+    answers = []
+    for index, example in enumerate(examples):
+        best, null_score = Span(), np.inf
+        for feature in by_example.get(index, []):
+            starts, ends, offsets = start_logits[feature], end_logits[feature], feature_offsets[feature]
+            null_score = min(null_score, float(starts[0] + ends[0]))
+            for s in np.argsort(starts)[-1 : -N_BEST - 1 : -1]:
+                for e in np.argsort(ends)[-1 : -N_BEST - 1 : -1]:
+                    if s >= len(offsets) or e >= len(offsets) or offsets[s][0] < 0 or offsets[e][0] < 0:
+                        continue
+                    if e < s or e - s + 1 > max_answer_tokens:
+                        continue
+                    score = float(starts[s] + ends[e])
+                    if score > best.score:
+                        first, last = offsets[s][0], offsets[e][1]
+                        best = Span(example.context[first:last], first, last, score, feature, int(s), int(e))
+        answers.append(Span() if with_negative and null_score > best.score else best)
+    return answers
+
+
+def postprocess(examples: Sequence[QAExample], feature_example: Sequence[int], feature_offsets: Sequence[Sequence[Sequence[int]]],
+                start_logits: Sequence[np.ndarray], end_logits: Sequence[np.ndarray], *, with_negative: bool) -> list[str]:
+    """The answer text per example (see ``best_spans``)."""
+    return [span.text for span in best_spans(examples, feature_example, feature_offsets, start_logits, end_logits,
+                                             with_negative=with_negative)]
+
+
+# ---------------------------------------------------------------------- generative
+class GenerativeQATask(QATaskBase):
+    """A decoder that reads a prompt and writes the answer (its LM head, no span head)."""
+
+    qa_mode = "generative"
+
+    def __init__(self) -> None:
+        super().__init__("AutoModelForCausalLM")
+
+    def mapping_name(self) -> str:
+        return "MODEL_FOR_CAUSAL_LM_MAPPING_NAMES"
+
+    def check_base(self, config: Any, where: str) -> None:
+        if not is_decoder(config):
+            raise BaseModelError(f"a {config.model_type} model is not a decoder, so it cannot generate answers",
+                                 where=where, fix="use a GPT-2-family base for generated answers, or an encoder for extractive qa")
+        super().check_base(config, where)
+
+    def prepare(self, corpus: QACorpus, tokenizer: Any, spec: Any, checked: QAFacts | None = None) -> QARows:
+        checked = checked or self.check_data(corpus, spec)
         eos = tokenizer.eos_token_id
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+        pad = pad_id(tokenizer)
         max_len = spec.seq_len
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
@@ -188,58 +339,17 @@ class QATask(Task):
             return {"input_ids": input_ids, "labels": labels, "prompt_ids": prompts}
 
         splits = {}
-        for split, examples in (("train", self.train_examples), ("eval", self.eval_examples)):
-            ds = _examples_table(examples)
+        for split, examples in (("train", corpus.train), ("eval", corpus.eval)):
+            ds = examples_table(examples)
             splits[split] = ds.map(encode, batched=True, remove_columns=ds.column_names, desc="Tokenizing")
+        return self.rows(corpus, checked, splits, lambda rows: pad_rows(rows, pad))
 
-        def collate(rows: list[dict]) -> dict:
-            width = max(len(r["input_ids"]) for r in rows)
-            ids = torch.full((len(rows), width), pad, dtype=torch.long)
-            labels = torch.full((len(rows), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, row in enumerate(rows):
-                n = len(row["input_ids"])
-                ids[i, :n] = torch.tensor(row["input_ids"])
-                labels[i, :n] = torch.tensor(row["labels"])
-                mask[i, :n] = 1
-            return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    def model_kwargs(self, checked: Any, tokenizer: Any = None) -> dict[str, Any]:
+        """The pad id (end-of-text when the tokenizer has none), so ``generate`` needs no guess."""
+        return {"pad_token_id": pad_id(tokenizer)} if tokenizer is not None else {}
 
-        return LabelledRows(train=splits["train"], eval=splits["eval"], collate=collate,
-                            info={"pad_token_id": pad},
-                            meta={"qa_mode": "generative", "qa_eval_source": self.eval_source})
-
-    def model_kwargs(self, data_info: dict[str, Any]) -> dict[str, Any]:
-        return dict(data_info)
-
-    # ------------------------------------------------------------------ report
-    def final_report(self, model: Any, tokenizer: Any, data: Any, spec: Any, run_dir: Any) -> dict[str, Any]:
-        if self.generative:
-            predictions = self._generate_answers(model, tokenizer, data)
-        else:
-            predictions = self._extract_answers(model, data, spec)
-        golds = [e.answers for e in self.eval_examples]
-        metrics = squad_metrics(predictions, golds)
-        with (run_dir.path / "eval_predictions.jsonl").open("w", encoding="utf-8") as handle:
-            for example, prediction in zip(self.eval_examples, predictions):
-                handle.write(json.dumps({"id": example.id, "question": example.question, "gold": example.answers, "pred": prediction}) + "\n")
-        return {"exact_match": metrics["exact_match"], "f1": metrics["f1"], "eval_questions": len(golds),
-                "qa_mode": "generative" if self.generative else "extractive"}
-
-    def _extract_answers(self, model: Any, data: LabelledRows, spec: Any) -> list[str]:
-        device = model_device(model)
-        start_all: list[np.ndarray] = []
-        end_all: list[np.ndarray] = []
-        for indices in batches(data.num_examples("eval"), spec.batch_size or 12):
-            batch, _ = data.batch("eval", indices)
-            outputs = model(**{k: v.to(device) for k, v in batch.items() if k not in ("start_positions", "end_positions")})
-            for row in range(len(indices)):
-                n = int(batch["attention_mask"][row].sum())
-                start_all.append(outputs.start_logits[row, :n].float().cpu().numpy())
-                end_all.append(outputs.end_logits[row, :n].float().cpu().numpy())
-        return postprocess(self.eval_examples, data.eval["example_index"], data.eval["offsets"], start_all, end_all,
-                           with_negative=self.with_negative)
-
-    def _generate_answers(self, model: Any, tokenizer: Any, data: LabelledRows) -> list[str]:
+    @torch.no_grad()
+    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: Any) -> list[str]:
         device = model_device(model)
         eos = tokenizer.eos_token_id
         answers = []
@@ -253,6 +363,24 @@ class QATask(Task):
         return answers
 
 
+def pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def pad_rows(rows: list[dict], pad: int) -> dict[str, torch.Tensor]:
+    """Right-padded ``input_ids``, ``labels`` (-100 on padding) and ``attention_mask``."""
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        n = len(row["input_ids"])
+        ids[i, :n] = torch.tensor(row["input_ids"])
+        labels[i, :n] = torch.tensor(row["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
 def prompt_ids(tokenizer: Any, context: str, question: str, budget: int) -> list[int]:
     """``Context: ...\\nQuestion: ...\\nAnswer:``, the context cut to fit ``budget`` tokens."""
     head = tokenizer("Context:", add_special_tokens=False)["input_ids"]
@@ -260,45 +388,3 @@ def prompt_ids(tokenizer: Any, context: str, question: str, budget: int) -> list
     body = tokenizer(" " + context.strip(), add_special_tokens=False)["input_ids"]
     room = max(0, budget - len(head) - len(tail))
     return head + body[:room] + tail[-max(1, budget - len(head)) :]
-
-
-def _examples_table(examples: list[QAExample]) -> datasets.Dataset:
-    return datasets.Dataset.from_dict({
-        "index": list(range(len(examples))),
-        "context": [e.context for e in examples],
-        "question": [e.question for e in examples],
-        "answers": [e.answers for e in examples],
-        "starts": [e.starts for e in examples],
-    })
-
-
-def postprocess(examples: list[QAExample], feature_example: list[int], feature_offsets: list[list[list[int]]],
-                start_logits: list[np.ndarray], end_logits: list[np.ndarray], *, with_negative: bool) -> list[str]:
-    """Best answer text per example over all its windows (``utils_qa.postprocess_qa_predictions``).
-
-    Spans must lie in the context, end after they start and be at most 30 tokens; with SQuAD
-    v2 data the empty answer wins when the [CLS] score beats the best span.
-    """
-    by_example: dict[int, list[int]] = {}
-    for feature, example in enumerate(feature_example):
-        by_example.setdefault(example, []).append(feature)
-    answers = []
-    for index, example in enumerate(examples):
-        best_text, best_score = "", -np.inf
-        null_score = np.inf
-        for feature in by_example.get(index, []):
-            starts, ends, offsets = start_logits[feature], end_logits[feature], feature_offsets[feature]
-            null_score = min(null_score, float(starts[0] + ends[0]))
-            for s in np.argsort(starts)[-1 : -N_BEST - 1 : -1]:
-                for e in np.argsort(ends)[-1 : -N_BEST - 1 : -1]:
-                    if s >= len(offsets) or e >= len(offsets) or offsets[s][0] < 0 or offsets[e][0] < 0:
-                        continue
-                    if e < s or e - s + 1 > MAX_ANSWER_TOKENS:
-                        continue
-                    score = float(starts[s] + ends[e])
-                    if score > best_score:
-                        best_score, best_text = score, example.context[offsets[s][0] : offsets[e][1]]
-        if with_negative and null_score > best_score:
-            best_text = ""
-        answers.append(best_text)
-    return answers

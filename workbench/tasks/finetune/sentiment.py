@@ -7,20 +7,27 @@ Works with encoders (``[CLS]`` head) and decoders (GPT-2's last-token head, whic
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from transformers import DataCollatorWithPadding
 
-from workbench.errors import BaseModelError, CorpusError
+from workbench.errors import CorpusError
 from workbench.tasks.base import Task
-from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, check_base_early, predict_rows
+from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, label_kwargs, predict_rows
 from workbench.tasks.finetune.labels import check_known, detect_label_column, label_maps, label_names
 from workbench.tasks.finetune.metrics import classification_metrics
 
 
-class SentimentTask(Task):
-    loads_corpus = True
+@dataclass(frozen=True)
+class LabelSet:
+    """What ``check_data`` found: the label column and its classes (training file's order)."""
 
+    column: str
+    names: tuple[str, ...]
+
+
+class SentimentTask(Task):
     def __init__(self) -> None:
         super().__init__(
             name="sentiment",
@@ -31,8 +38,6 @@ class SentimentTask(Task):
             scratch_defaults=FINETUNE_DEFAULTS,
             base_defaults=FINETUNE_DEFAULTS,
         )
-        self.labels: list[str] = []
-        self.label_column = ""
 
     def mapping_name(self) -> str:
         return "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES"
@@ -40,28 +45,24 @@ class SentimentTask(Task):
     def base_fix(self) -> str:
         return "use a BERT-family or GPT-2-family base"
 
-    def check_data(self, corpus: Any, spec: Any) -> None:
+    def check_data(self, corpus: Any, spec: Any) -> LabelSet:
         """Label column, classes and eval labels, checked before the run dir exists."""
-        check_base_early(self, spec)
         where = corpus.source.location
-        self.label_column = detect_label_column(corpus.train.column_names, spec.label_column, corpus.text_column, where)
-        self.labels = label_names(corpus.train[self.label_column], where, self.label_column)
-        if self.label_column not in corpus.eval.column_names:
+        column = detect_label_column(corpus.train.column_names, spec.label_column, corpus.text_column, where)
+        names = label_names(corpus.train[column], where, column)
+        if column not in corpus.eval.column_names:
             raise CorpusError(
-                f"the eval split has no label column {self.label_column!r}",
+                f"the eval split has no label column {column!r}",
                 where=spec.eval_corpus or where,
                 fix="give the eval file the same columns as the training file",
             )
-        check_known(corpus.eval[self.label_column], self.labels, spec.eval_corpus or where, "label")
+        check_known(corpus.eval[column], names, spec.eval_corpus or where, "label")
+        return LabelSet(column=column, names=tuple(names))
 
-    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
-        raise BaseModelError("sentiment needs a pre-trained base", fix="pass --base")
-
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any) -> LabelledRows:
-        if not self.labels:
-            self.check_data(corpus, spec)
-        _, label2id = label_maps(self.labels)
-        text, column = corpus.text_column, self.label_column
+    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: LabelSet | None = None) -> LabelledRows:
+        checked = checked or self.check_data(corpus, spec)
+        _, label2id = label_maps(checked.names)
+        text, column = corpus.text_column, checked.column
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
             out = tokenizer(batch[text], truncation=True, max_length=spec.seq_len)
@@ -76,14 +77,18 @@ class SentimentTask(Task):
             encoded = ds.map(encode, batched=True, desc="Tokenizing")
             splits[split] = encoded.remove_columns([c for c in encoded.column_names if c not in keep])
         collator = DataCollatorWithPadding(tokenizer, return_tensors="pt")
-        id2label, label2id = label_maps(self.labels)
-        info = {"num_labels": len(self.labels), "id2label": id2label, "label2id": label2id,
-                "pad_token_id": tokenizer.pad_token_id}
         return LabelledRows(train=splits["train"], eval=splits["eval"], collate=lambda rows: collator(rows),
-                            info=info, meta={"labels": list(self.labels), "label_column": column})
+                            meta={"labels": list(checked.names), "label_column": column})
 
-    def model_kwargs(self, data_info: dict[str, Any]) -> dict[str, Any]:
-        return dict(data_info)
+    def run_meta(self, data: Any) -> dict[str, Any]:
+        return dict(data.meta)
+
+    def model_kwargs(self, checked: LabelSet, tokenizer: Any = None) -> dict[str, Any]:
+        """Label maps, and the tokenizer's pad id: a decoder's head finds the last real token by it."""
+        kwargs = label_kwargs(checked.names)
+        if tokenizer is not None and tokenizer.pad_token_id is not None:
+            kwargs["pad_token_id"] = tokenizer.pad_token_id
+        return kwargs
 
     def eval_metrics(self, outputs: Any, batch: Any, totals: dict[str, float]) -> None:
         predictions = outputs.logits.argmax(-1)

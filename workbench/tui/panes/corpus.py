@@ -6,6 +6,8 @@ worker; the result comes back as a ``CorpusLoaded`` message.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,8 +16,9 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from workbench.config import tomllib
 from workbench.errors import WorkbenchError
-
+from workbench.tui.heavy import import_heavy_libraries
 from workbench.tui.messages import CorpusChosen, CorpusLoaded
 
 
@@ -42,11 +45,39 @@ def format_stats(stats: object) -> str:
     return "\n".join(lines)
 
 
+def recent_hub_corpora(run_root: Path) -> list[str]:
+    """Hub corpora named in the run root's ``run.toml`` files, newest first (cheap: no metrics)."""
+    found: list[tuple[float, str]] = []
+    if run_root.is_dir():
+        for run_toml in run_root.glob("*/run.toml"):
+            try:
+                data = tomllib.loads(run_toml.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            corpus = data.get("spec", {}).get("corpus", "")
+            if corpus.startswith("hf:"):
+                found.append((float(data.get("meta", {}).get("created", 0)), corpus))
+    seen: list[str] = []
+    for _, corpus in sorted(found, reverse=True):
+        if corpus not in seen:
+            seen.append(corpus)
+    return seen
+
+
+def corpus_names(run_root: Path) -> list[str]:
+    """What the pane offers: built-in and ``corpora/`` names, then hub corpora used before."""
+    from workbench.corpora.sources import list_names
+
+    return list_names() + [c for c in recent_hub_corpora(run_root) if c not in list_names()]
+
+
 class CorpusPane(Vertical):
     BINDINGS = [
         Binding("u", "use", "Use corpus", tooltip="Use the highlighted corpus for the next run"),
         Binding("slash", "focus_path", "Add path", tooltip="Type a file/folder path or hf:NAME[:CONFIG]"),
     ]
+    HELP_BINDINGS = BINDINGS + [Binding("enter", "use", "Use", tooltip="Use the highlighted corpus")]
+    """The keys the help screen lists for this pane (Enter is the option list's own)."""
 
     def __init__(self, names: list[str], **kwargs) -> None:
         super().__init__(**kwargs)
@@ -79,11 +110,10 @@ class CorpusPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
     def load(self, name: str) -> None:
+        import_heavy_libraries()
         from workbench.corpora import load_corpus
         from workbench.corpora.stats import preview, stats_of
-        from workbench.quiet import quiet_libraries
 
-        quiet_libraries()
         corpus = load_corpus(name)
         if get_current_worker().is_cancelled:
             return

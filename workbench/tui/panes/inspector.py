@@ -5,7 +5,8 @@ worker builds Rich renderables and posts them back as a message, which the pane 
 Models stay in the inspector's LRU cache, so the second query on the same pair is fast.
 
 Choosing a run fills model A with it (its base vs its result) and shows its probe
-timeline; when the pane is shown it preselects the run highlighted in the Runs pane.
+timeline; when the pane is shown with model A empty, it preselects ``suggested_run`` (the
+app sets it to the run highlighted in the Runs pane).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from textual.widgets import Button, Input, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.errors import WorkbenchError
+from workbench.tui.heavy import import_heavy_libraries
 
 DEFAULT_TEXT = "The cat sat on the [MASK]."
 
@@ -44,8 +46,7 @@ class RunsFound(Message):
 
 
 class InspectorPane(Vertical):
-    DEFAULT_CSS = Path(__file__).with_suffix(".tcss").read_text(encoding="utf-8")
-    """The app loads one CSS file (``app.tcss``), so the pane brings its own from inspector.tcss."""
+    """Its layout is in ``inspector.tcss``, which the app loads with the other panes' CSS."""
 
     SHOW_TIMING = True
     """Put the query time in the status line (snapshot tests turn it off)."""
@@ -55,18 +56,12 @@ class InspectorPane(Vertical):
         Binding("ctrl+t", "timeline", "Probes", tooltip="Show the selected run's probe timeline"),
     ]
 
-    def __init__(self, run_root: str | Path | None = None, **kwargs: Any) -> None:
+    def __init__(self, run_root: str | Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._run_root = Path(run_root) if run_root is not None else None
+        self.run_root = Path(run_root)
+        self.suggested_run: str | None = None
+        """A run to preselect when the pane is shown with model A empty."""
         self._run_paths: list[str] = []
-        self._timeline_of: str | None = None  # the run whose probe timeline is on show
-
-    @property
-    def run_root(self) -> Path:
-        """The app's run root (``WorkbenchApp.run_root``), else ``checkpoints``."""
-        if self._run_root is not None:
-            return self._run_root
-        return Path(getattr(self.app, "run_root", "checkpoints"))
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="inspect-row"):
@@ -84,13 +79,9 @@ class InspectorPane(Vertical):
         self.find_runs()
 
     def on_show(self) -> None:
-        """Preselect the run highlighted in the Runs pane, if the app has one."""
-        if self.query_one("#inspect-a", Input).value:
-            return
-        runs_pane = next(iter(self.app.query("RunsPane")), None)
-        path = runs_pane.selected_path() if runs_pane is not None and hasattr(runs_pane, "selected_path") else None
-        if path:
-            self.choose_run(path)
+        """Preselect ``suggested_run`` unless model A is filled in already."""
+        if self.suggested_run and not self.query_one("#inspect-a", Input).value:
+            self.choose_run(self.suggested_run)
 
     # ------------------------------------------------------------------ runs
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspect-runs")
@@ -147,26 +138,19 @@ class InspectorPane(Vertical):
             self._status("Pick a run, or give model A (and B).", error=True)
             return
         text = self.query_one("#inspect-text", Input).value
-        self._timeline_of = None
         self._status(f"Inspecting {' vs '.join(Path(m).name or m for m in models)}…")
         self.inspect(models, text)
 
     def action_timeline(self) -> None:
         models = self.models()
         if len(models) == 1:
-            self._timeline_of = models[0]
             self._status("Reading the probe timeline…")
             self.inspect(models, None)
-
-    def refresh_probes(self, run_dir: str) -> None:
-        """Re-read the timeline if it is the one on show (the app may call this on
-        ``ProbesRecorded`` events of the run it trains or follows)."""
-        if self._timeline_of and Path(self._timeline_of).resolve() == Path(run_dir).resolve():
-            self.action_timeline()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspect")
     def inspect(self, models: list[str], text: str | None) -> None:
         """Thread worker: load (cached) and query both models, build Rich output."""
+        import_heavy_libraries()
         from workbench.inspector import QueryOptions, inspect_models
         from workbench.inspector.render import report_renderables
 

@@ -1,36 +1,129 @@
-"""Objective & model pane: what to train, from what, and the key hyperparameters.
+"""Objective & model pane: what to train, from what, and every setting of the run spec.
+
+The form is generated from ``RunSpec``'s fields: each field's type, default, choices (the
+objectives come from the task registry) and help text (the field's tooltip) are read from
+``workbench.config``, so a new spec field shows up here without being written twice.
+``MAIN_FIELDS`` come first, in that order; every other scalar field is under "More settings".
 
 Empty fields mean "the objective's default"; the resolved defaults (from the engine's
-``resolve_spec``) are shown as each field's placeholder and in a summary line, and are
-recomputed in a thread worker whenever the objective, base or size changes (resolving
+``resolve_spec``) are shown as each numeric field's placeholder and in a summary line, and
+are recomputed in a thread worker whenever the objective, base or size changes (resolving
 imports the task modules, which must not stall the UI).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Input, Label, Select, Static
+from textual.widget import Widget
+from textual.widgets import Collapsible, Input, Label, Select, Static
 
-from workbench.config import DEVICES, OBJECTIVES, PARALLEL_CHOICES, SIZES, TOKENIZERS, RunSpec
+from workbench.config import RunSpec, field_choices, field_help, spec_field_types
 from workbench.errors import SpecError
+from workbench.tui.heavy import import_heavy_libraries
 
-NUMERIC_FIELDS = {
-    "vocab_size": int, "seq_len": int, "batch_size": int, "lr": float, "max_steps": int, "eval_interval": int,
-    "log_interval": int,
+MAIN_FIELDS = (
+    "corpus", "objective", "base", "size", "tokenizer", "vocab_size", "seq_len", "batch_size", "lr", "max_steps",
+    "eval_interval", "log_interval", "name", "device", "gpus", "parallel",
+)
+"""Shown first, in this order; the other settings are under "More settings"."""
+HIDDEN_FIELDS = ("out",)
+"""Spec fields the form does not offer (the run root is the app's)."""
+LABELS = {
+    "base": "base model", "seq_len": "seq length", "lr": "learning rate", "eval_interval": "eval every",
+    "log_interval": "log every", "name": "run name",
 }
-FIELD_LABELS = {
-    "corpus": "corpus", "objective": "objective", "base": "base model", "size": "size", "tokenizer": "tokenizer",
-    "vocab_size": "vocab size", "seq_len": "seq length", "batch_size": "batch size", "lr": "learning rate",
-    "max_steps": "max steps", "eval_interval": "eval every", "log_interval": "log every", "name": "run name",
-    "device": "device", "gpus": "GPUs", "parallel": "parallel",
+"""Labels that are not just the field's name with spaces."""
+PLACEHOLDERS = {
+    "base": "empty: from scratch (or a run dir / HF model dir)",
+    "name": "default: objective-corpus-time",
 }
+NUMBER = r"[0-9.eE+-]*"
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One setting of the form: a ``RunSpec`` field, or the launch-only ``gpus``."""
+
+    key: str
+    label: str
+    kind: type
+    """``str``, ``int`` or ``float``."""
+    default: Any
+    choices: tuple[str, ...]
+    help: str
+    parse: Callable[[str], Any] | None = None
+    """Reads the typed text (e.g. a time budget of ``5m``), instead of ``kind``."""
+    placeholder: str = ""
+    restrict: str | None = None
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in (int, float)
+
+    def convert(self, text: str) -> Any:
+        """The field's value from its text; ``ValueError`` or ``SpecError`` if it cannot be read."""
+        if self.parse is not None:
+            return self.parse(text)
+        if self.kind is int:
+            return int(float(text))
+        return self.kind(text)
+
+    def widget(self) -> Widget:
+        widget: Widget
+        if self.choices:
+            value = self.default if self.default in self.choices else self.choices[0]
+            widget = Select([(c, c) for c in self.choices], value=value, allow_blank=False, id=f"f-{self.key}",
+                            compact=True)
+        else:
+            value = self.default if self.kind is str and self.default is not None else ""
+            widget = Input(value, placeholder=self.placeholder, id=f"f-{self.key}", compact=True,
+                           restrict=self.restrict)
+        widget.tooltip = self.help
+        return widget
+
+
+GPUS = FormField("gpus", "GPUs", int, None, (),
+                 "Processes (GPUs) to train on: 1 trains here; more starts a detached run through torchrun "
+                 "(`workbench run --gpus N`), one process per GPU.",
+                 placeholder="1 (more: a detached torchrun run, one process each)", restrict=r"[0-9]*")
+
+
+def scalar_kind(annotation: Any) -> type | None:
+    """``str``, ``int`` or ``float`` for a field typed so (optionally ``| None``); else ``None``."""
+    args = [annotation]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 and args[0] in (str, int, float) else None
+
+
+def form_fields() -> dict[str, FormField]:
+    """The form's settings, in ``RunSpec`` order, plus ``gpus`` (a launch option, not a spec field)."""
+    types = spec_field_types()
+    out: dict[str, FormField] = {}
+    for spec_field in fields(RunSpec):
+        kind = scalar_kind(types[spec_field.name])
+        if kind is None or spec_field.name in HIDDEN_FIELDS:
+            continue  # e.g. the list of probes
+        parse = spec_field.metadata.get("parse")
+        out[spec_field.name] = FormField(
+            spec_field.name, LABELS.get(spec_field.name, spec_field.name.replace("_", " ")), kind,
+            None if spec_field.default is MISSING else spec_field.default, field_choices(spec_field),
+            field_help(spec_field), parse, PLACEHOLDERS.get(spec_field.name, ""),
+            NUMBER if kind in (int, float) and parse is None else None,
+        )
+    out[GPUS.key] = GPUS
+    return out
 
 
 @dataclass
@@ -55,30 +148,33 @@ class ObjectivePane(VerticalScroll):
     def __init__(self, run_root: Path, **kwargs) -> None:
         super().__init__(**kwargs)
         self.run_root = run_root
+        self.fields = form_fields()
+
+    @property
+    def spec_numeric_fields(self) -> dict[str, FormField]:
+        """The numeric spec settings: their placeholders show the resolved defaults."""
+        return {k: f for k, f in self.fields.items() if f.numeric and f is not GPUS}
 
     def compose(self) -> ComposeResult:
-        def row(key: str, widget) -> ComposeResult:
+        def row(form_field: FormField) -> ComposeResult:
             with Horizontal(classes="form-row"):
-                yield Label(FIELD_LABELS[key], classes="form-label")
-                yield widget
+                yield Label(form_field.label, classes="form-label")
+                yield form_field.widget()
 
-        yield from row("corpus", Input("general", id="f-corpus", compact=True))
-        yield from row("objective", Select([(o, o) for o in OBJECTIVES], value="clm", allow_blank=False, id="f-objective", compact=True))
-        yield from row("base", Input(placeholder="empty: from scratch (or a run dir / HF model dir)", id="f-base", compact=True))
-        yield from row("size", Select([(s, s) for s in SIZES], value="tiny", allow_blank=False, id="f-size", compact=True))
-        yield from row("tokenizer", Select([(t, t) for t in TOKENIZERS], value="auto", allow_blank=False, id="f-tokenizer", compact=True))
-        for key in NUMERIC_FIELDS:
-            yield from row(key, Input(id=f"f-{key}", compact=True, restrict=r"[0-9.eE+-]*"))
-        yield from row("name", Input(placeholder="default: objective-corpus-time", id="f-name", compact=True))
-        yield from row("device", Select([(d, d) for d in DEVICES], value="auto", allow_blank=False, id="f-device", compact=True))
-        yield from row("gpus", Input(placeholder="1 (more: a detached torchrun run, one process each)", id="f-gpus",
-                                     compact=True, restrict=r"[0-9]*"))
-        yield from row("parallel", Select([(p, p) for p in PARALLEL_CHOICES], value="ddp", allow_blank=False, id="f-parallel",
-                                          compact=True))
+        for key in MAIN_FIELDS:
+            yield from row(self.fields[key])
         yield Static("", id="resolved")
+        with Collapsible(title="More settings", id="more-settings"):
+            for key, form_field in self.fields.items():
+                if key not in MAIN_FIELDS:
+                    yield from row(form_field)
 
     def on_mount(self) -> None:
         self.refresh_defaults()
+
+    def focus_first(self) -> None:
+        """Showing the pane puts the cursor on the objective (the corpus was just chosen)."""
+        self.query_one("#f-objective").focus()
 
     # ------------------------------------------------------------------ values
     def _value(self, key: str) -> str:
@@ -93,29 +189,29 @@ class ObjectivePane(VerticalScroll):
         self.query_one("#f-base", Input).value = base
         self.refresh_defaults()
 
-    def set_objective(self, objective: str) -> None:
-        self.query_one("#f-objective", Select).value = objective
-
     def build_spec(self, *, strict: bool = True) -> RunSpec:
-        """The spec the form describes; a ``SpecError`` names the field that is wrong."""
+        """The spec the form describes; a ``SpecError`` names the field that is wrong (with
+        ``strict=False`` an unreadable number is left to its default instead)."""
         values: dict = {"out": str(self.run_root)}
-        for key in ("corpus", "objective", "base", "size", "tokenizer", "name", "device", "parallel"):
+        for key, form_field in self.fields.items():
             text = self._value(key)
-            if text:
-                values[key] = text
-        for key, kind in NUMERIC_FIELDS.items():
-            text = self._value(key)
-            if not text:
+            if not text or form_field is GPUS:
                 continue
             try:
-                values[key] = kind(float(text)) if kind is int else kind(text)
-            except ValueError:
+                values[key] = form_field.convert(text)
+            except (ValueError, SpecError) as error:
                 if strict:
-                    raise SpecError(f"{FIELD_LABELS[key]} {text!r} is not a number", where="Objective pane",
-                                    fix=f"type a number in '{FIELD_LABELS[key]}' or clear it for the default") from None
+                    raise self._unreadable(form_field, text, error) from None
         spec = RunSpec(**values)
         spec.validate()
         return spec
+
+    @staticmethod
+    def _unreadable(form_field: FormField, text: str, error: Exception) -> SpecError:
+        if isinstance(error, SpecError):
+            return SpecError(f"{form_field.label}: {error.problem}", where="Objective pane", fix=error.fix)
+        return SpecError(f"{form_field.label} {text!r} is not a number", where="Objective pane",
+                         fix=f"type a number in '{form_field.label}' or clear it for the default")
 
     def gpus(self) -> int:
         """Processes to launch (1: train in this process; more: torchrun, detached)."""
@@ -145,20 +241,20 @@ class ObjectivePane(VerticalScroll):
         except SpecError as error:
             self._show_resolved({}, str(error))
             return
-        self.resolve(spec)
+        self.resolve(spec, {k: f.default for k, f in self.spec_numeric_fields.items()})
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="resolve")
-    def resolve(self, spec: RunSpec) -> None:
+    def resolve(self, spec: RunSpec, defaults: dict[str, Any]) -> None:
+        """Resolve the form with its numbers at their spec defaults: what an empty field means."""
+        import_heavy_libraries()
         from workbench.engine.spec_resolution import resolve_spec
 
-        blank = spec.replace(**{k: None for k in NUMERIC_FIELDS if k != "log_interval"}, name=spec.name or "preview")
         try:
-            resolved, _task = resolve_spec(blank)
+            resolved, _task = resolve_spec(spec.replace(**defaults, name=spec.name or "preview"))
         except SpecError as error:
             self.post_message(Resolved({}, error.one_line()))
             return
-        values = {k: getattr(resolved, k) for k in NUMERIC_FIELDS}
-        values["log_interval"] = RunSpec.log_interval  # a spec default, not an objective's
+        values = {k: getattr(resolved, k) for k in defaults}
         values.update(tokenizer=resolved.tokenizer, epochs=resolved.epochs)
         self.post_message(Resolved(values, ""))
 
@@ -167,7 +263,7 @@ class ObjectivePane(VerticalScroll):
         self._show_resolved(message.values, message.error)
 
     def _show_resolved(self, values: dict, error: str) -> None:
-        for key in NUMERIC_FIELDS:
+        for key in self.spec_numeric_fields:
             default = values.get(key)
             if key == "eval_interval" and default is None:
                 default = "1/10 of the steps"
@@ -184,4 +280,4 @@ class ObjectivePane(VerticalScroll):
         )
 
     def action_leave_field(self) -> None:
-        self.app.set_focus(None)
+        self.screen.set_focus(None)

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState
 
 from workbench.console import fmt_loss
-from workbench.tui.messages import RunChosen
+from workbench.tui.messages import RunChosen, RunHighlighted
 
 COLUMNS = ("name", "status", "steps", "best eval", "objective", "corpus", "date")
 """Most telling first, so an 80-column terminal shows name, status, steps and loss."""
@@ -49,6 +49,8 @@ class RunsPane(Vertical):
         Binding("v", "overlay", "Overlay", tooltip="Overlay this run's curves on the chart"),
         Binding("r", "refresh", "Refresh", show=False, tooltip="Re-read the run root (it also refreshes every few seconds)"),
     ]
+    HELP_BINDINGS = RunsTable.BINDINGS + BINDINGS
+    """The keys the help screen lists for this pane (Enter is the table's)."""
 
     def __init__(self, run_root: Path, *, poll_seconds: float = 3.0, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -120,8 +122,10 @@ class RunsPane(Vertical):
     def _row_selected(self) -> None:
         self._choose("open")
 
-    def action_open(self) -> None:
-        self._choose("open")
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None:
+            self.post_message(RunHighlighted(str(event.row_key.value)))
 
     def action_attach(self) -> None:
         self._choose("attach")

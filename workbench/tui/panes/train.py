@@ -1,6 +1,7 @@
 """Train pane: the live (or opened, or attached) run's loss curves and readouts.
 
-The pane never reads engine objects: the app hands it ``CurveSnapshot`` copies.
+The pane never reads engine objects: the app hands it ``CurveSnapshot`` copies (``show``),
+and asks for an overlay with a message (``OverlayRequested``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from textual.containers import Vertical
 
 from workbench.console import fmt_loss, fmt_rate
 from workbench.tui.curves import CurveSnapshot, fmt_duration
+from workbench.tui.messages import OverlayRequested
 from workbench.tui.widgets.loss_chart import LossChart
 from workbench.tui.widgets.readout import Readout
 
@@ -22,7 +24,7 @@ class TrainPane(Vertical, can_focus=True):
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (exponential moving average)"),
         Binding("l", "toggle_log", "Log", tooltip="Logarithmic loss axis"),
         Binding("t", "toggle_x", "X axis", tooltip="Plot against steps or tokens seen"),
-        Binding("o", "app.pick_overlay", "Overlay", tooltip="Overlay a previous run's curves"),
+        Binding("o", "pick_overlay", "Overlay", tooltip="Overlay a previous run's curves"),
         Binding("O", "clear_overlay", "No overlay", show=False, tooltip="Remove the overlaid run"),
     ]
 
@@ -97,3 +99,6 @@ class TrainPane(Vertical, can_focus=True):
 
     def action_clear_overlay(self) -> None:
         self.set_overlay(None)
+
+    def action_pick_overlay(self) -> None:
+        self.post_message(OverlayRequested())  # the app knows the runs and shows the picker

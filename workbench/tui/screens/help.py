@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -28,16 +30,19 @@ class HelpScreen(ModalScreen[None]):
         Binding("q", "dismiss", "Close", show=False),
     ]
 
-    def __init__(self, sections: list[tuple[str, list[BindingType]]]) -> None:
+    def __init__(self, sections: list[tuple[str, list[BindingType]]],
+                 key_display: Callable[[Binding], str] | None = None) -> None:
         super().__init__()
         self.sections = sections
+        self.key_display = key_display
+        """How a key is written (the app's ``get_key_display``); the raw key name if not given."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help-box"):
             yield Static("[b]Keys[/b]  [dim](Esc closes · ctrl+p opens the command palette)[/dim]", id="help-title")
             table = DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
             table.add_columns("where", "key", "does")
-            for row in key_rows(self.sections, self.app.get_key_display):
+            for row in key_rows(self.sections, self.key_display):
                 table.add_row(*row)
             yield table
 

@@ -18,7 +18,6 @@ from textual_plotext import PlotextPlot
 
 from workbench.tui.curves import CurveSnapshot, smooth
 
-
 MAX_POINTS = 400
 """Plotext's cost grows with the points drawn; a braille line is two dots per cell, so a
 few hundred points is all an 80-200 column chart can show anyway."""

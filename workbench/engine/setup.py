@@ -1,0 +1,273 @@
+"""Set-up: spec -> corpus -> tokenizer -> model -> task data -> optimizer, as one state object.
+
+Everything the loop needs is returned in a ``RunState``; the loop itself lives in
+``engine/runner.py``. Order matters for "nothing written on bad input": the corpus, its
+labels and the base's architecture are checked before the run directory is created.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from workbench.config import RunSpec
+from workbench.engine import checkpoint as ckpt
+from workbench.engine import distributed, performance
+from workbench.engine.events import Message
+from workbench.engine.order import BatchOrder
+from workbench.engine.rundir import RunDir, find_run, git_commit, versions
+from workbench.engine.spec_resolution import resolve_spec
+from workbench.engine.strategy import SingleProcess, strategy_for
+from workbench.errors import TrainingError
+from workbench.models import BaseRef, load_config, load_model, load_tokenizer, parameter_count, resolve_base
+from workbench.tasks.base import Task, TaskData
+
+
+@dataclass
+class Progress:
+    """Eval losses the summary and checkpoints report (restored on resume)."""
+
+    before: float | None = None
+    last: float | None = None
+    best: float | None = None
+
+    def record(self, loss: float) -> None:
+        self.last = loss
+        self.best = loss if self.best is None else min(self.best, loss)
+
+
+@dataclass
+class RunState:
+    spec: RunSpec
+    task: Task
+    run_dir: RunDir
+    accelerator: Any
+    strategy: SingleProcess
+    device: str
+    precision: str
+    tokenizer: Any
+    model: Any
+    """transformers' model: what is saved, probed and reported."""
+    module: Any = None
+    """What the loop trains: ``model``, its lean twin (same parameters), or FSDP shards."""
+    data: TaskData | None = None
+    optimizer: Any = None
+    scheduler: Any = None
+    order: BatchOrder | None = None
+    total_steps: int = 0
+    eval_interval: int = 1
+    save_interval: int = 1
+    micro_batch: int = 1
+    global_batch: int = 1
+    step: int = 0
+    start_step: int = 0
+    resumed_from: Path | None = None
+    saved: dict[str, Any] = field(default_factory=dict)
+    """The resumed checkpoint's ``trainer_state.json`` (empty for a fresh run)."""
+    progress: Progress = field(default_factory=Progress)
+
+
+def pick_device(requested: str) -> str:
+    if requested != "auto":
+        if requested == "cuda" and not torch.cuda.is_available():
+            raise TrainingError("--device cuda, but no CUDA GPU is visible", fix="use --device cpu or auto")
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_precision(requested: str, device: str) -> str:
+    if requested == "fp16" and device == "cpu":
+        raise TrainingError("fp16 needs a GPU", fix="use --precision fp32 or bf16 on CPU")
+    if requested != "auto":
+        return requested
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def make_accelerator(spec: RunSpec) -> tuple[Any, str, str]:
+    from accelerate import Accelerator
+
+    device = pick_device(spec.device)
+    precision = pick_precision(spec.precision, device)
+    performance.configure_backends(device)
+    if "LOCAL_RANK" not in os.environ:
+        # One process may train several runs (the TUI): Accelerate keeps one global state,
+        # so forget the previous run's device/precision before making a new Accelerator.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+    accelerator = Accelerator(cpu=device == "cpu", mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"))
+    return accelerator, device, precision
+
+
+@dataclass
+class Inputs:
+    """What is read and checked before anything is written."""
+
+    spec: RunSpec
+    task: Task
+    corpus: Any
+    checked: Any
+    base_ref: BaseRef | None
+    base_config: Any
+    run_dir: RunDir | None
+    """The run being resumed, or None for a new run."""
+
+
+def read_inputs(spec_in: RunSpec | None, resume: str | Path | None, out: str) -> Inputs:
+    """Resolve the spec, read and check the corpus, and check the base: fail before writing."""
+    run_dir = find_run(str(resume), out=out) if resume is not None else None
+    spec = run_dir.spec() if run_dir is not None else spec_in
+    assert spec is not None
+    spec.validate()
+    base_ref = resolve_base(spec.base) if spec.base else None
+    base_config = load_config(base_ref) if base_ref is not None else None
+    spec, task = resolve_spec(spec, base_config=base_config)
+    corpus = task.load_corpus(spec)
+    checked = task.check_data(corpus, spec)  # labels, tags, answer spans
+    if base_config is not None:
+        task.check_base(base_config, where=spec.base)
+    return Inputs(spec, task, corpus, checked, base_ref, base_config, run_dir)
+
+
+def resume_point(run_dir: RunDir) -> tuple[Path | None, dict[str, Any]]:
+    """The newest complete checkpoint of a run being resumed, and its recorded state."""
+    ckpt.clean_incomplete(run_dir.checkpoints)
+    found = ckpt.complete_checkpoints(run_dir.checkpoints)
+    if not found:
+        return None, {}
+    ckpt.check_resumable(found[-1])
+    return found[-1], ckpt.read_state(found[-1])
+
+
+def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable[[Any], None]) -> tuple[Any, Any]:
+    """From a checkpoint, from the base, or a new tokenizer and a freshly initialised model."""
+    spec, task = inputs.spec, inputs.task
+    if resume_ckpt is not None:
+        ref = BaseRef(given=str(resume_ckpt), kind="local", model_dir=str(resume_ckpt))
+        return load_tokenizer(ref), load_model(ref, task.auto_class)
+    if inputs.base_ref is not None:
+        tokenizer = load_tokenizer(inputs.base_ref)
+        model = load_model(inputs.base_ref, task.auto_class, config=inputs.base_config, **task.model_kwargs(inputs.checked, tokenizer))
+        return tokenizer, model
+    from workbench.tokenization import train_tokenizer
+
+    corpus = inputs.corpus
+    emit(Message(text=f"Training a {spec.tokenizer} tokenizer (vocab {spec.vocab_size}) on {corpus.name}"))
+    tokenizer = train_tokenizer(spec.tokenizer, corpus.sample_texts(), spec.vocab_size or 4096, masked=task.masked)
+    torch.manual_seed(spec.seed)
+    return tokenizer, task.build_model(spec.size, tokenizer, spec.seq_len or 128)
+
+
+def write_run_files(state: RunState, inputs: Inputs) -> None:
+    """Rank 0: the tokenizer and ``run.toml`` of a new run; a free-space check for every run."""
+    run_dir, spec = state.run_dir, state.spec
+    if state.resumed_from is None and not (run_dir.tokenizer_dir / "tokenizer_config.json").is_file():
+        state.tokenizer.save_pretrained(run_dir.tokenizer_dir)
+    if not run_dir.run_toml.is_file():
+        meta = {
+            "created": time.time(),
+            "git_commit": git_commit(),
+            **versions(),
+            "task_auto_class": state.task.auto_class_name,
+            "eval_source": getattr(inputs.corpus, "eval_source", "") or "",
+            **(inputs.base_ref.identity() if inputs.base_ref else {}),
+            **state.task.run_meta(state.data),
+        }
+        run_dir.write_run_toml(spec, meta)
+    ckpt.ensure_free_space(run_dir.path, 3 * 4 * parameter_count(state.model) + (16 << 20))
+
+
+def plan_batches(state: RunState) -> None:
+    """Global batch, micro-batch, data order, step count and eval/save intervals."""
+    spec, world = state.spec, state.strategy.world
+    micro_batch = spec.batch_size or 1
+    state.global_batch = distributed.global_batch_for(state.saved, micro_batch * spec.grad_accum * world, world)
+    # An out-of-memory halving survives a resume: the same global batch, smaller slices.
+    recorded = distributed.recorded_oom_micro_batch(state.run_dir) or micro_batch
+    state.micro_batch = max(1, min(micro_batch, int(state.saved.get("micro_batch", micro_batch)), recorded))
+    assert state.data is not None
+    state.order = BatchOrder(state.data.num_examples("train"), state.global_batch, spec.seed)
+    if spec.max_steps is not None:
+        state.total_steps = spec.max_steps
+    else:
+        state.total_steps = max(1, math.ceil((spec.epochs or 1.0) * state.order.steps_per_epoch))
+    state.eval_interval = spec.eval_interval or max(1, state.total_steps // 10)
+    state.save_interval = spec.save_interval or state.eval_interval
+
+
+def make_optimizer(state: RunState) -> None:
+    """AdamW (no decay on biases and norms) and the warmup schedule, restored on resume."""
+    from transformers import get_scheduler
+
+    spec, module = state.spec, state.module
+    decay = [p for _, p in module.named_parameters() if p.ndim >= 2]
+    no_decay = [p for _, p in module.named_parameters() if p.ndim < 2]
+    state.optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=spec.lr,
+        betas=(0.9, 0.98 if state.task.pretraining else 0.999),
+        **performance.adamw_options(state.device),
+    )
+    state.scheduler = get_scheduler(
+        {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[spec.schedule],
+        state.optimizer,
+        num_warmup_steps=int(spec.warmup_ratio * min(state.total_steps, 1_000_000)),
+        num_training_steps=state.total_steps,
+    )
+    if state.resumed_from is not None:
+        state.strategy.load_optimizer(module, state.optimizer, state.resumed_from / "optimizer.safetensors")
+        state.scheduler.load_state_dict(state.saved["scheduler"])
+        state.step = state.start_step = int(state.saved["step"])
+
+
+def make_training_module(state: RunState, emit: Callable[[Any], None]) -> None:
+    """The module the loop trains, distributed, compiled and prepared by Accelerate."""
+    spec, strategy = state.spec, state.strategy
+    state.module = state.task.training_module(strategy.training_copy(state.model), spec)
+    if strategy.sharded:
+        strategy.shard(state.module)
+    make_optimizer(state)
+    performance.prefer_sdpa(state.model)
+    compile_choice = "off" if strategy.sharded and spec.compile == "auto" else spec.compile  # FSDP + compile: opt in
+    if performance.should_compile(compile_choice, state.device, spec.size, from_base=bool(spec.base)):
+        emit(Message(text="Compiling the model with torch.compile: the first steps take a minute"))
+        performance.compile_in_place(state.module)  # in place: checkpoints keep plain key names
+    state.module, state.optimizer = strategy.prepare(state.module, state.optimizer)
+
+
+def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: Callable[[Any], None],
+           on_run_dir: Callable[[RunDir, bool], None]) -> RunState:
+    """Everything before the first step. ``on_run_dir`` learns the run directory as soon as
+    it exists (so a failure after that point is recorded in its ``status.json``)."""
+    from workbench.quiet import quiet_libraries
+
+    quiet_libraries()
+    inputs = read_inputs(spec_in, resume, out)
+    spec = inputs.spec
+    accelerator, device, precision = make_accelerator(spec)
+    strategy = strategy_for(accelerator, spec.parallel, precision)
+    resume_ckpt, saved = resume_point(inputs.run_dir) if inputs.run_dir is not None else (None, {})
+    run_dir = inputs.run_dir or distributed.shared_run_dir(accelerator, spec.out, spec.name or "run")  # every rank learns the path
+    on_run_dir(run_dir, strategy.is_main)
+    # Rank 0 first: it trains (and caches) the tokenizer and tokenizes; the other ranks then
+    # load the same tokenizer and token cache instead of racing to build their own.
+    with accelerator.main_process_first():
+        tokenizer, model = tokenizer_and_model(inputs, resume_ckpt, emit)
+        data = inputs.task.prepare(inputs.corpus, tokenizer, spec, inputs.checked)
+    state = RunState(spec=spec, task=inputs.task, run_dir=run_dir, accelerator=accelerator, strategy=strategy,
+                     device=device, precision=precision, tokenizer=tokenizer, model=model, data=data,
+                     resumed_from=resume_ckpt, saved=saved)
+    state.progress = Progress(saved.get("eval_loss_before"), saved.get("eval_loss"), saved.get("best_eval_loss"))
+    if strategy.is_main:
+        write_run_files(state, inputs)
+    plan_batches(state)
+    make_training_module(state, emit)
+    return state
