@@ -1,12 +1,15 @@
-"""Fault figures: SIGKILL-and-resume a training subprocess N times, and fuzz every loader.
+"""Fault figures: hostile and careless use, SIGKILL-and-resume N times, and fuzz every loader.
 
-Prints resumes that succeeded out of N, the most steps lost on a resume (bounded by the
+Prints, per category of hostile or careless use (tampered checkpoints, bad spec values,
+damaged runs for the readers, signals, two writers, symlinks, bad caches, odd files; see
+``tests/hostile_cases.py``): cases, passed, tracebacks, hangs and cases where data was lost.
+Then resumes that succeeded out of N kills, the most steps lost on a resume (bounded by the
 save interval), how many kills landed mid-save, and for the fuzz suite: files, accepted,
 rejected (one-line errors), tracebacks, hangs, bad messages and wrong outcomes.
 
-    python benchmarks/faults.py                     # 50 kills, the full fuzz suite
+    python benchmarks/faults.py                     # everything: hostile cases, 50 kills, the full fuzz suite
     python benchmarks/faults.py --kills 10 --seed 3 # a shorter run on a busy machine
-    python benchmarks/faults.py --kills 0           # fuzz only
+    python benchmarks/faults.py --kills 0 --no-fuzz # hostile cases only
 """
 
 from __future__ import annotations
@@ -73,6 +76,25 @@ def fuzz_figures(seed: int, big_line: bool) -> None:
             print(f"    {len(details):4d} x {key}: {details[0][:200]}")
 
 
+def hostile_figures(verbose: bool) -> None:
+    from hostile_cases import run_all
+
+    with tempfile.TemporaryDirectory(prefix="faults-hostile-") as tmp:
+        started = time.perf_counter()
+        outcomes = run_all(Path(tmp), log=print if verbose else None)
+        seconds = time.perf_counter() - started
+    print(f"hostile and careless use: {len(outcomes)} cases through the CLI in {seconds:.0f}s")
+    print(f"  {'category':10s} {'cases':>5s} {'passed':>6s} {'tracebacks':>10s} {'hangs':>5s} {'data lost':>9s}")
+    for category in dict.fromkeys(o.case.category for o in outcomes):
+        rows = [o for o in outcomes if o.case.category == category]
+        print(f"  {category:10s} {len(rows):5d} {sum(o.passed for o in rows):6d} {sum(o.traceback for o in rows):10d} "
+              f"{sum(o.hung for o in rows):5d} {sum(bool(o.lost) for o in rows):9d}")
+    for outcome in outcomes:
+        if not outcome.passed:
+            last = outcome.stderr_tail.splitlines()[-1] if outcome.stderr_tail else ""
+            print(f"  failed: {outcome.case.category}/{outcome.case.name}: exit {outcome.exit_code} {last[:160]} {outcome.lost}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=50)
@@ -80,12 +102,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-fuzz", action="store_true")
     parser.add_argument("--no-big-line", action="store_true", help="skip the 10 MB single-line files")
-    parser.add_argument("--verbose", action="store_true", help="print each kill")
+    parser.add_argument("--verbose", action="store_true", help="print each kill and each hostile case")
+    parser.add_argument("--no-hostile", action="store_true", help="skip the hostile and careless use cases")
     args = parser.parse_args()
     from workbench.quiet import quiet_libraries
 
     quiet_libraries()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if not args.no_hostile:
+        hostile_figures(args.verbose)
     if not args.no_fuzz:
         fuzz_figures(args.seed, big_line=not args.no_big_line)
     if args.kills > 0:

@@ -83,6 +83,12 @@ def test_flags_override_the_config_file(tmp_path: Path) -> None:
         (["--time-budget", "soon"], "time budget"),
         (["--no-such-flag"], "--no-such-flag"),
         (["--schedule", "zigzag"], "unknown schedule 'zigzag'"),
+        (["--epochs", "nan"], "--epochs must be a number (above 0), not nan"),
+        (["--epochs", "0"], "--epochs"),
+        (["--max-steps", "0"], "--max-steps"),
+        (["--gpus", "0"], "--gpus must be at least 1"),
+        (["--node-rank", "2", "--nnodes", "2"], "--node-rank"),
+        (["--resume", "some-run", "--lr", "1"], "--lr cannot be changed when resuming"),
     ],
 )
 def test_bad_flag_values_are_one_line(args: list[str], needle: str, tmp_path: Path) -> None:
@@ -91,3 +97,21 @@ def test_bad_flag_values_are_one_line(args: list[str], needle: str, tmp_path: Pa
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_build_spec_names_the_flag_or_the_file(tmp_path: Path) -> None:
+    """A bad flag is reported as the flag; a bad file value as the file and its key."""
+    from workbench.errors import SpecError
+
+    config = tmp_path / "spec.toml"
+    config.write_text("warmup_ratio = 0.5\n", encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        build_spec(config, parsed("--warmup-ratio", "1.5"))
+    assert str(info.value).startswith("--warmup-ratio must be a number (at least 0 and below 1), not 1.5")
+    config.write_text("warmup_ratio = 1.5\n", encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        build_spec(config, parsed("--lr", "0.01"))
+    assert str(info.value).startswith(f"{config}: warmup_ratio must be")
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SpecError, match="--out: .*afile is not a folder"):
+        build_spec(None, parsed("--out", str(tmp_path / "afile" / "runs")))

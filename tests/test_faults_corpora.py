@@ -39,6 +39,7 @@ def test_generated_suite_is_big_and_covers_every_format(cases: list[fuzz_corpora
     assert any(c.path.stat().st_size >= 10_000_000 for c in cases)
 
 
+@pytest.mark.slow  # the whole fuzz suite
 def test_corpus_loader_survives_the_suite(cases: list[fuzz_corpora.Case]) -> None:
     report = fuzz(cases, only="corpus")
     assert report.files >= 1000

@@ -136,7 +136,7 @@ def test_partial_folders_are_ignored_and_cleaned(parts, tmp_path: Path) -> None:
     assert ckpt.complete_checkpoints(tmp_path) == [good]
     removed = {p.name for p in ckpt.clean_incomplete(tmp_path)}
     assert removed == {"step-0000008", "step-0000012", ".tmp-step-0000016-123"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-0000004"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".rejected", "step-0000004"]  # moved aside, never deleted
 
 
 def test_rotation_keeps_the_newest_and_the_best(parts, tmp_path: Path) -> None:

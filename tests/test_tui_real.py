@@ -60,6 +60,7 @@ async def test_real_tiny_run_from_the_tui(story_corpus: Path, run_root: Path) ->
         assert (row[4], row[5]) == ("clm", story_corpus.name) and row[1] in ("stopped", "finished")
 
 
+@pytest.mark.slow  # a detached process
 async def test_detached_run_survives_as_its_own_process_and_is_attached(story_corpus: Path, run_root: Path) -> None:
     """D starts `python -m workbench run --config ... --json` in its own session; the app follows it."""
     app = create_app(run_root, corpora=["general"], runs_poll_seconds=0)

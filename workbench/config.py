@@ -9,12 +9,16 @@ resolved spec is written to ``run.toml`` so a run can be reproduced or resumed e
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import operator
 import re
 import sys
+import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +49,30 @@ DEFAULT_PROBES = (
 )
 """Seed probes. ``A ||| B`` is a sentence pair (next-sentence prediction)."""
 
-SETTING_FACTS = frozenset({"choices", "short", "flag", "switch", "parse", "metavar"})
+SETTING_FACTS = frozenset({"choices", "short", "flag", "switch", "parse", "metavar",
+                           "minimum", "above", "maximum", "below", "check"})
+RANGE_WORDS = {"minimum": "at least", "above": "above", "maximum": "at most", "below": "below"}
+"""The range facts and how a message writes them ("a number (above 0 and below 1)")."""
+SEED_MAX = 2**32 - 1
+"""The largest seed every consumer takes (``datasets.shuffle`` stops at 2**32 - 1)."""
+
+
+def plain_name(value: str) -> None:
+    """A run name becomes a folder under ``out``: no path separators, no leading dot."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", value):
+        raise SpecError(f"{value!r} is not a plain file name", fix="use letters, digits, '.', '_' and '-' only")
+
+
+def usable_lr(value: float) -> None:
+    """A learning rate of 10 or more only diverges; said as a learning rate, not just a number."""
+    if value >= 10:
+        raise SpecError(f"{value:g} is too large for a learning rate", fix="use a learning rate below 10, e.g. 1e-3")
+
+
+def not_blank(value: str) -> None:
+    """An empty corpus or out path would silently mean the current directory."""
+    if not value.strip():
+        raise SpecError("is empty", fix="give a name or a path")
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -68,7 +95,9 @@ def _setting(help_text: str, default: Any = None, *, default_factory: Any = None
     (all optional) are: ``choices`` (allowed values, or a function returning them),
     ``short`` (a one-letter CLI alias such as ``-c``), ``flag`` (the CLI name when it is not
     the field's), ``switch`` (a ``--flag/--no-flag`` pair writing these two values),
-    ``parse`` (reads the CLI's text, e.g. ``5m``) and ``metavar`` (its placeholder).
+    ``parse`` (reads the CLI's text, e.g. ``5m``), ``metavar`` (its placeholder), the range
+    ``minimum``/``maximum`` (inclusive) and ``above``/``below`` (exclusive), and ``check`` (a
+    function that raises ``SpecError`` for a value of the right type that is still unusable).
     """
     unknown = set(facts) - SETTING_FACTS
     if unknown:
@@ -83,40 +112,44 @@ def _setting(help_text: str, default: Any = None, *, default_factory: Any = None
 class RunSpec:
     """One experiment. ``None`` means "choose the default for this objective"."""
 
-    corpus: str = _setting("Built-in corpus name, local path, or hf:NAME[:CONFIG].", "general", short="-c")
+    corpus: str = _setting("Built-in corpus name, local path, or hf:NAME[:CONFIG].", "general", short="-c", check=not_blank)
     objective: str = _setting("What to train: {choices} (fine-tuning ones need --base).", "clm",
                               choices=objective_names, short="-o")
     base: str | None = _setting("Start from this run dir, local HF model dir or hub id.", short="-b")
     size: str = _setting("From-scratch preset: {choices}.", "tiny", choices=SIZES)
     tokenizer: str = _setting("{choices} (from scratch only).", "auto", choices=TOKENIZERS)
-    vocab_size: int | None = _setting("Vocabulary size for a trained tokenizer.")
+    vocab_size: int | None = _setting("Vocabulary size for a trained tokenizer.", minimum=1)
     eval_corpus: str | None = _setting("Separate evaluation file/folder (default: the corpus's own split).")
     text_column: str | None = _setting("Text column for tabular corpora (auto-detected).")
     label_column: str | None = _setting("Label column for labelled corpora (auto-detected).")
-    seq_len: int | None = _setting("Tokens per sequence.")
-    batch_size: int | None = _setting("Sequences per optimizer step (per process).")
-    grad_accum: int = _setting("Micro-batches accumulated per optimizer step.", 1)
-    lr: float | None = _setting("Peak learning rate.")
+    seq_len: int | None = _setting("Tokens per sequence.", minimum=1)
+    batch_size: int | None = _setting("Sequences per optimizer step (per process).", minimum=1)
+    grad_accum: int = _setting("Micro-batches accumulated per optimizer step.", 1, minimum=1)
+    lr: float | None = _setting("Peak learning rate.", above=0, check=usable_lr)
     schedule: str = _setting("{choices}, after warmup.", "linear", choices=SCHEDULES)
-    warmup_ratio: float = _setting("Fraction of steps spent warming up.", 0.05)
-    weight_decay: float = _setting("AdamW weight decay.", 0.01)
-    max_grad_norm: float = _setting("Gradient clipping norm (0 disables).", 1.0)
+    warmup_ratio: float = _setting("Fraction of steps spent warming up.", 0.05, minimum=0, below=1)
+    weight_decay: float = _setting("AdamW weight decay.", 0.01, minimum=0)
+    max_grad_norm: float = _setting("Gradient clipping norm (0 disables).", 1.0, minimum=0)
     on_nonfinite: str = _setting("NaN/Inf loss or gradient: 'stop' the run, or 'skip' the step and halve the lr.", "stop",
                                  choices=NONFINITE_POLICIES)
-    max_nonfinite_skips: int = _setting("With on_nonfinite='skip': steps skipped (lr halved each time) before stopping.", 3)
+    max_nonfinite_skips: int = _setting("With on_nonfinite='skip': steps skipped (lr halved each time) before stopping.", 3,
+                                        minimum=0)
     on_oom: str = _setting("Out of memory: 'halve' the micro-batch (same effective batch), or 'stop' with a checkpoint.",
                            "halve", choices=OOM_POLICIES)
-    max_steps: int | None = _setting("Optimizer steps to train for.")
-    epochs: float | None = _setting("Passes over the training set (used when max_steps is unset).")
+    max_steps: int | None = _setting("Optimizer steps to train for.", minimum=1)
+    epochs: float | None = _setting("Passes over the training set (used when max_steps is unset).", above=0)
     time_budget: float | None = _setting("Stop after this many seconds (on the command line also 90s, 5m or 1h), "
-                                         "checkpointing first.", parse=parse_duration, metavar="DURATION")
-    eval_interval: int | None = _setting("Evaluate every N steps.")
-    eval_batches: int = _setting("Batches per evaluation (a fixed, seeded subset).", 20)
-    eval_fraction: float = _setting("Held-out fraction when the corpus has no validation split.", 0.05)
-    log_interval: int = _setting("Read the loss and emit a step event every N steps.", 10)
-    save_interval: int | None = _setting("Checkpoint every N steps (default: every eval).")
-    keep_checkpoints: int = _setting("Intermediate checkpoints to keep (newest and best always kept).", 2)
-    seed: int = _setting("Seed for data order, masking, dropout and initialisation.", 42)
+                                         "checkpointing first.", parse=parse_duration, metavar="DURATION",
+                                         above=0)
+    eval_interval: int | None = _setting("Evaluate every N steps.", minimum=1)
+    eval_batches: int = _setting("Batches per evaluation (a fixed, seeded subset).", 20, minimum=1)
+    eval_fraction: float = _setting("Held-out fraction when the corpus has no validation split.", 0.05,
+                                    above=0, below=1)
+    log_interval: int = _setting("Read the loss and emit a step event every N steps.", 10, minimum=1)
+    save_interval: int | None = _setting("Checkpoint every N steps (default: every eval).", minimum=1)
+    keep_checkpoints: int = _setting("Intermediate checkpoints to keep (newest and best always kept).", 2, minimum=0)
+    seed: int = _setting("Seed for data order, masking, dropout and initialisation.", 42,
+                         minimum=0, maximum=SEED_MAX)
     device: str = _setting("{choices}.", "auto", choices=DEVICES)
     precision: str = _setting("{choices}; auto is bf16 on capable GPUs.", "auto", choices=PRECISIONS)
     compile: str = _setting("torch.compile the model: {choices}; auto is on for small/base presets on CUDA.", "auto",
@@ -132,36 +165,26 @@ class RunSpec:
         "Inputs whose predictions are recorded at every eval ('A ||| B' is a pair; repeat the flag for several).",
         default_factory=lambda: list(DEFAULT_PROBES), flag="probe",
     )
-    name: str | None = _setting("Run name (default: objective-corpus-timestamp).")
-    out: str = _setting("Directory that holds run directories.", "checkpoints")
+    name: str | None = _setting("Run name (default: objective-corpus-timestamp).", check=plain_name)
+    out: str = _setting("Directory that holds run directories.", "checkpoints", check=not_blank)
 
     # ------------------------------------------------------------------ validation
-    def validate(self) -> None:
-        """Reject impossible settings with a one-line message naming the fix."""
+    def validate(self, where: str | None = None, *, flags: Iterable[str] = ()) -> None:
+        """Check every setting against its field's type, range, choices and check, so a bad value
+        stops here with one line instead of as a traceback mid-run. ``where`` is the file the
+        values came from; the settings named in ``flags`` came from the command line and are
+        reported as their flag. An int given for a float becomes that float (and 4.0 for an int, 4).
+        """
+        types_by_name = _field_types()
+        flags = set(flags)
         for spec_field in fields(self):
-            allowed = field_choices(spec_field)
-            value = getattr(self, spec_field.name)
-            if allowed and value not in allowed:
-                raise SpecError(
-                    f"unknown {spec_field.name} {value!r}", fix=f"use one of: {', '.join(allowed)}"
-                )
-        for key in ("seq_len", "batch_size", "max_steps", "eval_interval", "save_interval", "vocab_size"):
-            value = getattr(self, key)
-            if value is not None and value <= 0:
-                raise SpecError(f"{key} must be positive, got {value}", fix=f"pass a positive --{key.replace('_', '-')}")
-        if self.max_nonfinite_skips < 0:
-            raise SpecError("max_nonfinite_skips must be 0 or more")
-        if self.grad_accum < 1 or self.log_interval < 1 or self.eval_batches < 1:
-            raise SpecError("grad_accum, log_interval and eval_batches must be at least 1")
-        if self.lr is not None and not (0 < self.lr < 10):
-            raise SpecError(f"learning rate {self.lr} is out of range", fix="pass --lr between 0 and 10, e.g. 1e-3")
-        if not 0 < self.eval_fraction < 1:
-            raise SpecError("eval_fraction must be between 0 and 1")
-        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
-            raise SpecError(
-                f"run name {self.name!r} is not a plain file name",
-                fix="use letters, digits, '.', '_' and '-' only",
-            )
+            from_flag = spec_field.name in flags
+            name = flag_name(spec_field) if from_flag else spec_field.name
+            try:
+                value = checked_value(spec_field, types_by_name[spec_field.name], getattr(self, spec_field.name), name)
+            except SpecError as error:
+                raise SpecError(error.problem, where=None if from_flag else where, fix=error.fix) from None
+            setattr(self, spec_field.name, value)
 
     # ------------------------------------------------------------------ TOML
     def to_dict(self) -> dict[str, Any]:
@@ -173,6 +196,10 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "spec") -> RunSpec:
+        """A checked spec from a TOML table; errors name ``source`` (the file) and the key."""
+        if not isinstance(data, dict):
+            raise SpecError(f"the spec is {type(data).__name__}, not a table of settings", where=source,
+                            fix="write one `key = value` line per setting (see `workbench run --help`)")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -182,7 +209,7 @@ class RunSpec:
                 fix=f"remove it or use one of: {', '.join(sorted(known))}",
             )
         spec = cls(**data)
-        spec.validate()
+        spec.validate(source)
         return spec
 
     @classmethod
@@ -203,6 +230,29 @@ class RunSpec:
 
     def replace(self, **changes: Any) -> RunSpec:
         return dataclasses.replace(self, **changes)
+
+    def resumed_with(self, overrides: dict[str, Any], where: str | None = None) -> tuple[RunSpec, list[str]]:
+        """This (resumed) spec with a resume's overrides, and one ``key = new (was old)`` per
+        change: only how long and where the run goes on may change, not what it trains."""
+        refused = sorted(set(overrides) - set(RESUME_OVERRIDES))
+        if refused:
+            raise SpecError(f"{refused[0]} cannot be changed when resuming", where=where,
+                            fix=f"change only {', '.join(RESUME_OVERRIDES)}, or start a new run")
+        changes = dict(overrides)
+        if "epochs" in changes and "max_steps" not in changes and self.max_steps is not None:
+            changes["max_steps"] = None  # max_steps outranks epochs: kept, it would make --epochs do nothing
+        resumed = self.replace(**changes)
+        resumed.validate(where, flags=overrides)
+        lines = [f"{key} = {_shown(getattr(resumed, key))} (was {_shown(getattr(self, key))})" for key in changes]
+        return resumed, lines
+
+
+RESUME_OVERRIDES = ("max_steps", "epochs", "time_budget", "eval_interval", "device")
+"""The settings ``--resume`` may change: how long the run goes on and where, not what it trains."""
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def field_choices(spec_field: dataclasses.Field) -> tuple[str, ...]:
@@ -228,4 +278,99 @@ def spec_field_help() -> dict[str, str]:
 
 def spec_field_types() -> dict[str, Any]:
     """Each field's type as an object (``int | None``), not the string the annotations hold."""
+    return dict(_field_types())
+
+
+@functools.lru_cache(maxsize=1)
+def _field_types() -> dict[str, Any]:
+    """``spec_field_types`` resolved once: ``validate`` runs several times per run."""
     return typing.get_type_hints(RunSpec)
+
+
+def flag_name(spec_field: dataclasses.Field) -> str:
+    """The field's long CLI flag (``--seq-len``, ``--probe``), as ``workbench run`` declares it."""
+    return "--" + spec_field.metadata.get("flag", spec_field.name).replace("_", "-")
+
+
+def _value_kind(annotation: Any) -> tuple[Any, bool]:
+    """``int | None`` -> (int, True); ``list[str]`` -> (list[str], False)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        rest = [arg for arg in args if arg is not type(None)]
+        return (rest[0] if len(rest) == 1 else annotation), len(rest) < len(args)
+    return annotation, False
+
+
+_WRONG = object()
+
+
+def _as_kind(value: Any, kind: Any) -> Any:
+    """``value`` as ``kind`` when it is one (bool is no number; 4.0 is the int 4), else ``_WRONG``."""
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        return _WRONG
+    if kind is int:
+        return value if isinstance(value, int) else int(value) if math.isfinite(value) and value.is_integer() else _WRONG
+    if kind is float:
+        try:
+            number = float(value)
+        except OverflowError:
+            return _WRONG
+        return number if math.isfinite(number) else _WRONG
+    if typing.get_origin(kind) is list:
+        (item,) = typing.get_args(kind)
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, item) for v in value)
+        return list(value) if ok else _WRONG
+    return value if isinstance(value, kind) else _WRONG
+
+
+def _in_range(value: Any, facts: typing.Mapping[str, Any]) -> bool:
+    limits = {"minimum": operator.ge, "above": operator.gt, "maximum": operator.le, "below": operator.lt}
+    return all(test(value, facts[fact]) for fact, test in limits.items() if fact in facts)
+
+
+def requirement(spec_field: dataclasses.Field, kind: Any) -> str:
+    """What a field takes, in words: "a whole number (at least 1)", "a number (above 0 and below 1)"."""
+    noun = {int: "a whole number", float: "a number", str: "text"}.get(kind, "a list of text")
+    limits = [f"{words} {spec_field.metadata[fact]}" for fact, words in RANGE_WORDS.items() if fact in spec_field.metadata]
+    return f"{noun} ({' and '.join(limits)})" if limits else noun
+
+
+def checked_value(spec_field: dataclasses.Field, annotation: Any, value: Any, name: str) -> Any:
+    """``value`` made the field's type, or a ``SpecError`` naming ``name`` (a key or a flag) and the fix."""
+    kind, optional = _value_kind(annotation)
+    if value is None and optional:
+        return None
+    parse = spec_field.metadata.get("parse")
+    if parse is not None and isinstance(value, str) and kind is not str:
+        try:  # a TOML file may write a budget as on the command line ("5m")
+            value = parse(value)
+        except SpecError as error:
+            raise SpecError(f"{name}: {error.problem}", fix=error.fix) from None
+    typed = _as_kind(value, kind)
+    if typed is _WRONG or (kind in (int, float) and not _in_range(typed, spec_field.metadata)):
+        wanted = requirement(spec_field, kind)
+        fix = f"pass {name} {wanted}" if name.startswith("--") else f"set {name} to {wanted}{' in quotes' if kind is str else ''}"
+        raise SpecError(f"{name} must be {wanted}, not {value!r}", fix=fix)
+    allowed = field_choices(spec_field)
+    if allowed and typed not in allowed:
+        raise SpecError(f"unknown {spec_field.name} {typed!r}", fix=f"use one of: {', '.join(allowed)}")
+    check = spec_field.metadata.get("check")
+    if check is not None:
+        try:
+            check(typed)
+        except SpecError as error:
+            raise SpecError(f"{name} {error.problem}", fix=error.fix) from None
+    return typed
+
+
+def check_out_dir(out: str, where: str | None = "--out") -> None:
+    """``out`` must be a folder, or a path where one can be made: a file there (or above it)
+    would otherwise fail as a traceback once the run starts."""
+    path = Path(out)
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            return
+        if candidate.exists() or candidate.is_symlink():  # a file, a FIFO, a dangling link
+            above = "" if candidate == path else ", so no folder can be made under it"
+            raise SpecError(f"{candidate} is not a folder{above}", where=where,
+                            fix="pass --out a folder, or a new path that is not under a file")

@@ -17,6 +17,8 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from workbench.corpora import cache
+
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 GPT_SPECIAL = "<|endoftext|>"
 
@@ -122,13 +124,30 @@ def cache_root() -> Path:
     return Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "lm-workbench"))
 
 
+def load_cached(folder: Path, masked: bool) -> PreTrainedTokenizerFast:
+    """A cache entry, or an exception saying why it cannot be used.
+
+    Checked beyond loading: an entry missing its config would load without the special
+    tokens the objective needs, and fail later, mid-run, instead of being rebuilt now.
+    """
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    needed = ("pad_token", "cls_token", "sep_token", "mask_token") if masked else ("pad_token", "eos_token")
+    missing = [name for name in needed if getattr(tokenizer, f"{name}_id", None) is None]
+    if missing:
+        raise ValueError(f"it has no {missing[0]}")
+    if len(tokenizer) < 2 or not tokenizer("a b")["input_ids"]:
+        raise ValueError("it has no vocabulary")
+    return tokenizer
+
+
 def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, masked: bool) -> PreTrainedTokenizerFast:
     """``kind`` is wordpiece, bpe or char (``auto`` is resolved by the caller).
 
     Trained tokenizers are cached by (kind, vocab size, masked, sha256 of the texts). Besides
     saving time, this makes runs on the same corpus share token ids: the tokenizers
     library's WordPiece trainer breaks frequency ties in hash-map order, so two trainings
-    on the same text can differ by a few tokens.
+    on the same text can differ by a few tokens. An entry that does not load is discarded
+    and trained again, with a notice (``corpora.cache``): it is a cache, made from the corpus.
     """
     texts = list(texts)
     digest = hashlib.sha256(f"{kind}|{vocab_size}|{masked}|v1".encode())
@@ -136,14 +155,15 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, masked: bo
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
     folder = cache_root() / "tokenizers" / digest.hexdigest()[:24]
-    if (folder / "tokenizer.json").is_file():
+    if os.path.lexists(folder):
         try:
-            return PreTrainedTokenizerFast.from_pretrained(str(folder))
-        except (OSError, ValueError):
-            shutil.rmtree(folder, ignore_errors=True)
+            return load_cached(folder, masked)
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception on a schema-invalid file
+            cache.discard(folder)
+            cache.notice(f"Discarded an unreadable tokenizer cache entry ({folder.name}: {cache.reason(exc)}); training a new tokenizer")
     tokenizer = _train(kind, texts, vocab_size, masked)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     try:
-        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
         tokenizer.save_pretrained(str(tmp))
         os.replace(tmp, folder)
     except OSError:  # a read-only or full cache, or another process won: retrain next time

@@ -64,14 +64,26 @@ def inspect_command(**options: Any) -> None:
         fail(error)
     if options["as_json"]:
         sys.stdout.write(json.dumps(report.to_json(), default=str) + "\n")
+    else:
+        from rich.console import Console
+
+        from workbench.inspector.render import report_renderables
+
+        console = Console()
+        for renderable in report_renderables(report):
+            console.print(renderable)
+    warn_unreadable(report)
+
+
+def warn_unreadable(report: Any) -> None:
+    """On stderr (stdout may be a JSON document): what the readers skipped in a damaged run."""
+    if report.pairing.run is None:
         return
-    from rich.console import Console
+    from workbench.commands.common import err_console
+    from workbench.inspector.probes import unreadable_notes
 
-    from workbench.inspector.render import report_renderables
-
-    console = Console()
-    for renderable in report_renderables(report):
-        console.print(renderable)
+    for note in unreadable_notes(report.pairing.run.path):
+        err_console.print(f"warning: {note}", markup=False)
 
 
 inspect_command.__signature__ = inspect.Signature(INSPECT_PARAMETERS)  # type: ignore[attr-defined]

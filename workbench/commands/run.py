@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import os
 import types
 import typing
 from pathlib import Path
@@ -19,8 +20,8 @@ import typer
 from rich.markup import escape
 
 from workbench.commands.common import BadFlagValue, err_console, fail, is_rank_zero, keyword_option
-from workbench.config import RunSpec, field_help, spec_field_types
-from workbench.errors import WorkbenchError
+from workbench.config import RESUME_OVERRIDES, RunSpec, check_out_dir, field_help, flag_name, spec_field_types
+from workbench.errors import SpecError, WorkbenchError
 
 LAUNCH_PANEL = "Source and launch"
 
@@ -62,7 +63,7 @@ def option_help(spec_field: dataclasses.Field) -> str:
 def spec_option(spec_field: dataclasses.Field, field_type: Any) -> inspect.Parameter:
     """The typer option for one spec field, from its metadata."""
     facts = spec_field.metadata
-    long_flag = "--" + facts.get("flag", spec_field.name).replace("_", "-")
+    long_flag = flag_name(spec_field)
     value_type = _without_none(field_type)
     extra: dict[str, Any] = {}
     if "switch" in facts:
@@ -90,12 +91,58 @@ def spec_overrides(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_spec(config: Optional[Path], overrides: dict[str, Any]) -> RunSpec:
-    """The ``--config`` file (or the defaults) with the flags given on top."""
+    """The ``--config`` file (or the defaults) with the flags given on top, every value
+    checked (a bad one is named as its flag or as the file's key) and ``--out`` usable."""
     spec = RunSpec.from_toml(config) if config else RunSpec()
     given = {k: v for k, v in overrides.items() if v is not None}
     spec = spec.replace(**given)
-    spec.validate()
+    spec.validate(str(config) if config else None, flags=given)
+    check_out_dir(spec.out, where="--out" if "out" in given or not config else str(config))
     return spec
+
+
+RESUME_OPTIONS = ("out", *RESUME_OVERRIDES)
+"""Spec flags ``--resume`` takes: where runs live, and the settings a resume may change."""
+
+
+def resume_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """The settings ``--resume`` changes (checked); any other spec flag, or ``--config``, is
+    refused by name rather than silently dropped."""
+    if options["config"] is not None:
+        raise SpecError("--config cannot be used with --resume: the run's run.toml is its spec",
+                        fix="drop --config, or start a new run with it")
+    given = spec_overrides(options)
+    by_name = {f.name: f for f in dataclasses.fields(RunSpec)}
+    for name in given:
+        if name not in RESUME_OPTIONS:
+            flag = flag_name(by_name[name])
+            raise SpecError(f"{flag} cannot be changed when resuming: the run keeps the settings in its run.toml",
+                            fix=f"drop {flag} (--resume takes {', '.join(flag_name(by_name[n]) for n in RESUME_OPTIONS)}, "
+                                "--gpus and --json), or start a new run")
+    changes = {name: value for name, value in given.items() if name != "out"}
+    checked = RunSpec(**changes)
+    checked.validate(flags=changes)
+    return {name: getattr(checked, name) for name in changes}
+
+
+def child_flags(overrides: dict[str, Any], json_events: bool) -> list[str]:
+    """What each rank's own ``workbench run`` gets besides the spec or ``--resume``: the
+    resume's overrides as flags (each rank checks and applies them as one process does)."""
+    by_name = {f.name: f for f in dataclasses.fields(RunSpec)}
+    flags = [part for name, value in overrides.items() for part in (flag_name(by_name[name]), str(value))]
+    return flags + (["--json"] if json_events else [])
+
+
+def check_launch(options: dict[str, Any]) -> None:
+    """Process counts that torchrun would reject later (or that would be silently ignored)."""
+    gpus, nnodes, node_rank = options["gpus"], options["nnodes"], options["node_rank"]
+    if gpus is not None and gpus < 1:
+        raise SpecError(f"--gpus must be at least 1, not {gpus}", fix="pass --gpus 1 or more, or leave it out to train in this process")
+    if nnodes < 1:
+        raise SpecError(f"--nnodes must be at least 1, not {nnodes}", fix="pass --nnodes 1 or more (the machines in the run)")
+    if not 0 <= node_rank < nnodes:
+        raise SpecError(f"--node-rank must be from 0 to {nnodes - 1} (--nnodes {nnodes}), not {node_rank}",
+                        fix="number the machines 0, 1, ... with 0 on the machine that holds the run directory")
 
 
 LAUNCH_PARAMETERS = [
@@ -134,6 +181,8 @@ def run_command(**options: Any) -> None:
     gpus, nnodes = options["gpus"], options["nnodes"]
     try:
         # the spec first: bad input fails before torch and transformers load
+        check_launch(options)
+        overrides = resume_overrides(options) if resume else {}
         spec = None if resume else build_spec(options["config"], spec_overrides(options))
         from workbench.console import JsonPrinter, RichPrinter
         from workbench.engine import RunControl, TrainingRun
@@ -142,16 +191,23 @@ def run_command(**options: Any) -> None:
         control = RunControl()
         listener = JsonPrinter() if json_events else RichPrinter()
         if spec is None:
-            run = TrainingRun(RunSpec(out=out or "checkpoints"), listeners=[listener], control=control, resume=resume)
+            run = TrainingRun(RunSpec(out=out or "checkpoints"), listeners=[listener], control=control, resume=resume,
+                              overrides=overrides)
         else:
             run = TrainingRun(spec, listeners=[listener], control=control)
         if gpus is not None and (gpus > 1 or nnodes > 1):
             from workbench.engine.distributed import launch
 
             code = launch(spec, resume=resume, out=out, gpus=gpus, nnodes=nnodes, node_rank=options["node_rank"],
-                          rdzv_endpoint=options["rdzv_endpoint"], json_events=json_events)
+                          rdzv_endpoint=options["rdzv_endpoint"], child_flags=child_flags(overrides, json_events))
             raise SystemExit(code)
-        signals = install_stop_signals(control)
+        # A rank under torchrun stops where all ranks agree, maybe steps after a periodic
+        # checkpoint, and torchrun bounds its stop (TORCH_ELASTIC_SHUTDOWN_TIMEOUT): no
+        # hang-up deadline of its own there. The handlers learn the run's directory and its
+        # checkpoints as a listener: a deadline starts only once the stop's checkpoint exists.
+        alone = os.environ.get("WORLD_SIZE", "1") in ("", "1")
+        signals = install_stop_signals(control, wait_for_checkpoint=True, hangup_deadline_s=10.0 if alone else None)
+        run.listeners.append(signals)
         try:
             result = run.run()
         finally:

@@ -8,8 +8,10 @@ other columns for the fine-tuning tasks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.corpora import cache
 from workbench.corpora.sources import CorpusSource, builtin_dir, list_names, resolve
 from workbench.errors import CorpusError
 
@@ -23,13 +25,20 @@ __all__ = ["Corpus", "CorpusSource", "load_corpus", "resolve", "list_names", "bu
 
 @dataclass
 class Corpus:
-    """Loaded splits of one corpus. ``eval_source`` says where the eval split came from."""
+    """Loaded splits of one corpus. ``eval_source`` says where the eval split came from;
+    ``eval_location`` is where to fix its rows: its file or hub split, or ``""`` when the eval
+    rows are a held-out part of the training file (``eval_held_out``)."""
 
     source: CorpusSource
     train: datasets.Dataset
     eval: datasets.Dataset
     text_column: str
     eval_source: str
+    eval_location: str = ""
+
+    @property
+    def eval_held_out(self) -> bool:
+        return not self.eval_location
 
     @property
     def name(self) -> str:
@@ -104,17 +113,18 @@ def _drop_blank(ds: datasets.Dataset, column: str) -> datasets.Dataset:
     def non_blank(batch: dict[str, list]) -> list[bool]:
         return [t is not None and bool(str(t).strip()) for t in batch[column]]
 
-    return ds.filter(non_blank, batched=True, batch_size=10_000, desc="Dropping blank documents")
+    return cache.healing(ds, lambda: ds.filter(non_blank, batched=True, batch_size=10_000, desc="Dropping blank documents"))
 
 
 def _held_out(ds: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
     if len(ds) < 2:
         return ds, ds
-    split = ds.train_test_split(test_size=max(1, round(len(ds) * fraction)), seed=seed, shuffle=True)
+    split = cache.healing(ds, lambda: ds.train_test_split(test_size=max(1, round(len(ds) * fraction)), seed=seed, shuffle=True))
     return split["train"], split["test"]
 
 
-def _load_local(source: CorpusSource) -> tuple[datasets.Dataset, datasets.Dataset | None, str]:
+def _load_local(source: CorpusSource) -> tuple[datasets.Dataset, datasets.Dataset | None, list[Path]]:
+    """Train rows, and eval rows with their files where the folder has some."""
     from workbench.corpora import files
 
     path = source.path
@@ -123,9 +133,9 @@ def _load_local(source: CorpusSource) -> tuple[datasets.Dataset, datasets.Datase
         train_files, eval_files = files.split_directory(path)
         train = files.load_files(train_files)
         if eval_files:
-            return train, files.load_files(eval_files), ", ".join(p.name for p in eval_files)
-        return train, None, ""
-    return files.load_file(path), None, ""
+            return train, files.load_files(eval_files), eval_files
+        return train, None, []
+    return files.load_file(path), None, []
 
 
 def load_corpus(
@@ -145,16 +155,18 @@ def load_corpus(
     if source.kind == "hub":
         train, evaluation, eval_label = hub.load_hub(source.hub_name or "", source.hub_config)
         eval_label = f"{eval_label} split" if eval_label else ""
+        eval_location = f"{source.location} ({eval_label})" if eval_label else ""
     else:
-        train, evaluation, eval_label = _load_local(source)
-        eval_label = f"validation file ({eval_label})" if eval_label else ""
+        train, evaluation, eval_files = _load_local(source)
+        eval_label = f"validation file ({', '.join(p.name for p in eval_files)})" if eval_files else ""
+        eval_location = ", ".join(str(p) for p in eval_files)
     if eval_corpus:
         eval_source = resolve(eval_corpus)
         if eval_source.kind == "hub":
             evaluation, _, _ = hub.load_hub(eval_source.hub_name or "", eval_source.hub_config)
         else:
             evaluation, _, _ = _load_local(eval_source)
-        eval_label = f"eval corpus {eval_corpus}"
+        eval_label, eval_location = f"eval corpus {eval_corpus}", eval_source.location
     where = source.location
     column = detect_text_column(train, text_column, where) if require_text else (text_column or "text")
     if require_text:
@@ -165,7 +177,7 @@ def load_corpus(
         if column not in evaluation.column_names:
             raise CorpusError(
                 f"eval split has no column {column!r} (it has {', '.join(evaluation.column_names)})",
-                where=where,
+                where=eval_location or where,
                 fix="give the eval file the same columns as the training file",
             )
         evaluation = _drop_blank(evaluation, column)
@@ -173,5 +185,10 @@ def load_corpus(
             evaluation = None
     if evaluation is None:
         train, evaluation = _held_out(train, eval_fraction, seed)
-        eval_label = f"held-out {eval_fraction:.0%} of train (seed {seed})"
-    return Corpus(source=source, train=train, eval=evaluation, text_column=column, eval_source=eval_label)
+        eval_label, eval_location = f"held-out {eval_fraction:.0%} of {_display_name(source)} (seed {seed})", ""
+    return Corpus(source=source, train=train, eval=evaluation, text_column=column, eval_source=eval_label, eval_location=eval_location)
+
+
+def _display_name(source: CorpusSource) -> str:
+    """The training data as a user would name it: a file's name, a folder's, a hub id."""
+    return source.path.name if source.path is not None else source.location

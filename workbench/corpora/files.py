@@ -10,7 +10,7 @@ from pathlib import Path
 
 import datasets
 
-from workbench.corpora import validate
+from workbench.corpora import cache, validate
 from workbench.errors import CorpusError
 
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text")
@@ -29,20 +29,36 @@ def _library_error(path: Path, exc: Exception) -> CorpusError:
     return CorpusError(f"could not parse the file ({reason})", where=str(path), fix="check the file's format")
 
 
+def _builder_folder(builder: str, path: Path, options: dict) -> Path | None:
+    """Where ``datasets`` keeps the prepared Arrow copy of ``path`` (None if it cannot say)."""
+    try:
+        return Path(datasets.load_dataset_builder(builder, data_files=str(path), **options).cache_dir)
+    except Exception:  # noqa: BLE001 - only asked after a failure, to look for a bad cache
+        return None
+
+
+def load_builder(builder: str, path: Path, **options: object) -> datasets.Dataset:
+    """``datasets.load_dataset(builder)`` on one file. If it fails because its prepared Arrow
+    copy (a cache) is unreadable, the copy is discarded and rebuilt from the file; any other
+    failure is one line naming the file."""
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    except Exception as exc:  # noqa: BLE001 - any library failure becomes one line
+        folder = _builder_folder(builder, path, options)
+        bad = cache.discard_unreadable([folder]) if folder is not None and folder.is_dir() else []
+        if not bad:
+            raise _library_error(path, exc) from None
+    cache.notice(cache.healed_text(bad))
+    try:
+        return datasets.load_dataset(builder, data_files=str(path), split="train", download_mode="force_redownload", **options)
+    except Exception as exc:  # noqa: BLE001
+        raise _library_error(path, exc) from None
+
+
 def load_text_file(path: Path) -> datasets.Dataset:
     """Plain text: one document per paragraph (blank-line separated)."""
     has_bom = validate.check_utf8(path)
-    try:
-        ds = datasets.load_dataset(
-            "text",
-            data_files=str(path),
-            split="train",
-            sample_by="paragraph",
-            encoding="utf-8-sig" if has_bom else "utf-8",
-        )
-    except Exception as exc:  # noqa: BLE001 - any library failure becomes one line
-        raise _library_error(path, exc) from None
-    return ds
+    return load_builder("text", path, sample_by="paragraph", encoding="utf-8-sig" if has_bom else "utf-8")
 
 
 def load_table_file(path: Path) -> datasets.Dataset:
@@ -53,24 +69,17 @@ def load_table_file(path: Path) -> datasets.Dataset:
             delimiter = "\t" if suffix == ".tsv" else ","
             header = validate.check_delimited(path, delimiter)
             has_bom = validate.check_utf8(path)
-            ds = datasets.load_dataset(
-                "csv",
-                data_files=str(path),
-                split="train",
-                delimiter=delimiter,
-                encoding="utf-8-sig" if has_bom else "utf-8",
-                keep_default_na=False,
-                na_filter=False,
-            )
+            ds = load_builder("csv", path, delimiter=delimiter, encoding="utf-8-sig" if has_bom else "utf-8",
+                              keep_default_na=False, na_filter=False)
             del header
         elif suffix == ".jsonl":
             validate.check_jsonl(path)
-            ds = datasets.load_dataset("json", data_files=str(path), split="train")
+            ds = load_builder("json", path)
         elif suffix == ".json":
             ds = datasets.Dataset.from_list(validate.load_json_records(path))
         elif suffix == ".parquet":
             validate.check_parquet(path)
-            ds = datasets.load_dataset("parquet", data_files=str(path), split="train")
+            ds = load_builder("parquet", path)
         else:
             raise CorpusError(
                 f"unsupported file type {suffix!r}",
@@ -87,9 +96,7 @@ def load_table_file(path: Path) -> datasets.Dataset:
 
 
 def load_file(path: Path) -> datasets.Dataset:
-    if not path.exists():
-        raise CorpusError("file not found", where=str(path), fix="check the path")
-    if path.stat().st_size == 0:
+    if validate.check_file_kind(path).st_size == 0:
         raise CorpusError("file is empty", where=str(path), fix="pass a file with text in it")
     if path.suffix.lower() in TEXT_SUFFIXES:
         return load_text_file(path)
@@ -100,8 +107,10 @@ def split_directory(directory: Path) -> tuple[list[Path], list[Path]]:
     """Files of a corpus folder, as (train files, eval files) by their names.
 
     ``valid*``/``dev*``/``eval*`` files are the evaluation split; ``test*`` files are used
-    for evaluation only when there is no validation file.
+    for evaluation only when there is no validation file. Only regular files count (a FIFO
+    or a device in the folder is skipped unread).
     """
+    validate.check_file_kind(directory)
     files = sorted(p for p in directory.rglob("*") if p.is_file() and is_supported(p) and not p.name.startswith("."))
     files = [p for p in files if p.name.lower() != "readme.md"]
     if not files:

@@ -7,16 +7,76 @@ import codecs
 import csv
 import io
 import json
+import math
+import os
+import re
+import stat
 from pathlib import Path
+from typing import Any, Callable
 
 from workbench.errors import CorpusError
 
 _CHUNK = 1 << 20
 MAX_FIELD_CHARS = 64 << 20
+MAX_INT_DIGITS = 4300
+"""Python's own limit on converting digits to an int (``sys.get_int_max_str_digits``)."""
+INT64 = (-(1 << 63), (1 << 63) - 1)
+PSEUDO_FILESYSTEMS = ("/proc", "/sys")
+"""Kernel file systems whose files report size 0 (or 4096) and are made up as they are read."""
 
 
 def _line_of(raw_prefix: bytes) -> int:
     return raw_prefix.count(b"\n") + 1
+
+
+def _special_kind(mode: int) -> str | None:
+    """What a non-regular file is, as users name it; None for a regular file or a folder."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, name in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def _pseudo_filesystem(device: int) -> str | None:
+    for root in PSEUDO_FILESYSTEMS:
+        try:
+            if os.stat(root).st_dev == device:
+                return root
+        except OSError:
+            continue
+    return None
+
+
+def check_file_kind(path: Path) -> os.stat_result:
+    """``os.stat`` a corpus path and refuse anything but a regular file or folder.
+
+    Only ``stat``, never ``open``: opening a FIFO blocks until a writer comes, ``/dev/zero``
+    never ends, and ``/proc`` files claim size 0, so each would hang or be called "empty".
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise CorpusError("file not found", where=str(path), fix="check the path") from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read it ({exc.strerror})", where=str(path), fix="check the path and its permissions") from None
+    kind = _special_kind(info.st_mode)
+    if kind is not None:
+        raise CorpusError(
+            f"is {kind}, not a regular file (reading it could block or never end)",
+            where=str(path),
+            fix="write the data to a regular file first and pass that file",
+        )
+    root = _pseudo_filesystem(info.st_dev)
+    if root is not None:
+        raise CorpusError(
+            f"is on {root}, a kernel pseudo-filesystem, not a regular file (its contents are made up as it is read)",
+            where=str(path),
+            fix=f"copy it to a regular file first (e.g. cat {path} > corpus.txt) and pass that",
+        )
+    return info
 
 
 def check_utf8(path: Path) -> bool:
@@ -144,11 +204,127 @@ class FieldTypes:
                 )
 
 
-def _parse_json(text: str, path: Path, where: str) -> object:
+class JsonValueError(Exception):
+    """A JSON value that parses but that Python or Arrow cannot hold (a 5000-digit integer,
+    ``1e999``, a lone UTF-16 surrogate); ``offset`` is where it starts in the text, if known."""
+
+    def __init__(self, problem: str, fix: str, offset: int | None = None):
+        super().__init__(problem)
+        self.problem, self.fix, self.offset = problem, fix, offset
+
+
+_NUMBER_FIX = "quote it (write it as a string), or make it smaller"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _number_hooks(int64: bool) -> tuple[Callable[[str], int], Callable[[str], float], list[str]]:
+    """``parse_int``/``parse_float`` for ``json.loads`` that refuse what cannot be held, and
+    the list in which they leave the offending literal (to find its line afterwards)."""
+    bad: list[str] = []
+
+    def parse_int(text: str) -> int:
+        digits = len(text.lstrip("-"))
+        if digits > MAX_INT_DIGITS:
+            bad.append(text)
+            raise JsonValueError(f"an integer with {digits} digits is too long (at most {MAX_INT_DIGITS})", _NUMBER_FIX)
+        value = int(text)
+        if int64 and not INT64[0] <= value <= INT64[1]:
+            bad.append(text)
+            raise JsonValueError(f"integer {text[:24]}{'...' if len(text) > 24 else ''} does not fit in 64 bits", _NUMBER_FIX)
+        return value
+
+    def parse_float(text: str) -> float:
+        value = float(text)
+        if math.isinf(value):
+            bad.append(text)
+            raise JsonValueError(f"number {text[:24]} is too large for a 64-bit float", _NUMBER_FIX)
+        return value
+
+    return parse_int, parse_float, bad
+
+
+def _number_offset(text: str, literal: str) -> int | None:
+    """Where a number literal stands in the JSON text (as a value, not inside a string)."""
+    match = re.search(r"(?:(?<=[\[:,])|(?<=\s))" + re.escape(literal) + r"(?=[\s,\]}]|$)", text)
+    return match.start() if match else None
+
+
+def _lone_surrogate_offset(text: str) -> int | None:
+    """Where the first ``\uD800``-``\uDFFF`` escape that is not half of a pair starts."""
+    pending_high: int | None = None
+    for match in _SURROGATE_ESCAPE.finditer(text):
+        start = before = match.start()
+        while before > 0 and text[before - 1] == "\\":
+            before -= 1
+        if (start - before) % 2:  # "\\ud800" is a backslash and text, not an escape
+            continue
+        high = match.group()[3].lower() in "89ab"  # \uD800-\uDBFF lead a pair
+        if pending_high is not None:
+            if not high and start == pending_high + 6:
+                pending_high = None
+                continue
+            return pending_high
+        if not high:
+            return start
+        pending_high = start
+    return pending_high
+
+
+def _has_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
+def loads(text: str, *, int64: bool = False) -> Any:
+    """``json.loads``, but a value that Python or Arrow would fail on later, without a line
+    number, raises ``JsonValueError`` with its offset: an integer over 4300 digits (Python's
+    limit), one outside 64 bits with ``int64`` (``Dataset.from_list``), a float that
+    overflows to infinity, a lone surrogate (not valid Unicode, so not writable as Arrow
+    text). Syntax errors stay ``json.JSONDecodeError``; deep nesting stays ``RecursionError``.
+    """
+    parse_int, parse_float, bad = _number_hooks(int64)
     try:
-        return json.loads(text)
+        value = json.loads(text, parse_int=parse_int, parse_float=parse_float)
+    except JsonValueError as exc:
+        exc.offset = _number_offset(text, bad[-1]) if bad else None
+        raise
+    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
+        raise JsonValueError(
+            "a lone UTF-16 surrogate escape (\\uD800-\\uDFFF without its pair) is not valid Unicode",
+            "remove it, or write the whole pair (e.g. \\ud83d\\ude00)",
+            _lone_surrogate_offset(text),
+        )
+    return value
+
+
+def place(text: str, offset: int | None, first_line: int = 1) -> str:
+    """``line N, column C`` of an offset in ``text`` (whose first line is ``first_line``)."""
+    if offset is None:
+        return f"line {first_line}"
+    line = first_line + text.count("\n", 0, offset)
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def _parse_json(text: str, path: Path, first_line: int, *, int64: bool = False) -> object:
+    try:
+        return loads(text, int64=int64)
     except RecursionError:
-        raise CorpusError(f"{where}: JSON nested too deeply", where=str(path), fix="flatten the data: one object per record") from None
+        raise CorpusError(f"line {first_line}: JSON nested too deeply", where=str(path), fix="flatten the data: one object per record") from None
+    except JsonValueError as exc:
+        raise CorpusError(f"{place(text, exc.offset, first_line)}: {exc.problem}", where=str(path), fix=exc.fix) from None
 
 
 def check_jsonl(path: Path) -> None:
@@ -160,7 +336,7 @@ def check_jsonl(path: Path) -> None:
         if not line.strip():
             continue
         try:
-            record = _parse_json(line, path, f"line {number}")
+            record = _parse_json(line, path, number)
         except json.JSONDecodeError as exc:
             raise CorpusError(
                 f"line {number}: invalid JSON ({exc.msg} at column {exc.colno})",
@@ -183,11 +359,11 @@ def load_json_records(path: Path) -> list[dict]:
     """A ``.json`` file: a list of objects, or an object holding one such list."""
     text = read_text(path)
     try:
-        data = _parse_json(text, path, "line 1")
+        data = _parse_json(text, path, 1, int64=True)
     except json.JSONDecodeError as exc:
         if "\n{" in text.strip() or text.lstrip().startswith("{"):
             check_jsonl(path)  # maybe JSON Lines with a .json suffix; raises with a line number
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
+            return [_parse_json(line, path, n, int64=True) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
         raise CorpusError(
             f"line {exc.lineno}: invalid JSON ({exc.msg})", where=str(path), fix="fix the JSON syntax"
         ) from None

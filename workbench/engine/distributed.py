@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,12 +177,13 @@ def launch(
     nnodes: int = 1,
     node_rank: int = 0,
     rdzv_endpoint: str | None = None,
-    json_events: bool = False,
+    child_flags: Sequence[str] = (),
 ) -> int:
     """Run ``spec`` (or resume a run) in ``gpus`` processes per node; returns torchrun's exit code.
 
     The spec is resolved here (so a bad flag fails before any process starts, and every rank
-    gets the same run name) and handed to the ranks as a TOML file.
+    gets the same run name) and handed to the ranks as a TOML file. ``child_flags`` go to
+    every rank's ``workbench run`` as they are (``--json``, a resume's ``--max-steps N``...).
     """
     from workbench.engine.rundir import find_run
     from workbench.engine.spec_resolution import resolve_spec
@@ -201,15 +203,16 @@ def launch(
             spec_file = Path(folder) / "spec.toml"
             spec_file.write_text(spec.to_toml(), encoding="utf-8")
             child = ["--config", str(spec_file)]
-        if json_events:
-            child.append("--json")
-        command = torchrun_command(child, gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
+        command = torchrun_command([*child, *child_flags], gpus=gpus, nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint)
         env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
         # torchrun and the ranks get a session of their own, so a terminal's Ctrl-C reaches
         # them once, through this launcher and torchrun, and not also directly (a rank takes
         # a second signal as "exit now, skip the checkpoint").
         process = subprocess.Popen(command, env=env, start_new_session=True)
-        forwarded = [sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if sig is not None]
+        # A signal this launcher ignores (SIGHUP under nohup) stays ignored: the ranks have
+        # their own sessions, so they only see what is forwarded.
+        forwarded = [sig for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
+                     if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN]
         previous = {sig: signal.signal(sig, lambda signum, _frame: process.send_signal(signum)) for sig in forwarded}
         try:
             return process.wait()

@@ -6,12 +6,12 @@ each event as a message. Hand-written (not ``tail -f``) because the workbench ne
 things a generic tail does not give: a torn last line (the writer is mid-``write``) is held
 back until its newline arrives, a file that was replaced or truncated is re-read from the
 start, and following ends by itself once the run has finished, failed, or its process is
-gone.
+gone. Lines that are not usable events (``event_problem``) are skipped, and ``follow`` says
+how many in a ``message`` event, so a damaged line neither stops nor misleads the follower.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.events import Event, event_from_json
-from workbench.engine.rundir import RunDir
+from workbench.engine.events import Event, Message, event_from_json, event_problem
+from workbench.engine.rundir import RunDir, open_regular, parse_json_line, pid_alive, skipped_note
 
 ENDING_EVENTS = ("finished", "failed")
 """Event kinds after which a run writes nothing more."""
@@ -28,70 +28,73 @@ ENDING_EVENTS = ("finished", "failed")
 
 class MetricsTail:
     """New complete JSON-object lines of one file (``metrics.jsonl``, or the log of a
-    ``workbench run --json`` process) since the previous ``read()``, from byte ``start`` on."""
+    ``workbench run --json`` process) since the previous ``read()``, from byte ``start`` on.
+    ``skipped`` counts the complete lines it could not use."""
 
     def __init__(self, path: str | Path, *, start: int = 0):
         self.path = Path(path)
         self.offset = start
+        self.skipped = 0
         self._partial = b""
         self._inode: int | None = None
 
     def read(self) -> list[dict[str, Any]]:
-        """Parsed new lines (complete lines that are not a JSON object are skipped, a torn tail waits)."""
+        """Parsed new lines (complete lines that are not a JSON object are skipped and
+        counted, a torn tail waits)."""
         try:
-            stat = self.path.stat()
+            with open_regular(self.path) as handle:
+                stat = os.fstat(handle.fileno())
+                if self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self.offset):
+                    self.offset, self._partial = 0, b""  # replaced or truncated: start over
+                self._inode = stat.st_ino
+                if stat.st_size == self.offset:
+                    return []
+                handle.seek(self.offset)
+                chunk = handle.read()
         except OSError:
             return []
-        if self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self.offset):
-            self.offset, self._partial = 0, b""  # replaced or truncated: start over
-        self._inode = stat.st_ino
-        if stat.st_size == self.offset:
-            return []
-        with self.path.open("rb") as handle:
-            handle.seek(self.offset)
-            chunk = handle.read()
         self.offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
+        lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()  # b"" when the chunk ended in a newline
         out = []
         for line in lines:
             if not line.strip():
                 continue
             try:
-                data = json.loads(line)
+                data = parse_json_line(line)
             except ValueError:
-                continue
+                data = None
             if isinstance(data, dict):
                 out.append(data)
+            else:
+                self.skipped += 1
         return out
 
     def events(self) -> list[Event]:
-        return [e for e in (event_from_json(d) for d in self.read()) if e is not None]
+        """New events; lines that fail ``event_problem`` are skipped and counted too."""
+        out = []
+        for data in self.read():
+            if event_problem(data):
+                self.skipped += 1
+                continue
+            event = event_from_json(data)
+            if event is not None:
+                out.append(event)
+        return out
 
 
 def run_is_live(run_dir: str | Path) -> bool:
     """True while ``status.json`` says running and the process it names is alive.
 
     Reads only ``status.json`` (``follow`` asks at every quiet poll, and a long run's
-    ``metrics.jsonl`` is large); ``run_row`` reports the same state as "interrupted".
+    ``metrics.jsonl`` is large); ``run_row`` reports the same state as "interrupted". A
+    damaged ``status.json`` is not a live run.
     """
     status = RunDir(Path(run_dir)).status()
     if status.get("status") != "running":
         return False
-    try:
-        pid = int(status.get("pid") or 0)
-    except (TypeError, ValueError):
-        return False
-    if not pid:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: alive, but another user's
-        return True
-    return True
+    pid = status.get("pid") or 0
+    return not pid or pid_alive(pid)
 
 
 def follow(
@@ -110,12 +113,22 @@ def follow(
     """
     tail = MetricsTail(Path(run_dir) / "metrics.jsonl")
     last_new = time.monotonic()
+    reported = 0
 
     def stopping() -> bool:
         return bool((should_stop and should_stop()) or (stop and stop.is_set()))
 
-    while not stopping():
+    def read() -> list[Event]:
+        """New events, after a note when more lines were skipped since the last one."""
+        nonlocal reported
         events = tail.events()
+        if tail.skipped > reported:
+            reported = tail.skipped
+            events.insert(0, Message(text=skipped_note(tail.path.name, tail.skipped)))
+        return events
+
+    while not stopping():
+        events = read()
         for event in events:
             yield event
             if event.kind in ENDING_EVENTS:
@@ -127,8 +140,7 @@ def follow(
         if idle_timeout is not None and now - last_new > idle_timeout:
             return
         if (Path(run_dir) / "status.json").exists() and not run_is_live(run_dir):
-            for event in tail.events():  # lines written between the read and the check
-                yield event
+            yield from read()  # lines written between the read and the check
             return
         if stop is not None:
             stop.wait(interval)

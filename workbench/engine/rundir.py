@@ -13,8 +13,13 @@ Layout of ``<out>/<name>/``::
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import json
+import math
 import os
+import re
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,17 +27,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import tomli_w
 
 from workbench.config import RunSpec, tomllib
-from workbench.engine.events import Event
+from workbench.engine.events import Event, event_problem, probe_line_problem, value_problem
+from workbench.engine.lock import open_append
 from workbench.errors import RunDirError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file + fsync + rename, so readers never see half a file."""
+    """Write via a temp file + fsync + rename, so readers never see half a file. The temp
+    file is created with ``O_EXCL`` and the rename replaces ``path`` itself, so a symlink
+    there is replaced, never written through."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -75,7 +83,7 @@ class MetricsWriter:
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
-        self._handle = path.open("a", encoding="utf-8")
+        self._handle = open_append(path)  # never through a symlink
         if self._handle.tell() > 0 and not _ends_with_newline(path):
             self._handle.write("\n")  # a line torn by a kill must not swallow the next event
 
@@ -90,6 +98,22 @@ class MetricsWriter:
     def close(self) -> None:
         with self._lock:
             self._handle.close()
+
+
+def _overwrite_in_place(path: Path, text: str) -> None:
+    """Rewrite an existing small file over its own bytes (never through a symlink), padded
+    with spaces (JSON allows them) to its old length so nothing is truncated: no new block
+    is needed, so this works on a full disk. Not atomic: the fallback when atomic fails."""
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        data = text.encode("utf-8")
+        data += b" " * max(0, os.fstat(fd).st_size - len(data))
+        view = memoryview(data)
+        while view:  # from offset 0: the descriptor is fresh
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -147,50 +171,241 @@ class RunDir:
         data = {"status": status, "pid": os.getpid(), "updated": time.time(), **extra}
         atomic_write_text(self.status_file, json.dumps(data, default=_json_default))
 
+    def write_status_anyway(self, status: str, **extra: Any) -> str:
+        """``write_status`` for a run's last word (failed, stopped), which must land even on
+        a full disk, where the atomic write's new temp file cannot: then overwrite the old
+        ``status.json`` in place (its disk block is already allocated), and failing that
+        remove it, so that no reader goes on seeing ``running`` (they then say ``unknown``).
+        Returns how it was recorded: "atomic", "in place", "removed" or "" (nothing worked)."""
+        try:
+            self.write_status(status, **extra)
+            return "atomic"
+        except OSError:
+            pass
+        data = {"status": status, "pid": os.getpid(), "updated": time.time(), **extra}
+        try:
+            _overwrite_in_place(self.status_file, json.dumps(data, default=_json_default))
+            return "in place"
+        except OSError:
+            pass
+        try:
+            self.status_file.unlink()
+            return "removed"
+        except FileNotFoundError:
+            return "removed"
+        except OSError:
+            return ""
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(self.summary_file, json.dumps(summary, indent=2, default=_json_default))
 
     # ----------------------------------------------------------- reading
     def read_run_toml(self) -> dict[str, Any]:
+        """``run.toml`` as tables: ``spec`` and ``meta`` are dicts, and the spec fields that
+        readers use without ``RunSpec`` (objective, corpus, base, probes) have their types;
+        anything else is a one-line ``RunDirError``."""
         if not self.run_toml.is_file():
             raise RunDirError("not a run directory (no run.toml)", where=str(self.path), fix="pass a folder under checkpoints/ (see `workbench runs`)")
         try:
-            return tomllib.loads(self.run_toml.read_text(encoding="utf-8"))
+            data = tomllib.loads(read_small_file(self.run_toml).decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise RunDirError(f"run.toml is unreadable ({exc})", where=str(self.run_toml), fix="restore run.toml or start a new run") from None
+            raise RunDirError(f"not valid TOML ({exc})", where=str(self.run_toml), fix="restore run.toml or start a new run") from None
+        except OSError as exc:
+            raise RunDirError(f"unreadable ({exc.strerror or exc})", where=str(self.run_toml), fix="check its permissions") from None
+        problem = _run_toml_problem(data)
+        if problem:
+            raise RunDirError(problem, where=str(self.run_toml), fix="restore run.toml or start a new run")
+        return data
 
     def spec(self) -> RunSpec:
         data = self.read_run_toml()
         return RunSpec.from_dict(data.get("spec", {}), source=str(self.run_toml))
 
     def meta(self) -> dict[str, Any]:
-        return self.read_run_toml().get("meta", {})
+        """The ``[meta]`` table, with the base's identity checked to be text (the inspector
+        finds the base by it); ``run_row`` checks ``created`` itself."""
+        meta = self.read_run_toml().get("meta", {})
+        problem = _base_problem(meta)
+        if problem:
+            raise RunDirError(problem, where=str(self.run_toml), fix="restore run.toml or start a new run")
+        return meta
 
     def status(self) -> dict[str, Any]:
+        """``status.json``, checked: ``{"status": "unknown"}`` while there is none, and
+        ``{"status": "unknown", "damaged": why}`` when it cannot be trusted, so no reader acts
+        on (or crashes on) a pid or a step of the wrong type."""
         try:
-            return json.loads(self.status_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = parse_json_line(read_small_file(self.status_file))
+        except FileNotFoundError:
             return {"status": "unknown"}
+        except OSError as exc:
+            return {"status": "unknown", "damaged": f"status.json is unreadable ({exc.strerror or exc})"}
+        except ValueError:
+            return {"status": "unknown", "damaged": "status.json is not JSON"}
+        if not isinstance(data, dict):
+            return {"status": "unknown", "damaged": f"status.json is not a JSON object but {type(data).__name__}"}
+        for name, kind in STATUS_FIELDS.items():
+            problem = value_problem(data[name], kind) if name in data else ("is missing" if name == "status" else None)
+            if problem:
+                return {"status": "unknown", "damaged": f"status.json: {name} {problem}"}
+        return data
 
     def summary(self) -> dict[str, Any]:
         try:
-            return json.loads(self.summary_file.read_text(encoding="utf-8"))
+            data = parse_json_line(read_small_file(self.summary_file))
         except (OSError, ValueError):
             return {}
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def probes_file(self) -> Path:
+        return self.path / "probes.jsonl"
+
+    def read_events(self) -> JsonLines:
+        """The usable events of ``metrics.jsonl`` (``event_problem`` decides), and what was skipped."""
+        return read_jsonl(self.metrics, event_problem)
 
     def events(self) -> list[dict[str, Any]]:
-        """All parseable lines of ``metrics.jsonl`` (a torn last line is skipped)."""
-        out = []
-        try:
-            with self.metrics.open(encoding="utf-8") as handle:
-                for line in handle:
-                    try:
-                        out.append(json.loads(line))
-                    except ValueError:
-                        continue
-        except OSError:
-            pass
-        return out
+        """The usable events of ``metrics.jsonl`` (see ``read_events``)."""
+        return self.read_events().records
+
+
+MAX_SMALL_FILE = 4 << 20
+"""``run.toml``, ``status.json`` and ``summary.json`` are a few KiB; past this it is damage."""
+
+STATUS_FIELDS: dict[str, Any] = {"status": str, "pid": int, "updated": float, "step": int, "message": str}
+"""The fields of ``status.json`` that readers use, and their types."""
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading; a FIFO, device or folder in its place is an
+    ``OSError`` rather than a reader blocked forever on it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_small_file(path: Path, limit: int = MAX_SMALL_FILE) -> bytes:
+    """All of a small regular file (see ``open_regular``); a larger one is an ``OSError``."""
+    with open_regular(path) as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB", str(path))
+    return data
+
+
+def parse_json_line(raw: bytes) -> Any:
+    """One JSON document from UTF-8 bytes; any way it can fail (bad UTF-8, bad JSON, nesting
+    too deep, a lone surrogate that no terminal can print) is a ``ValueError``."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if _SURROGATE_ESCAPE.search(raw):  # rare: pairs are fine, a lone one cannot be printed
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return data
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
+
+
+def skipped_note(file: str, count: int) -> str:
+    """``metrics.jsonl: 3 unreadable lines skipped``: the one wording of every reader."""
+    return f"{file}: {count} unreadable line{'s' if count != 1 else ''} skipped"
+
+
+@dataclass
+class JsonLines:
+    """What ``read_jsonl`` found in one file: the usable records and what it skipped."""
+
+    name: str
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+    first_skipped: str = ""
+    """``line 12: step event without total_steps``: the first skipped line and why."""
+    unreadable: str = ""
+    """Why the whole file could not be read (empty when it could, or does not exist)."""
+
+    def skip(self, number: int, why: str) -> None:
+        self.skipped += 1
+        self.first_skipped = self.first_skipped or f"line {number}: {why}"
+
+    def problems(self) -> list[str]:
+        """``["metrics.jsonl: 3 unreadable lines skipped"]``, or nothing for a sound file."""
+        if self.unreadable:
+            return [f"{self.name} is {self.unreadable}"]
+        return [skipped_note(self.name, self.skipped)] if self.skipped else []
+
+
+def read_jsonl(path: Path, problem: Callable[[Any], str | None]) -> JsonLines:
+    """The records of a JSON-lines file that ``problem`` accepts, and a count of the lines it
+    skipped: lines that are not UTF-8 JSON, or records with a missing or wrongly typed
+    field. A torn last line, one a writer has not finished, is left out without counting it.
+    A file that does not exist is empty; one that cannot be read says why in ``unreadable``."""
+    found = JsonLines(path.name)
+    try:
+        with open_regular(path) as handle:
+            for number, raw in enumerate(handle, 1):
+                if not raw.strip():
+                    continue
+                try:
+                    data = parse_json_line(raw)
+                except ValueError:
+                    if raw.endswith(b"\n"):
+                        found.skip(number, "not JSON")
+                    continue
+                why = problem(data)
+                if why:
+                    found.skip(number, why)
+                else:
+                    found.records.append(data)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        found.unreadable = f"unreadable ({exc.strerror or exc})"
+    return found
+
+
+_SPEC_TYPES: dict[str, Any] = {"objective": str, "corpus": str, "base": str, "probes": list}
+
+
+def _run_toml_problem(data: dict[str, Any]) -> str | None:
+    """Why a parsed ``run.toml`` cannot be read as one (None when it can)."""
+    for table in ("spec", "meta"):
+        if not isinstance(data.get(table, {}), dict):
+            return f"[{table}] is not a table"
+    spec = data.get("spec", {})
+    for name, kind in _SPEC_TYPES.items():
+        problem = value_problem(spec[name], kind) if name in spec else None
+        if problem:
+            return f"{name} {problem}"
+    if not all(isinstance(p, str) for p in spec.get("probes", [])):
+        return "probes is not a list of texts"
+    return None
+
+
+def _base_problem(meta: dict[str, Any]) -> str | None:
+    for name, value in meta.items():
+        if name.startswith("base") and not isinstance(value, str):
+            return f"{name} is not text"
+    return None
+
+
+def _created_problem(meta: dict[str, Any]) -> str | None:
+    created = meta.get("created", 0.0)
+    return "created is not a time" if value_problem(created, float) or not _is_time(float(created)) else None
+
+
+def _is_time(value: float) -> bool:
+    try:
+        dt.datetime.fromtimestamp(value)
+    except (OverflowError, ValueError, OSError):
+        return False
+    return True
 
 
 def find_run(name_or_path: str, out: str = "checkpoints") -> RunDir:
@@ -207,7 +422,10 @@ def find_run(name_or_path: str, out: str = "checkpoints") -> RunDir:
 
 
 def new_run_dir(out: str, name: str) -> RunDir:
-    """Create ``out/name``; a taken name gets a numeric suffix, never overwrites."""
+    """Create ``out/name``; a taken name gets a numeric suffix, never overwrites. ``mkdir``
+    is atomic, so two processes starting the same name at once get two folders; the caller
+    then locks its folder (``lock.claim``) before writing, and nothing can resume a folder
+    before its ``run.toml`` exists, which is written under that lock."""
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     candidate = root / name
@@ -234,64 +452,122 @@ class RunRow:
     total_steps: int
     best_eval_loss: float | None
     status: str
+    """What the status column shows: ``state``, or ``damaged: <reasons> (state)``."""
     created: float
     extra: dict = field(default_factory=dict)
+    state: str = ""
+    """running, finished, stopped, failed, interrupted or unknown, damaged or not."""
+    problems: list[str] = field(default_factory=list)
+    """Why the run is damaged (files or lines that could not be read); empty when it is not."""
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one of another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    except (OSError, OverflowError, ValueError):  # not a pid this system can have
+        return False
     return True
 
 
-def run_row(run: RunDir) -> RunRow:
-    data = run.read_run_toml()
-    spec, meta = data.get("spec", {}), data.get("meta", {})
-    status = run.status()
-    state = status.get("status", "unknown")
-    if state == "running" and status.get("pid") and not _pid_alive(int(status["pid"])):
-        state = "interrupted"
+def _progress(events: list[dict[str, Any]]) -> tuple[int, int, float | None]:
+    """(step reached, total steps, best eval loss) from checked events."""
     steps, total, best = 0, 0, None
-    for event in run.events():
-        kind = event.get("event")
+    for event in events:
+        kind = event["event"]
         if kind == "step":
-            steps, total = event.get("step", steps), event.get("total_steps", total)
+            steps, total = event["step"], event["total_steps"]
         elif kind == "eval" and event.get("split", "eval") == "eval":
-            loss = event.get("eval_loss")
-            if loss is not None and (best is None or loss < best):
+            loss = event["eval_loss"]
+            if math.isfinite(loss) and (best is None or loss < best):
                 best = loss
         elif kind == "started":
-            total = event.get("total_steps", total)
+            total = event["total_steps"]
         elif kind == "finished":
-            steps = event.get("step", steps)
+            steps = event["step"]
+    return steps, total, best
+
+
+def _mtime(path: Path) -> float:
+    """A file's modification time, or 0.0 when it has none a date can show."""
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        return 0.0
+    return mtime if _is_time(mtime) else 0.0
+
+
+def run_row(run: RunDir) -> RunRow:
+    """One row, whatever shape the run is in: a file that cannot be read or trusted makes
+    the status ``damaged: <reason>`` instead of hiding the run (or, by raising, every run
+    under the root)."""
+    problems: list[str] = []
+    try:
+        data = run.read_run_toml()
+    except RunDirError as error:
+        data = {}
+        problems.append("run.toml is missing" if not run.run_toml.exists() else f"run.toml: {error.problem.split(' (')[0]}")
+    spec, meta = data.get("spec", {}), data.get("meta", {})
+    meta_problem = (_created_problem(meta) or _base_problem(meta)) if data else None
+    if meta_problem:
+        problems.append(f"run.toml: {meta_problem}")
+    status = run.status()
+    if "damaged" in status:
+        problems.append(status["damaged"])
+    state = status["status"]
+    if state == "running" and status.get("pid") and not pid_alive(status["pid"]):
+        state = "interrupted"
+    log = run.read_events()
+    problems += log.problems() + read_jsonl(run.probes_file, probe_line_problem).problems()
+    steps, total, best = _progress(log.records)
+    created = float(meta["created"]) if "created" in meta and not _created_problem(meta) else _mtime(run.run_toml)
+    label = state
+    if problems:
+        label = f"damaged: {'; '.join(problems)}" + (f" ({state})" if state != "unknown" else "")
     return RunRow(
-        name=run.path.name,
-        path=str(run.path),
-        objective=spec.get("objective", "?"),
-        corpus=spec.get("corpus", "?"),
-        base=spec.get("base", ""),
-        steps=int(steps),
-        total_steps=int(total),
-        best_eval_loss=best,
-        status=state,
-        created=float(meta.get("created", run.run_toml.stat().st_mtime)),
+        name=run.path.name, path=str(run.path), objective=spec.get("objective", "?"), corpus=spec.get("corpus", "?"),
+        base=spec.get("base", ""), steps=steps, total_steps=total, best_eval_loss=best, status=label,
+        created=created, state=state, problems=problems,
     )
 
 
+RUN_FILES = ("run.toml", "status.json", "metrics.jsonl")
+"""A folder with any of these is a run (one without run.toml is a damaged run)."""
+
+
+def _is_run_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and any(os.path.lexists(path / name) for name in RUN_FILES)
+    except OSError:
+        return False
+
+
+def _damaged_row(path: Path, why: str) -> RunRow:
+    """The row of a run folder that could not be read at all."""
+    return RunRow(name=path.name, path=str(path), objective="?", corpus="?", base="", steps=0, total_steps=0,
+                  best_eval_loss=None, status=f"damaged: {why}", created=_mtime(path), state="unknown", problems=[why])
+
+
 def list_runs(out: str = "checkpoints") -> list[RunRow]:
+    """Every run under ``out``, newest first; a damaged run is listed as damaged, never dropped."""
     root = Path(out)
     if not root.is_dir():
         return []
+    try:
+        children = sorted(root.iterdir())
+    except OSError as exc:
+        raise RunDirError(f"cannot list the run root ({exc.strerror or exc})", where=out, fix="check its permissions") from None
     rows = []
-    for child in root.iterdir():
-        if (child / "run.toml").is_file():
-            try:
-                rows.append(run_row(RunDir(child.resolve())))
-            except RunDirError:
-                continue
+    for child in children:
+        if not _is_run_folder(child):
+            continue
+        try:
+            rows.append(run_row(RunDir(child.resolve())))
+        except (OSError, RuntimeError) as exc:  # a folder removed or made unreadable while listing, a link loop
+            rows.append(_damaged_row(child, f"unreadable ({getattr(exc, 'strerror', None) or exc})"))
     rows.sort(key=lambda r: r.created, reverse=True)
     return rows

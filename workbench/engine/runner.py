@@ -25,9 +25,11 @@ from typing import Any, Iterable
 import torch
 
 from workbench.config import RunSpec
+from workbench.corpora import cache
 from workbench.engine.control import RunControl
 from workbench.engine.evaluation import Evaluator, perplexity
 from workbench.engine.events import Event, Listener, Message, RunFailed, RunFinished, RunStarted, StepLogged
+from workbench.engine.failed_start import discard_failed_start
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.hooks import HookFactory, default_eval_hooks
 from workbench.engine.meter import LossWindow, ThroughputMeter
@@ -55,11 +57,16 @@ class TrainingRun:
     """One run of one spec. Create it, then call ``run()`` (blocking; any thread)."""
 
     def __init__(self, spec: RunSpec | None = None, *, listeners: Iterable[Listener] = (), control: RunControl | None = None,
-                 resume: str | Path | None = None, hooks: HookFactory = default_eval_hooks):
+                 resume: str | Path | None = None, overrides: dict[str, Any] | None = None, hooks: HookFactory = default_eval_hooks):
+        """``overrides`` (with ``resume`` only): the settings this resume changes, e.g.
+        ``{"max_steps": 400}`` (``config.RESUME_OVERRIDES``); ``run.toml`` keeps the original."""
         if spec is None and resume is None:
             raise ValueError("give a spec or a run to resume")
+        if overrides and resume is None:
+            raise ValueError("overrides change a resumed run; a new run takes them in its spec")
         self.spec_in = spec
         self.resume_from = resume
+        self.overrides = dict(overrides or {})
         self.out = spec.out if spec is not None else "checkpoints"
         self.listeners: list[Listener] = list(listeners)
         self.control = control or RunControl()
@@ -83,7 +90,8 @@ class TrainingRun:
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> RunResult:
-        s = set_up(self.spec_in, self.resume_from, self.out, self.emit, on_run_dir=self._opened)
+        with cache.notices_to(lambda text: self.emit(Message(text=text))):  # a cache entry discarded and rebuilt
+            s = set_up(self.spec_in, self.resume_from, self.out, self.emit, on_run_dir=self._opened, overrides=self.overrides)
         self.state, spec = s, s.spec
         if s.strategy.is_main:
             self._writer = MetricsWriter(s.run_dir.metrics)
@@ -145,21 +153,31 @@ class TrainingRun:
 
     # ------------------------------------------------------------------ the end
     def _finish(self, s: RunState, status: str, evaluate: Evaluator, saver: Saver, meter: ThroughputMeter, hooks: list) -> RunResult:
+        """Checkpoint, eval, report, ``model/``, summary, status. A stopped run (a signal, the
+        stop key) saves its checkpoint first, so a second signal or the hang-up deadline can
+        only cut what follows, and skips the whole-split final report (minutes on a big eval
+        split): it must exit within seconds; a resume to the end writes the report."""
         tokens = meter.finish()
-        if status == "stopped" or s.step < s.total_steps:
-            reason = self.control.stop_reason or "time budget"
+        stopped = status == "stopped"
+        reason = self.control.stop_reason or "time budget"
+        if stopped or s.step < s.total_steps:
             self.emit(Message(text=f"Stopping at step {s.step} ({reason}); saving a checkpoint"))
-        evaluate()
-        saver.checkpoint(s.step)
+        if stopped:
+            saver.checkpoint(s.step)
+        evaluate()  # the fixed eval subset: the eval loss after, for the summary and the TUI
+        if not stopped:
+            saver.checkpoint(s.step)
         train_time = meter.elapsed()
         metrics: dict[str, Any] = {}
         if s.strategy.is_main:
-            s.model.eval()
-            with torch.no_grad():
-                metrics = s.task.final_report(s.model, s.tokenizer, s.data, s.spec, s.run_dir)
-            for hook in hooks:  # e.g. forgetting: base-eval loss before -> after
+            if not stopped:
+                s.model.eval()
+                with torch.no_grad():
+                    metrics = s.task.final_report(s.model, s.tokenizer, s.data, s.spec, s.run_dir)
+            for hook in hooks:  # e.g. forgetting: base-eval loss before -> after (already measured)
                 metrics.update(hook.summary())
-        summary = self._summary(s, status, metrics, tokens, train_time)
+        report = f"skipped: stopped ({reason}) at step {s.step}; resume to finish it" if stopped else "done"
+        summary = self._summary(s, status, metrics, tokens, train_time, report)
         if s.strategy.is_main:
             saver.final_model()
             s.run_dir.write_summary(summary)
@@ -168,7 +186,8 @@ class TrainingRun:
         return RunResult(status=status, run_dir=s.run_dir.path, model_dir=s.run_dir.model_dir, step=s.step, summary=summary)
 
     @staticmethod
-    def _summary(s: RunState, status: str, metrics: dict[str, Any], tokens: int, train_time: float) -> dict[str, Any]:
+    def _summary(s: RunState, status: str, metrics: dict[str, Any], tokens: int, train_time: float, report: str) -> dict[str, Any]:
+        """``report``: "done", or why the final whole-split report (``metrics``) was skipped."""
         before, after, best = s.progress.before, s.progress.last, s.progress.best
         return {
             "status": status,
@@ -184,6 +203,7 @@ class TrainingRun:
             "perplexity_after": perplexity(after),
             "best_eval_loss": best,
             "metrics": metrics,
+            "report": report,
             "run_dir": str(s.run_dir.path),
             "model_dir": str(s.run_dir.model_dir),
             "inspect_command": f"workbench inspect {s.run_dir.path}",
@@ -209,6 +229,8 @@ class TrainingRun:
         finally:
             if self._writer is not None:
                 self._writer.close()
+            if self.state is not None and self.state.lock is not None:
+                self.state.lock.release()  # after the last write: the run may be resumed from here
 
     def _one_line(self, exc: Exception) -> TrainingError | None:
         """The one-line error for out-of-memory, a full disk or a lost peer; None for others."""
@@ -227,11 +249,14 @@ class TrainingRun:
         return None
 
     def _fail(self, message: str) -> None:
+        """Record the failure: a new run whose start failed is removed (``failed_start``: it
+        holds nothing but what the start wrote), any other run is marked ``failed``."""
+        if self.run_dir is not None and self.is_main and self.resume_from is None:
+            if discard_failed_start(self.run_dir.path, self.state.lock if self.state is not None else None):
+                self.run_dir = None
         if self.run_dir is not None and self.is_main:
-            try:
-                self.run_dir.write_status("failed", message=message, step=self.step)
-            except OSError:
-                pass
+            # never left saying "running": on a full disk this overwrites it in place or removes it
+            self.run_dir.write_status_anyway("failed", message=message, step=self.step)
         try:
             self.emit(RunFailed(message=message, step=self.step, run_dir=str(self.run_dir.path) if self.run_dir else ""))
         except Exception:  # noqa: BLE001 - reporting a failure must not hide it
@@ -254,5 +279,6 @@ def run_spec(spec: RunSpec, listeners: Iterable[Listener] = (), control: RunCont
 
 
 def resume_run(run: str | Path, listeners: Iterable[Listener] = (), control: RunControl | None = None,
-               out: str = "checkpoints") -> RunResult:
-    return TrainingRun(RunSpec(out=out), listeners=listeners, control=control, resume=run).run()
+               out: str = "checkpoints", overrides: dict[str, Any] | None = None) -> RunResult:
+    """Continue ``run`` from its last checkpoint, with ``overrides`` such as ``{"max_steps": 400}``."""
+    return TrainingRun(RunSpec(out=out), listeners=listeners, control=control, resume=run, overrides=overrides).run()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+from pathlib import Path
 from typing import Any, Callable
 
 from workbench.engine import checkpoint as ckpt
-from workbench.engine.events import CheckpointSaved, Event
+from workbench.engine.events import CheckpointSaved, Event, Message
 from workbench.engine.guard import NonFiniteGuard
+from workbench.engine.lock import fsync_dir, fsync_tree, refuse_symlinks
 from workbench.engine.meter import ThroughputMeter
 from workbench.engine.setup import RunState
+from workbench.errors import RunDirError
 
 
 class Saver:
@@ -51,14 +55,34 @@ class Saver:
         }
 
     def final_model(self) -> None:
-        """``model/`` with the trained weights and tokenizer, replaced in one rename."""
+        """``model/`` with the trained weights and tokenizer, like a checkpoint: written into a
+        temp folder made fresh here, fsynced, then renamed into place; never through a symlink."""
         s = self.s
-        tmp, old = s.run_dir.path / ".model-tmp", s.run_dir.path / ".model-old"
-        shutil.rmtree(tmp, ignore_errors=True)
+        root, model_dir = s.run_dir.path, s.run_dir.model_dir
+        tmp, old = root / ".model-tmp", root / ".model-old"
+        refuse_symlinks(model_dir)
+        if model_dir.exists() and not model_dir.is_dir():
+            raise RunDirError("is not a folder, and the final model goes there", where=str(model_dir),
+                              fix="move that file out of the run directory, then resume the run")
+        self._clear(tmp)
+        self._clear(old)
+        os.mkdir(tmp)  # fails rather than reuse anything that appeared since
         s.model.save_pretrained(tmp, safe_serialization=True)
         s.tokenizer.save_pretrained(tmp)
+        fsync_tree(tmp)
+        if model_dir.exists():
+            os.replace(model_dir, old)
+        os.replace(tmp, model_dir)
+        fsync_dir(root)
         shutil.rmtree(old, ignore_errors=True)
-        if s.run_dir.model_dir.exists():
-            os.replace(s.run_dir.model_dir, old)
-        os.replace(tmp, s.run_dir.model_dir)
-        shutil.rmtree(old, ignore_errors=True)
+
+    def _clear(self, path: Path) -> None:
+        """Remove a leftover temp folder of an earlier save; anything else there (a symlink, a
+        file) is not ours: it is moved aside with a message, never written through or deleted."""
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            kind = "a symbolic link" if path.is_symlink() else "not a folder"
+            aside = path.with_name(f"{path.name}.moved-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            os.replace(path, aside)
+            self.emit(Message(text=f"Moved {path} ({kind}) aside to {aside.name}: the final model is never written through it"))
+        elif path.exists():
+            shutil.rmtree(path)

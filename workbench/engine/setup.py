@@ -16,10 +16,11 @@ from typing import Any, Callable
 
 import torch
 
-from workbench.config import RunSpec
+from workbench.config import RunSpec, check_out_dir
 from workbench.engine import checkpoint as ckpt
 from workbench.engine import distributed, performance
 from workbench.engine.events import Message
+from workbench.engine.lock import RunLock, claim
 from workbench.engine.order import BatchOrder
 from workbench.engine.rundir import RunDir, find_run, git_commit, versions
 from workbench.engine.spec_resolution import resolve_spec
@@ -71,6 +72,8 @@ class RunState:
     saved: dict[str, Any] = field(default_factory=dict)
     """The resumed checkpoint's ``trainer_state.json`` (empty for a fresh run)."""
     progress: Progress = field(default_factory=Progress)
+    lock: RunLock | None = None
+    """Rank 0's lock on the run directory, held until ``TrainingRun.run()`` returns."""
 
 
 def pick_device(requested: str) -> str:
@@ -121,12 +124,21 @@ class Inputs:
     """The run being resumed, or None for a new run."""
 
 
-def read_inputs(spec_in: RunSpec | None, resume: str | Path | None, out: str) -> Inputs:
-    """Resolve the spec, read and check the corpus, and check the base: fail before writing."""
+def read_inputs(spec_in: RunSpec | None, resume: str | Path | None, out: str, overrides: dict[str, Any] | None = None,
+                emit: Callable[[Any], None] | None = None) -> Inputs:
+    """Resolve the spec, read and check the corpus, and check the base: fail before writing.
+    A resume reads its spec from ``run.toml`` and applies ``overrides`` (``--max-steps`` ...),
+    saying which; ``run.toml`` itself keeps the original."""
     run_dir = find_run(str(resume), out=out) if resume is not None else None
-    spec = run_dir.spec() if run_dir is not None else spec_in
-    assert spec is not None
-    spec.validate()
+    if run_dir is not None:
+        spec, changed = run_dir.spec().resumed_with(overrides or {})
+        if changed and emit is not None:
+            emit(Message(text=f"Resuming with {', '.join(changed)}"))
+    else:
+        assert spec_in is not None and not overrides, "overrides apply to a resume only"
+        spec = spec_in
+        spec.validate()
+        check_out_dir(spec.out, where=None)  # a file at or above --out: refuse before anything is made
     base_ref = resolve_base(spec.base) if spec.base else None
     base_config = load_config(base_ref) if base_ref is not None else None
     spec, task = resolve_spec(spec, base_config=base_config)
@@ -137,14 +149,17 @@ def read_inputs(spec_in: RunSpec | None, resume: str | Path | None, out: str) ->
     return Inputs(spec, task, corpus, checked, base_ref, base_config, run_dir)
 
 
-def resume_point(run_dir: RunDir) -> tuple[Path | None, dict[str, Any]]:
-    """The newest complete checkpoint of a run being resumed, and its recorded state."""
-    ckpt.clean_incomplete(run_dir.checkpoints)
-    found = ckpt.complete_checkpoints(run_dir.checkpoints)
-    if not found:
+def resume_point(run_dir: RunDir, emit: Callable[[Any], None], max_steps: int | None = None) -> tuple[Path | None, dict[str, Any]]:
+    """The newest verified checkpoint of a run being resumed, and its checked state.
+
+    Checkpoints that fail verification are moved to ``checkpoints/.rejected/`` and named
+    through ``emit`` (never deleted); impossible ``trainer_state.json`` values, or a run that
+    had checkpoints of which none verifies, stop with a one-line ``RunDirError``."""
+    found = ckpt.newest_verified(run_dir.checkpoints, emit)
+    if found is None:
         return None, {}
-    ckpt.check_resumable(found[-1])
-    return found[-1], ckpt.read_state(found[-1])
+    ckpt.check_resumable(found)
+    return found, ckpt.checked_state(found, max_steps)
 
 
 def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable[[Any], None]) -> tuple[Any, Any]:
@@ -244,30 +259,40 @@ def make_training_module(state: RunState, emit: Callable[[Any], None]) -> None:
 
 
 def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: Callable[[Any], None],
-           on_run_dir: Callable[[RunDir, bool], None]) -> RunState:
+           on_run_dir: Callable[[RunDir, bool], None], overrides: dict[str, Any] | None = None) -> RunState:
     """Everything before the first step. ``on_run_dir`` learns the run directory as soon as
     it exists (so a failure after that point is recorded in its ``status.json``)."""
     from workbench.quiet import quiet_libraries
 
     quiet_libraries()
-    inputs = read_inputs(spec_in, resume, out)
+    inputs = read_inputs(spec_in, resume, out, overrides, emit)
     spec = inputs.spec
     accelerator, device, precision = make_accelerator(spec)
     strategy = strategy_for(accelerator, spec.parallel, precision)
-    resume_ckpt, saved = resume_point(inputs.run_dir) if inputs.run_dir is not None else (None, {})
-    run_dir = inputs.run_dir or distributed.shared_run_dir(accelerator, spec.out, spec.name or "run")  # every rank learns the path
-    on_run_dir(run_dir, strategy.is_main)
-    # Rank 0 first: it trains (and caches) the tokenizer and tokenizes; the other ranks then
-    # load the same tokenizer and token cache instead of racing to build their own.
-    with accelerator.main_process_first():
-        tokenizer, model = tokenizer_and_model(inputs, resume_ckpt, emit)
-        data = inputs.task.prepare(inputs.corpus, tokenizer, spec, inputs.checked)
-    state = RunState(spec=spec, task=inputs.task, run_dir=run_dir, accelerator=accelerator, strategy=strategy,
-                     device=device, precision=precision, tokenizer=tokenizer, model=model, data=data,
-                     resumed_from=resume_ckpt, saved=saved)
-    state.progress = Progress(saved.get("eval_loss_before"), saved.get("eval_loss"), saved.get("best_eval_loss"))
-    if strategy.is_main:
-        write_run_files(state, inputs)
-    plan_batches(state)
-    make_training_module(state, emit)
-    return state
+    # One writer per run: rank 0 locks a resumed run before anything in it is touched.
+    lock = claim(inputs.run_dir.path, emit) if inputs.run_dir is not None and strategy.is_main else None
+    try:
+        with accelerator.main_process_first():  # the other ranks read checkpoints once rank 0 holds the lock
+            resume_ckpt, saved = resume_point(inputs.run_dir, emit, spec.max_steps) if inputs.run_dir is not None else (None, {})
+        run_dir = inputs.run_dir or distributed.shared_run_dir(accelerator, spec.out, spec.name or "run")  # every rank learns the path
+        if lock is None and strategy.is_main:
+            lock = claim(run_dir.path, emit)  # a new run: its folder was just made (mkdir is atomic), nothing in it yet
+        on_run_dir(run_dir, strategy.is_main)
+        # Rank 0 first: it trains (and caches) the tokenizer and tokenizes; the other ranks then
+        # load the same tokenizer and token cache instead of racing to build their own.
+        with accelerator.main_process_first():
+            tokenizer, model = tokenizer_and_model(inputs, resume_ckpt, emit)
+            data = inputs.task.prepare(inputs.corpus, tokenizer, spec, inputs.checked)
+        state = RunState(spec=spec, task=inputs.task, run_dir=run_dir, accelerator=accelerator, strategy=strategy,
+                         device=device, precision=precision, tokenizer=tokenizer, model=model, data=data,
+                         resumed_from=resume_ckpt, saved=saved, lock=lock)
+        state.progress = Progress(saved.get("eval_loss_before"), saved.get("eval_loss"), saved.get("best_eval_loss"))
+        if strategy.is_main:
+            write_run_files(state, inputs)
+        plan_batches(state)
+        make_training_module(state, emit)
+        return state
+    except BaseException:
+        if lock is not None:  # a failed set-up frees the run; a good one hands the lock to TrainingRun.run
+            lock.release()
+        raise

@@ -26,7 +26,9 @@ from typing import Any
 
 import torch
 
-from workbench.engine.events import ProbesRecorded
+from workbench.engine.events import ProbesRecorded, probe_line_problem
+from workbench.engine.lock import open_append
+from workbench.engine.rundir import JsonLines, RunDir, read_jsonl
 from workbench.inspector import predict
 from workbench.inspector.loading import LoadedModel, heads_of
 from workbench.inspector.text import count_masks, fill_masks, is_wordlike, prefix_before_mask, split_pair
@@ -132,7 +134,7 @@ class ProbeRecorder:
     def __call__(self, ctx: Any) -> None:
         records = record_probes(ctx.model, ctx.tokenizer, self.probes)
         path = Path(ctx.run_dir) / PROBES_FILE
-        with path.open("a", encoding="utf-8") as handle:
+        with open_append(path) as handle:  # never through a symlink planted in the run
             handle.write(json.dumps({"step": ctx.step, "time": time.time(), "probes": records}) + "\n")
             handle.flush()
         ctx.emit(ProbesRecorded(step=ctx.step, probes=records))
@@ -142,31 +144,22 @@ class ProbeRecorder:
 
 
 # ---------------------------------------------------------------------------- reading back
-def read_probe_lines(run_path: str | Path) -> list[dict]:
-    """Parseable lines of ``probes.jsonl``, one per step (a re-evaluated step keeps its last line)."""
-    path = Path(run_path) / PROBES_FILE
-    by_step: dict[int, dict] = {}
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    data = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line while the run writes
-                if isinstance(data, dict) and isinstance(data.get("step"), int):
-                    by_step[data["step"]] = data
-    except OSError:
-        return []
-    return [by_step[s] for s in sorted(by_step)]
+def read_probe_lines(run_path: str | Path) -> JsonLines:
+    """Usable lines of ``probes.jsonl`` (``probe_line_problem`` decides), one per step in
+    step order (a re-evaluated step keeps its last line), and how many lines were skipped."""
+    found = read_jsonl(Path(run_path) / PROBES_FILE, probe_line_problem)
+    by_step = {line["step"]: line for line in found.records}
+    found.records = [by_step[s] for s in sorted(by_step)]
+    return found
 
 
 def probe_timeline(run_path: str | Path) -> dict[str, list[dict]]:
     """Probe -> [{"step", "top1", "prob", "method", "skipped"}] in step order."""
     timeline: dict[str, list[dict]] = {}
-    for line in read_probe_lines(run_path):
-        for record in line.get("probes", []):
+    for line in read_probe_lines(run_path).records:
+        for record in line["probes"]:
             top = record.get("top") or []
-            timeline.setdefault(record.get("probe", "?"), []).append({
+            timeline.setdefault(record["probe"], []).append({
                 "step": line["step"],
                 "top1": top[0]["token"] if top else None,
                 "prob": top[0]["prob"] if top else None,
@@ -174,3 +167,9 @@ def probe_timeline(run_path: str | Path) -> dict[str, list[dict]]:
                 "skipped": record.get("skipped"),
             })
     return timeline
+
+
+def unreadable_notes(run_path: str | Path) -> list[str]:
+    """What the inspector's readers of this run skipped (``metrics.jsonl``, ``probes.jsonl``),
+    as ``probes.jsonl: 1 unreadable line skipped``; empty for a sound run."""
+    return RunDir(Path(run_path)).read_events().problems() + read_probe_lines(run_path).problems()

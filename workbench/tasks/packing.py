@@ -12,6 +12,9 @@ Two paths, chosen by the corpus's size:
   reads only the blocks each step asks for (``ArrowBlocks``), so a corpus of tens of GB never
   sits in RAM. Each map batch drops its own remainder (under ``seq_len`` tokens per
   ``PACK_BATCH_ROWS`` rows), as ``run_clm.py``'s ``group_texts`` does.
+
+Both maps heal their cache (``corpora.cache.healing``): a cached token file that no longer
+loads is discarded and rebuilt with a one-line notice, not a crash on every later run.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.corpora import Corpus
+from workbench.corpora import Corpus, cache
 from workbench.errors import CorpusError
 
 ARROW_THRESHOLD_ENV = "WORKBENCH_ARROW_PACK_MB"
@@ -43,7 +46,7 @@ def tokenize_split(ds: Any, column: str, tokenizer: Any, *, append_eos: bool) ->
             ids = [row + [eos] for row in ids]
         return {"input_ids": ids}
 
-    return ds.map(encode, batched=True, remove_columns=ds.column_names, desc="Tokenizing")
+    return cache.healing(ds, lambda: ds.map(encode, batched=True, remove_columns=ds.column_names, desc="Tokenizing"))
 
 
 def pack(token_rows: Any, seq_len: int) -> torch.Tensor:
@@ -96,7 +99,7 @@ def packed_block_dataset(ds: Any, column: str, tokenizer: Any, seq_len: int, *, 
         return {"input_ids": pack_rows(ids, seq_len, eos)}
 
     features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"), length=seq_len)})
-    return ds.map(
+    return cache.healing(ds, lambda: ds.map(
         tokenize_and_pack,
         batched=True,
         batch_size=PACK_BATCH_ROWS,
@@ -104,7 +107,7 @@ def packed_block_dataset(ds: Any, column: str, tokenizer: Any, seq_len: int, *, 
         features=features,
         num_proc=num_proc if num_proc is not None else default_num_proc(len(ds)),
         desc="Tokenizing and packing",
-    )
+    ))
 
 
 class ArrowBlocks:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -201,29 +202,38 @@ class WorkbenchApp(App[None]):
 
     def open_run(self, path: str) -> None:
         """Show a run's curves in the Train pane (overlaid, while a run trains here)."""
-        from workbench.engine.rundir import RunDir
-
         if self.is_training:
             self.set_overlay(path)
             self.notify("Training is running here: the run is overlaid on the live chart", timeout=3)
             return
         self.workers.cancel_group(self, "follow")
-        self.curves["opened"] = Curves.from_events(RunDir(Path(path)).events(), name=Path(path).name)
+        self.curves["opened"], skipped = self._read_curves(path)
+        self.train_pane.set_note("opened", skipped)
         self.view_source = "opened"
         self._redraw()
         self.action_show_tab("train")
 
     def set_overlay(self, path: str) -> None:
+        curves, _ = self._read_curves(path)
+        self.train_pane.set_overlay(curves.snapshot())
+
+    def _read_curves(self, path: str) -> tuple[Curves, str]:
+        """A run's curves from the events of its ``metrics.jsonl`` that can be used, and what
+        was skipped ("" if nothing), which is also said in a notification: a damaged run
+        opens with what is left rather than not at all."""
         from workbench.engine.rundir import RunDir
 
-        overlay = Curves.from_events(RunDir(Path(path)).events(), name=Path(path).name).snapshot()
-        self.train_pane.set_overlay(overlay)
+        log = RunDir(Path(path)).read_events()
+        skipped = "; ".join(log.problems())
+        if skipped:
+            self.notify(f"{Path(path).name}: {skipped}", severity="warning", timeout=6, markup=False)
+        return Curves.from_events(log.records, name=Path(path).name), skipped
 
     def on_overlay_requested(self, message: OverlayRequested) -> None:
         self.action_pick_overlay()
 
     def action_pick_overlay(self) -> None:
-        runs = [(row.path, f"{row.name}  {row.objective}  {row.status}") for row in self.runs_pane.rows]
+        runs = [(row.path, escape(f"{row.name}  {row.objective}  {row.status}")) for row in self.runs_pane.rows]
 
         def chosen(path: str | None) -> None:
             if path:
@@ -266,14 +276,16 @@ class WorkbenchApp(App[None]):
 
     def _install_signals(self, control: RunControl) -> None:
         """SIGTERM/SIGHUP (an SSH drop) while training: stop with a checkpoint, then exit with
-        the signal's code, as `workbench run` does. Handlers live only while a run trains."""
+        the signal's code, as `workbench run` does. Handlers live only while a run trains; a
+        SIGHUP ignored at start (``nohup``) stays ignored, and the hang-up deadline starts only
+        once the stop's checkpoint is saved (the handlers listen to the run: see ``train``)."""
         from workbench.engine.signals import install_stop_signals
 
         def on_signal(signum: int) -> None:
             self.quitting = True
 
         try:
-            self._signals = install_stop_signals(control, on_signal=on_signal)
+            self._signals = install_stop_signals(control, on_signal=on_signal, wait_for_checkpoint=True)
         except ValueError:  # not the main thread (an embedding host): keys still stop the run
             self._signals = None
 
@@ -288,7 +300,8 @@ class WorkbenchApp(App[None]):
     def train(self, spec: RunSpec, control: RunControl, curves: Curves) -> Any:
         import_heavy_libraries()
         listener = self._listener("live", curves)
-        return self.engine_factory(spec, [listener], control).run()
+        signals = [self._signals] if self._signals is not None else []  # they learn of the run's checkpoints
+        return self.engine_factory(spec, [listener, *signals], control).run()
 
     def _listener(self, source: str, curves: Curves) -> Listener:
         """Runs in a worker thread: record the point, then only post a message."""
@@ -511,4 +524,7 @@ def run_app(run_root: str | Path = "checkpoints") -> None:
     from workbench.quiet import quiet_libraries
 
     quiet_libraries()  # datasets/transformers progress bars would corrupt the screen
-    create_app(run_root).run()
+    app = create_app(run_root)
+    app.run()
+    if app.return_code:  # Textual sets 1 after an unhandled error (and prints it); say so to the shell
+        raise SystemExit(app.return_code)

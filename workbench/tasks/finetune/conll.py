@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from workbench.corpora import validate
 from workbench.errors import CorpusError
 
 TAG_PATTERN = re.compile(r"^(O|[BIESLU]-\S+)$")
@@ -76,11 +77,13 @@ def read_jsonl(path: Path) -> list[Sentence]:
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = validate.loads(line)
         except json.JSONDecodeError as exc:
             raise CorpusError(f"invalid JSON ({exc.msg})", where=f"{path}:{number}", fix="write one JSON object per line") from None
         except RecursionError:
             raise CorpusError("JSON nested too deeply", where=f"{path}:{number}", fix="write one flat JSON object per line") from None
+        except validate.JsonValueError as exc:
+            raise CorpusError(f"{validate.place(line, exc.offset, number)}: {exc.problem}", where=str(path), fix=exc.fix) from None
         tokens = record.get("tokens") if isinstance(record, dict) else None
         tags = (record.get("tags") or record.get("ner_tags")) if isinstance(record, dict) else None
         if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
@@ -130,6 +133,8 @@ def read_ner_file(path: str | Path) -> list[Sentence]:
 def ner_files(corpus: str) -> tuple[Path, Path | None]:
     """A file, or a folder with train* and dev*/valid*/test* files (dev preferred)."""
     path = Path(corpus).expanduser()
+    if path.exists():
+        validate.check_file_kind(path)  # a FIFO or a device: refused before anything opens it
     if path.is_file():
         return path, None
     if not path.is_dir():

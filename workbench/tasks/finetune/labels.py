@@ -56,17 +56,42 @@ def label_names(values: Sequence[Any], where: str, column: str) -> list[str]:
     return present
 
 
+def _blank(value: Any) -> bool:
+    return value is None or str(value).strip() == ""
+
+
 def check_known(values: Sequence[Any], known: Sequence[str], where: str, what: str, lines: Sequence[int] | None = None) -> None:
-    """Fail on the first value (label or tag) that the training file never used."""
+    """Fail on the first value (label or tag) of an eval file that the training file never used."""
     allowed = set(known)
     for index, value in enumerate(values):
+        place = f"{where}:{lines[index]}" if lines else f"{where} (row {index + 1})"
+        if _blank(value):
+            raise CorpusError(f"empty {what} in the eval file", where=place, fix=f"give every row of the eval file a {what}")
         if str(value).strip() not in allowed:
-            place = f"{where}:{lines[index]}" if lines else f"{where} (row {index + 1})"
             raise CorpusError(
                 f"unknown {what} {str(value).strip()!r}, not in the training file's set ({', '.join(known)})",
                 where=place,
                 fix=f"use the same {what}s in the eval file as in the training file",
             )
+
+
+def held_out_label_names(train: Sequence[Any], held: Sequence[Any], where: str, column: str, held_name: str) -> list[str]:
+    """Classes when the eval rows are ``held_name`` (e.g. "held-out 5% of reviews.csv (seed 42)")
+    of the same file: empty labels and a single class are the whole file's problem, so they
+    are counted over all its rows; a class whose every row fell in the held-out part is named
+    as such, with the fixes for that case (there is no eval file to correct)."""
+    names = label_names([*train, *held], where, column)
+    in_train = {str(v).strip() for v in train}
+    only_held = [name for name in names if name not in in_train]
+    if only_held:
+        rows = sum(1 for v in held if str(v).strip() == only_held[0])
+        raise CorpusError(
+            f"unknown label {only_held[0]!r}, not in the rows left for training: all {rows} of its rows are in the {held_name}",
+            where=where,
+            fix=f"add more {only_held[0]!r} rows to the file, or pass a separate eval file with --eval-corpus "
+                "(a different --seed or a smaller --eval-fraction also splits the rows differently)",
+        )
+    return names
 
 
 def label_maps(names: Sequence[str]) -> tuple[dict[int, str], dict[str, int]]:

@@ -15,7 +15,7 @@ from transformers import DataCollatorWithPadding
 from workbench.errors import CorpusError
 from workbench.tasks.base import Task
 from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, label_kwargs, predict_rows
-from workbench.tasks.finetune.labels import check_known, detect_label_column, label_maps, label_names
+from workbench.tasks.finetune.labels import check_known, detect_label_column, held_out_label_names, label_maps, label_names
 from workbench.tasks.finetune.metrics import classification_metrics
 
 
@@ -46,17 +46,22 @@ class SentimentTask(Task):
         return "use a BERT-family or GPT-2-family base"
 
     def check_data(self, corpus: Any, spec: Any) -> LabelSet:
-        """Label column, classes and eval labels, checked before the run dir exists."""
+        """Label column, classes and eval labels, checked before the run dir exists. Each
+        error names the split it is in: the training file, the eval file, or the held-out
+        part of the training file (whose fix is in the training file, not an eval file)."""
         where = corpus.source.location
         column = detect_label_column(corpus.train.column_names, spec.label_column, corpus.text_column, where)
+        if corpus.eval_held_out:
+            names = held_out_label_names(corpus.train[column], corpus.eval[column], where, column, corpus.eval_source)
+            return LabelSet(column=column, names=tuple(names))
         names = label_names(corpus.train[column], where, column)
         if column not in corpus.eval.column_names:
             raise CorpusError(
                 f"the eval split has no label column {column!r}",
-                where=spec.eval_corpus or where,
+                where=corpus.eval_location,
                 fix="give the eval file the same columns as the training file",
             )
-        check_known(corpus.eval[column], names, spec.eval_corpus or where, "label")
+        check_known(corpus.eval[column], names, corpus.eval_location, "label")
         return LabelSet(column=column, names=tuple(names))
 
     def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: LabelSet | None = None) -> LabelledRows:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.corpora import validate
 from workbench.errors import CorpusError
 
 
@@ -63,8 +64,12 @@ def _answer_list(qa: dict, label: str, where: str) -> tuple[list[str], list[int]
 
 def read_squad_json(path: Path) -> list[QAExample]:
     """SQuAD v1.1/v2.0; every level's shape is checked so a malformed file is one line."""
+    text = ""
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        data = validate.loads(text)
+    except validate.JsonValueError as exc:
+        raise CorpusError(f"{validate.place(text, exc.offset)}: {exc.problem}", where=str(path), fix=exc.fix) from None
     except UnicodeDecodeError as exc:
         raise CorpusError(f"not UTF-8 (byte {exc.start})", where=str(path), fix="save the file as UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -132,7 +137,9 @@ def read_qa_jsonl(path: Path) -> list[QAExample]:
             continue
         where = f"{path}:{number}"
         try:
-            record = json.loads(line)
+            record = validate.loads(line)
+        except validate.JsonValueError as exc:
+            raise CorpusError(f"{validate.place(line, exc.offset, number)}: {exc.problem}", where=str(path), fix=exc.fix) from None
         except json.JSONDecodeError as exc:
             raise CorpusError(f"invalid JSON ({exc.msg})", where=where, fix="write one JSON object per line") from None
         except RecursionError:
@@ -148,6 +155,8 @@ def read_qa_jsonl(path: Path) -> list[QAExample]:
 
 def read_qa_file(path: str | Path) -> list[QAExample]:
     path = Path(path).expanduser()
+    if path.exists():
+        validate.check_file_kind(path)  # a FIFO or a device: refused before anything opens it
     if not path.is_file():
         raise CorpusError("QA file not found", where=str(path), fix="pass a SQuAD .json or a .jsonl file")
     examples = read_qa_jsonl(path) if path.suffix.lower() == ".jsonl" else read_squad_json(path)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Group
+from rich.markup import escape
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -99,7 +100,7 @@ class InspectorPane(Vertical):
         current = select.value
         self._run_paths = list(paths)
         with select.prevent(Select.Changed):
-            select.set_options([(Path(p).name, p) for p in self._run_paths])
+            select.set_options([(escape(Path(p).name), p) for p in self._run_paths])  # a name is not markup
             if current in self._run_paths:
                 select.value = current
 
@@ -152,6 +153,7 @@ class InspectorPane(Vertical):
         """Thread worker: load (cached) and query both models, build Rich output."""
         import_heavy_libraries()
         from workbench.inspector import QueryOptions, inspect_models
+        from workbench.inspector.probes import unreadable_notes
         from workbench.inspector.render import report_renderables
 
         worker = get_current_worker()
@@ -165,7 +167,9 @@ class InspectorPane(Vertical):
             return
         seconds = time.perf_counter() - started
         timing = f"  ({seconds * 1000:.0f} ms)" if self.SHOW_TIMING else ""
-        self.post_message(InspectDone(Group(*report_renderables(report)), report.pairing.note + timing))
+        skipped = unreadable_notes(report.pairing.run.path) if report.pairing.run is not None else []
+        status = "  ·  ".join([report.pairing.note + timing, *skipped])  # a damaged run: what was skipped
+        self.post_message(InspectDone(Group(*report_renderables(report)), status))
 
     def on_inspect_done(self, message: InspectDone) -> None:
         message.stop()

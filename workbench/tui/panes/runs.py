@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from rich.markup import escape
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -34,6 +37,25 @@ class RunsListed(Message):
 
 def corpus_short(corpus: str) -> str:
     return corpus if corpus.startswith("hf:") else (Path(corpus).name or corpus)
+
+
+def row_cells(row: Any) -> tuple[str, ...]:
+    """One run's cells. DataTable reads a string cell as markup, so every text from the run
+    is escaped: a name or corpus with [brackets] in it must not break the table."""
+    steps = f"{row.steps}/{row.total_steps}" if row.total_steps else str(row.steps)
+    name = row.name if len(row.name) <= NAME_WIDTH else row.name[: NAME_WIDTH - 1] + "…"
+    status = f"[red]{escape(row.status)}[/red]" if row.problems else escape(row.status)
+    date = dt.datetime.fromtimestamp(row.created).strftime("%m-%d %H:%M")
+    return (escape(name), status, steps, fmt_loss(row.best_eval_loss), escape(row.objective),
+            escape(corpus_short(row.corpus)), date)
+
+
+def runs_hint(rows: list) -> str:
+    """``3 run(s)``, with how many are damaged (their status says why; every other run is listed)."""
+    if not rows:
+        return "No runs yet: start one with s (or `workbench run`)."
+    damaged = sum(1 for row in rows if row.problems)
+    return f"{len(rows)} run(s)" + (f", {damaged} damaged: what could not be read is skipped" if damaged else "")
 
 
 class RunsTable(DataTable):
@@ -87,22 +109,16 @@ class RunsPane(Vertical):
         self.rows = message.rows
         table.clear()
         for row in self.rows:
-            steps = f"{row.steps}/{row.total_steps}" if row.total_steps else str(row.steps)
-            name = row.name if len(row.name) <= NAME_WIDTH else row.name[: NAME_WIDTH - 1] + "…"
-            table.add_row(
-                name, row.status, steps, fmt_loss(row.best_eval_loss), row.objective, corpus_short(row.corpus),
-                dt.datetime.fromtimestamp(row.created).strftime("%m-%d %H:%M"), key=row.path,
-            )
+            table.add_row(*row_cells(row), key=row.path)
         if selected is not None:
             paths = [r.path for r in self.rows]
             if selected in paths:
                 table.move_cursor(row=paths.index(selected), animate=False)
-        hint = f"{len(self.rows)} run(s)" if self.rows else "No runs yet: start one with s (or `workbench run`)."
-        self.query_one("#runs-hint", Static).update(hint)
+        self.query_one("#runs-hint", Static).update(runs_hint(self.rows))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.group == "runs":
-            self.query_one("#runs-hint", Static).update(f"Cannot list runs: {event.worker.error}")
+            self.query_one("#runs-hint", Static).update(Text(f"Cannot list runs: {event.worker.error}"))
 
     def selected_path(self) -> str | None:
         table = self.query_one(DataTable)

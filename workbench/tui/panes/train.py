@@ -6,6 +6,7 @@ and asks for an overlay with a message (``OverlayRequested``).
 
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -33,6 +34,8 @@ class TrainPane(Vertical, can_focus=True):
         self.snapshot = CurveSnapshot()
         self.source = ""
         self.paused = False
+        self.notes: dict[str, str] = {}
+        """Source -> a warning shown under the run's name (lines of a damaged run skipped)."""
 
     def compose(self) -> ComposeResult:
         yield Readout("No run yet: choose a corpus (1) and an objective (2), then press s.", id="train-status")
@@ -57,6 +60,11 @@ class TrainPane(Vertical, can_focus=True):
         self.paused = paused
         self.update_readouts()
 
+    def set_note(self, source: str, note: str) -> None:
+        """Show ``note`` while ``source``'s curves are on show ("" removes it)."""
+        self.notes[source] = note
+        self.update_readouts()
+
     def update_readouts(self) -> None:
         s = self.snapshot
         if s.name:
@@ -64,11 +72,15 @@ class TrainPane(Vertical, can_focus=True):
             total = s.total_steps or 0
             done = f"{s.step}/{total}" if total else str(s.step)
             width = 20
-            filled = int(width * s.step / total) if total else 0
+            filled = min(width, int(width * s.step / total)) if total else 0
             bar = "█" * filled + "░" * (width - filled)
-            line = f"[b]{s.name}[/b] [dim]{SOURCE_LABELS.get(self.source, '')}[/dim]  {status}  step {done} {bar}"
-            if s.message:
-                line += f"\n[red]{s.message}[/red]"
+            # names and messages come from run files: escaped, so [brackets] in them are text
+            line = f"[b]{escape(s.name)}[/b] [dim]{SOURCE_LABELS.get(self.source, '')}[/dim]  {escape(status)}  step {done} {bar}"
+            below = [f"[red]{escape(s.message)}[/red]"] if s.message else []
+            if self.notes.get(self.source):
+                below.append(f"[yellow]{escape(self.notes[self.source])}[/yellow]")
+            if below:
+                line += "\n" + "  ".join(below)
             self.query_one("#train-status", Readout).update(line)
         chart = self.chart
         last = s.train_loss[-1] if s.train_loss else None
