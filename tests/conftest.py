@@ -69,3 +69,22 @@ async def wait_until(pilot, condition, timeout: float = 30.0, every: float = 0.0
     while not condition():
         assert loop.time() < deadline, "condition not met in time"
         await pilot.pause(every)
+
+
+@pytest.fixture(scope="session")
+def parts(story_corpus: Path):
+    """A tiny real model, tokenizer, optimizer (with state) and scheduler to checkpoint."""
+    import torch
+    import transformers
+
+    from workbench.tokenization import train_tokenizer
+
+    tokenizer = train_tokenizer("bpe", story_corpus.read_text().splitlines(), 300, masked=False)
+    config = transformers.GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(input_ids=torch.tensor([[1, 2, 3, 4]]), labels=torch.tensor([[1, 2, 3, 4]])).loss.backward()
+    optimizer.step()
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return model, tokenizer, optimizer, scheduler

@@ -11,8 +11,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-import torch
-import transformers
 from faults_helpers import fault_spec
 from safetensors.torch import load_file
 
@@ -20,21 +18,6 @@ import workbench.engine.checkpoint as ckpt
 from workbench.engine import TrainingRun
 from workbench.engine.runner import resume_run
 from workbench.errors import TrainingError
-from workbench.tokenization import train_tokenizer
-
-
-@pytest.fixture(scope="module")
-def parts(story_corpus: Path):
-    """A tiny real model, tokenizer, optimizer (with state) and scheduler to checkpoint."""
-    tokenizer = train_tokenizer("bpe", story_corpus.read_text().splitlines(), 300, masked=False)
-    config = transformers.GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64)
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model(input_ids=torch.tensor([[1, 2, 3, 4]]), labels=torch.tensor([[1, 2, 3, 4]])).loss.backward()
-    optimizer.step()
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return model, tokenizer, optimizer, scheduler
 
 
 class FailAtCall:

@@ -14,8 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
-import transformers
 from faults_helpers import REPO, endless_clm_config, events, fault_spec, subprocess_env, workbench_cmd
 
 import workbench.engine.checkpoint as ckpt
@@ -25,7 +23,6 @@ from workbench.engine.rundir import MetricsWriter, RunDir, atomic_write_text, ne
 from workbench.engine.runner import resume_run
 from workbench.engine.saving import Saver
 from workbench.errors import RunDirError
-from workbench.tokenization import train_tokenizer
 
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
@@ -125,17 +122,6 @@ def test_two_processes_starting_the_same_name_at_once_get_two_folders(tmp_path: 
 
 
 # ---------------------------------------------------------------------------- symlinks
-@pytest.fixture(scope="module")
-def parts(story_corpus: Path):
-    tokenizer = train_tokenizer("bpe", story_corpus.read_text().splitlines(), 300, masked=False)
-    config = transformers.GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64)
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return model, tokenizer, optimizer, scheduler
-
-
 def _saver(run: Path, parts, heard: list) -> Saver:
     model, tokenizer, _, _ = parts
     run.mkdir(parents=True, exist_ok=True)
