@@ -32,10 +32,12 @@ def train(tmp: Path, **fields) -> dict:
 
 @pytest.fixture(scope="session")
 def bases(tmp_path_factory: pytest.TempPathFactory, story_corpus: Path) -> dict[str, str]:
-    """A tiny encoder (mlm) and a tiny decoder (clm), each pre-trained 4 steps."""
+    """A tiny encoder (mlm) and a tiny decoder (clm), each pre-trained 4 steps on 32-token
+    blocks, with room for 64-token inputs when fine-tuned."""
     tmp = tmp_path_factory.mktemp("bases")
     return {
-        objective: train(tmp, objective=objective, corpus=str(story_corpus), name=f"{objective}-base", eval_interval=4)["run_dir"]
+        objective: train(tmp, objective=objective, corpus=str(story_corpus), name=f"{objective}-base", eval_interval=4,
+                         max_position=64)["run_dir"]
         for objective in ("mlm", "clm")
     }
 

@@ -64,11 +64,17 @@ def test_probe_timeline_cli(scratch_run):
     assert doc["models"] is None and len(doc["probes"]["The dog wagged its"]) == 3
 
 
-def test_from_scratch_run_compares_earliest_checkpoint_with_final_model(scratch_run):
+def test_from_scratch_run_compares_initial_weights_with_final_model(scratch_run, tmp_path):
+    assert (scratch_run / "checkpoints" / "initial").is_dir(), "a new from-scratch run saves checkpoints/initial/ (Saver.initial)"
     report = inspect_models([str(scratch_run)], cache=ModelCache())
-    assert "from scratch" in report.pairing.note and "step-0000002" in report.pairing.note
-    assert (report.pairing.label_a, report.pairing.label_b) == ("step 2", "final")
+    assert "from scratch" in report.pairing.note and "initial weights (step 0" in report.pairing.note
+    assert (report.pairing.label_a, report.pairing.label_b) == ("initial (step 0)", "final")
     assert [q.mode for q in report.queries] == ["mask", "next", "pair"]  # the run's probes by default
+    old = Path(shutil.copytree(scratch_run, tmp_path / "old"))  # a run from before initial/ was saved
+    shutil.rmtree(old / "checkpoints" / "initial")
+    report = inspect_models([str(old)], cache=ModelCache())
+    assert "earliest surviving checkpoint step-0000002" in report.pairing.note and "not the untrained model" in report.pairing.note
+    assert (report.pairing.label_a, report.pairing.label_b) == ("step 2", "final")
 
 
 def test_finetune_run_compares_base_with_result_and_forgetting_is_shown(finetune_run, scratch_run, tmp_path):

@@ -39,6 +39,12 @@ COMPILE_CHOICES = ("auto", "on", "off")
 PARALLEL_CHOICES = ("ddp", "fsdp")
 NONFINITE_POLICIES = ("stop", "skip")
 OOM_POLICIES = ("halve", "stop")
+SAMPLING = ("random", "blocks")
+HOLDOUTS = ("random", "tail")
+EVAL_WORDS = ("auto", "all")
+"""``eval_batches`` as a word: ``all`` (the whole split), ``auto`` (all of it up to
+``EVAL_AUTO_TOKENS``, else a fixed seeded sample of that size)."""
+EVAL_AUTO_TOKENS = 2_000_000
 ON_OFF = ("on", "off")
 """What a ``--flag/--no-flag`` pair writes into a str field that also takes "auto"."""
 
@@ -88,6 +94,16 @@ def parse_duration(text: str | None) -> float | None:
     return value
 
 
+def parse_eval_batches(text: str) -> int | str:
+    """'all', 'auto' or a whole number of batches (the CLI and TOML may write either)."""
+    word = text.strip().lower()
+    if word in EVAL_WORDS:
+        return word
+    if word.isdigit() and int(word) >= 1:
+        return int(word)
+    raise SpecError(f"cannot read eval_batches {text!r}", fix="write all, auto or a number of batches such as 50")
+
+
 def _setting(help_text: str, default: Any = None, *, default_factory: Any = None, **facts: Any) -> Any:
     """A spec field with everything the front ends need to offer it, so no front end redeclares it.
 
@@ -116,7 +132,17 @@ class RunSpec:
     objective: str = _setting("What to train: {choices} (fine-tuning ones need --base).", "clm",
                               choices=objective_names, short="-o")
     base: str | None = _setting("Start from this run dir, local HF model dir or hub id.", short="-b")
-    size: str = _setting("From-scratch preset: {choices}.", "tiny", choices=SIZES)
+    size: str = _setting("From-scratch preset: {choices}; fills the shape fields left unset.", "tiny", choices=SIZES)
+    n_layer: int | None = _setting("Transformer layers (from scratch; default from --size).", minimum=1, maximum=256)
+    n_head: int | None = _setting("Attention heads; must divide d_model (from scratch; default from --size).", minimum=1, maximum=1024)
+    d_model: int | None = _setting("Hidden width (from scratch; default from --size).", minimum=1, maximum=65536)
+    d_ff: int | None = _setting("Feed-forward width (from scratch; default 4 x d_model).", minimum=1, maximum=262144)
+    dropout: float | None = _setting("Dropout on embeddings, attention and residual (from scratch; default 0 for tiny, "
+                                     "0.1 otherwise).", minimum=0, below=1)
+    max_position: int | None = _setting("Position embeddings, the longest input (from scratch; default the sequence length).",
+                                        minimum=1)
+    tie_embeddings: str | None = _setting("Share the input embedding with the output layer: {choices} (from scratch; "
+                                          "default on).", choices=ON_OFF, switch=ON_OFF)
     tokenizer: str = _setting("{choices} (from scratch only).", "auto", choices=TOKENIZERS)
     vocab_size: int | None = _setting("Vocabulary size for a trained tokenizer.", minimum=1)
     eval_corpus: str | None = _setting("Separate evaluation file/folder (default: the corpus's own split).")
@@ -127,8 +153,15 @@ class RunSpec:
     grad_accum: int = _setting("Micro-batches accumulated per optimizer step.", 1, minimum=1)
     lr: float | None = _setting("Peak learning rate.", above=0, check=usable_lr)
     schedule: str = _setting("{choices}, after warmup.", "linear", choices=SCHEDULES)
-    warmup_ratio: float = _setting("Fraction of steps spent warming up.", 0.05, minimum=0, below=1)
-    weight_decay: float = _setting("AdamW weight decay.", 0.01, minimum=0)
+    warmup_ratio: float = _setting("Fraction of the steps (or of the time budget) spent warming up.", 0.05,
+                                   minimum=0, below=1)
+    warmup_steps: int | None = _setting("Warmup in optimizer steps (overrides warmup_ratio).", minimum=0)
+    min_lr_ratio: float = _setting("Floor of the linear and cosine decay, as a fraction of the peak lr.", 0.0,
+                                   minimum=0, maximum=1)
+    beta1: float = _setting("AdamW beta1.", 0.9, minimum=0, below=1)
+    beta2: float | None = _setting("AdamW beta2 (default 0.98 for pre-training, 0.999 for fine-tuning).", minimum=0, below=1)
+    eps: float = _setting("AdamW epsilon.", 1e-8, above=0, below=1)
+    weight_decay: float = _setting("AdamW weight decay (not on biases and norms).", 0.01, minimum=0, maximum=10)
     max_grad_norm: float = _setting("Gradient clipping norm (0 disables).", 1.0, minimum=0)
     on_nonfinite: str = _setting("NaN/Inf loss or gradient: 'stop' the run, or 'skip' the step and halve the lr.", "stop",
                                  choices=NONFINITE_POLICIES)
@@ -142,9 +175,16 @@ class RunSpec:
                                          "checkpointing first.", parse=parse_duration, metavar="DURATION",
                                          above=0)
     eval_interval: int | None = _setting("Evaluate every N steps.", minimum=1)
-    eval_batches: int = _setting("Batches per evaluation (a fixed, seeded subset).", 20, minimum=1)
+    eval_batches: int | str = _setting(
+        "Batches per periodic evaluation: all (the whole split), auto (all of it up to 2M tokens, else a fixed seeded "
+        "sample of that size) or a number (a fixed seeded sample). The final evaluation covers the whole split.",
+        "auto", parse=parse_eval_batches, metavar="all|auto|N", minimum=1)
     eval_fraction: float = _setting("Held-out fraction when the corpus has no validation split.", 0.05,
                                     above=0, below=1)
+    holdout: str = _setting("How that held-out fraction is taken: {choices} (random documents, seeded; or the end of "
+                            "the corpus, as nanoGPT's shakespeare-char).", "random", choices=HOLDOUTS)
+    sampling: str | None = _setting("Training windows from packed text (clm, mlm): {choices} (random offsets, "
+                                    "nanoGPT-style; or aligned blocks). Default random.", choices=SAMPLING)
     log_interval: int = _setting("Read the loss and emit a step event every N steps.", 10, minimum=1)
     save_interval: int | None = _setting("Checkpoint every N steps (default: every eval).", minimum=1)
     keep_checkpoints: int = _setting("Intermediate checkpoints to keep (newest and best always kept).", 2, minimum=0)
@@ -305,7 +345,14 @@ _WRONG = object()
 
 
 def _as_kind(value: Any, kind: Any) -> Any:
-    """``value`` as ``kind`` when it is one (bool is no number; 4.0 is the int 4), else ``_WRONG``."""
+    """``value`` as ``kind`` when it is one (bool is no number; 4.0 is the int 4), else ``_WRONG``.
+    For ``int | str`` (a count or a word, as ``eval_batches``) the first that fits."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        for option in typing.get_args(kind):
+            typed = _as_kind(value, option)
+            if typed is not _WRONG:
+                return typed
+        return _WRONG
     if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
         return _WRONG
     if kind is int:
@@ -330,7 +377,11 @@ def _in_range(value: Any, facts: typing.Mapping[str, Any]) -> bool:
 
 def requirement(spec_field: dataclasses.Field, kind: Any) -> str:
     """What a field takes, in words: "a whole number (at least 1)", "a number (above 0 and below 1)"."""
-    noun = {int: "a whole number", float: "a number", str: "text"}.get(kind, "a list of text")
+    nouns = {int: "a whole number", float: "a number", str: "text"}
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # a count or a word: eval_batches
+        noun = f"{', '.join(EVAL_WORDS)} or a whole number"
+    else:
+        noun = nouns.get(kind, "a list of text")
     limits = [f"{words} {spec_field.metadata[fact]}" for fact, words in RANGE_WORDS.items() if fact in spec_field.metadata]
     return f"{noun} ({' and '.join(limits)})" if limits else noun
 
@@ -347,7 +398,8 @@ def checked_value(spec_field: dataclasses.Field, annotation: Any, value: Any, na
         except SpecError as error:
             raise SpecError(f"{name}: {error.problem}", fix=error.fix) from None
     typed = _as_kind(value, kind)
-    if typed is _WRONG or (kind in (int, float) and not _in_range(typed, spec_field.metadata)):
+    numeric = isinstance(typed, (int, float)) and not isinstance(typed, bool)
+    if typed is _WRONG or (numeric and not _in_range(typed, spec_field.metadata)):
         wanted = requirement(spec_field, kind)
         fix = f"pass {name} {wanted}" if name.startswith("--") else f"set {name} to {wanted}{' in quotes' if kind is str else ''}"
         raise SpecError(f"{name} must be {wanted}, not {value!r}", fix=fix)

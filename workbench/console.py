@@ -33,6 +33,26 @@ def fmt_loss(value: Any) -> str:
     return f"{value:.4f}"
 
 
+def fmt_coverage(event: EvalDone) -> str:
+    """A loss's scope, "(whole split)" or "(sample 14%)": a sample's loss must not pass for the validation loss."""
+    if not event.coverage:
+        return ""  # a run from before coverage was recorded
+    if event.fraction >= 1:
+        return " [dim](whole split)[/]"
+    share = f"{event.fraction:.0%}" if event.fraction >= 0.01 else "<1%"
+    return f" [dim](sample {'>99%' if share == '100%' else share})[/]"
+
+
+def fmt_seconds(value: float) -> str:
+    """90 -> '1m30s', 20 -> '20s', 5400 -> '1h30m'."""
+    seconds = int(round(value))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 def fmt_rate(value: float) -> str:
     return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.0f}"
 
@@ -57,7 +77,7 @@ class RichPrinter:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             TaskProgressColumn(),
-            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("{task.fields[where]}"),
             TextColumn("loss [cyan]{task.fields[loss]}"),
             TextColumn("eval [magenta]{task.fields[eval_loss]}"),
             TextColumn("{task.fields[rate]} tok/s"),
@@ -67,6 +87,7 @@ class RichPrinter:
         )
         self.task_id: Any = None
         self.eval_loss = "-"
+        self.budget: float | None = None
 
     def __call__(self, event: Event) -> None:
         handler = getattr(self, f"on_{event.kind}", None)
@@ -83,23 +104,31 @@ class RichPrinter:
             + (f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else "")
         )
         spec = event.spec or {}
-        length = f"{event.total_steps} steps" if spec.get("max_steps") else f"{spec.get('epochs', '-')} epochs ({event.total_steps} steps)"
+        self.budget = event.time_budget_s if not event.total_steps else None
+        if self.budget:
+            length = f"until {fmt_seconds(self.budget)} of training (time budget)"
+        else:
+            length = f"{event.total_steps} steps" if spec.get("max_steps") else f"{spec.get('epochs', '-')} epochs ({event.total_steps} steps)"
         origin = f"from {spec['base']}" if spec.get("base") else "from scratch"
         self.console.print(f"[dim]{origin}: lr {spec.get('lr', '-')}, {length}, batch {spec.get('batch_size', '-')}[/]")
         self.console.print(f"[dim]run dir {event.run_dir}[/]")
         self.progress.start()
         self.task_id = self.progress.add_task(
-            event.objective, total=event.total_steps, completed=event.resumed_from_step,
-            loss="-", eval_loss=self.eval_loss, rate="-",
+            event.objective, total=self.budget or event.total_steps, completed=0 if self.budget else event.resumed_from_step,
+            loss="-", eval_loss=self.eval_loss, rate="-", where=f"step {event.resumed_from_step}",
         )
 
     def on_step(self, event: StepLogged) -> None:
         if self.task_id is None:
             return
-        self.progress.update(
-            self.task_id, completed=event.step, total=event.total_steps, loss=fmt_loss(event.loss),
-            rate=fmt_rate(event.tokens_per_s), eval_loss=self.eval_loss,
-        )
+        if self.budget:  # the bar is the budget spent; the steps are an estimate
+            done: dict[str, Any] = {"completed": min(event.elapsed_s, self.budget)}
+            estimate = f" (~{event.total_steps} est.)" if event.total_steps else ""
+            where = f"step {event.step}{estimate}, {fmt_seconds(max(0.0, self.budget - event.elapsed_s))} left"
+        else:
+            done, where = {"completed": event.step, "total": event.total_steps}, f"step {event.step}/{event.total_steps}"
+        self.progress.update(self.task_id, loss=fmt_loss(event.loss), rate=fmt_rate(event.tokens_per_s),
+                             eval_loss=self.eval_loss, where=where, **done)
 
     def on_eval(self, event: EvalDone) -> None:
         if event.split == "base_eval":
@@ -111,7 +140,8 @@ class RichPrinter:
             self.progress.update(self.task_id, eval_loss=self.eval_loss)
         extra = "  ".join(f"{k} {v:.3f}" for k, v in event.metrics.items() if isinstance(v, (int, float)))
         self.progress.console.print(
-            f"[magenta]eval[/] step {event.step}: loss {fmt_loss(event.eval_loss)}  ppl {event.perplexity:.2f}" + (f"  {extra}" if extra else "")
+            f"[magenta]eval[/] step {event.step}: loss {fmt_loss(event.eval_loss)}{fmt_coverage(event)}  ppl {event.perplexity:.2f}"
+            + (f"  {extra}" if extra else "")
         )
 
     def on_probes(self, event: ProbesRecorded) -> None:

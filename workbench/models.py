@@ -37,49 +37,54 @@ def is_decoder(config: Any) -> bool:
             and config.model_type not in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES)
 
 
-PRESETS: dict[str, dict[str, int]] = {
-    # hidden, layers, heads, ffn, vocab
-    "tiny": {"hidden": 128, "layers": 2, "heads": 4, "ffn": 512, "vocab": 4096},
-    "small": {"hidden": 256, "layers": 6, "heads": 8, "ffn": 1024, "vocab": 8192},
-    "base": {"hidden": 768, "layers": 12, "heads": 12, "ffn": 3072, "vocab": 32768},
+PRESETS: dict[str, dict[str, Any]] = {
+    # the spec's shape fields each preset fills when left unset (--size is a shorthand);
+    # d_ff is 4 x d_model for all three
+    "tiny": {"d_model": 128, "n_layer": 2, "n_head": 4, "vocab": 4096, "dropout": 0.0},
+    "small": {"d_model": 256, "n_layer": 6, "n_head": 8, "vocab": 8192, "dropout": 0.1},
+    "base": {"d_model": 768, "n_layer": 12, "n_head": 12, "vocab": 32768, "dropout": 0.1},
 }
+"""Dropout is 0 for tiny: it slows tiny models down far more than it regularises them."""
+SHAPE_FIELDS = ("n_layer", "n_head", "d_model", "d_ff", "dropout", "max_position", "tie_embeddings")
+"""The spec fields that shape a model from scratch (a base fixes them all)."""
 
 
-def bert_config(size: str, vocab_size: int, seq_len: int, tokenizer: Any) -> BertConfig:
+def bert_config(spec: Any, vocab_size: int, tokenizer: Any) -> BertConfig:
+    """A BERT of the spec's (resolved) shape: the same fields as ``gpt2_config``."""
     from transformers import BertConfig
 
-    p = PRESETS[size]
     return BertConfig(
         vocab_size=vocab_size,
-        hidden_size=p["hidden"],
-        num_hidden_layers=p["layers"],
-        num_attention_heads=p["heads"],
-        intermediate_size=p["ffn"],
-        max_position_embeddings=max(512, seq_len),
+        hidden_size=spec.d_model,
+        num_hidden_layers=spec.n_layer,
+        num_attention_heads=spec.n_head,
+        intermediate_size=spec.d_ff,
+        max_position_embeddings=spec.max_position,
         pad_token_id=tokenizer.pad_token_id,
-        # Dropout slows tiny models down far more than it regularises them.
-        hidden_dropout_prob=0.0 if size == "tiny" else 0.1,
-        attention_probs_dropout_prob=0.0 if size == "tiny" else 0.1,
+        hidden_dropout_prob=spec.dropout,
+        attention_probs_dropout_prob=spec.dropout,
+        tie_word_embeddings=spec.tie_embeddings != "off",
     )
 
 
-def gpt2_config(size: str, vocab_size: int, seq_len: int, tokenizer: Any) -> GPT2Config:
+def gpt2_config(spec: Any, vocab_size: int, tokenizer: Any) -> GPT2Config:
+    """A GPT-2 of the spec's (resolved) shape; dropout on embeddings, attention and residual."""
     from transformers import GPT2Config
 
-    p = PRESETS[size]
     return GPT2Config(
         vocab_size=vocab_size,
-        n_embd=p["hidden"],
-        n_layer=p["layers"],
-        n_head=p["heads"],
-        n_inner=p["ffn"],
-        n_positions=max(1024 if size == "base" else 512, seq_len),
+        n_embd=spec.d_model,
+        n_layer=spec.n_layer,
+        n_head=spec.n_head,
+        n_inner=spec.d_ff,
+        n_positions=spec.max_position,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        resid_pdrop=0.0 if size == "tiny" else 0.1,
-        embd_pdrop=0.0 if size == "tiny" else 0.1,
-        attn_pdrop=0.0 if size == "tiny" else 0.1,
+        resid_pdrop=spec.dropout,
+        embd_pdrop=spec.dropout,
+        attn_pdrop=spec.dropout,
+        tie_word_embeddings=spec.tie_embeddings != "off",
     )
 
 
@@ -205,6 +210,35 @@ def load_model(ref: BaseRef, auto_class: Any, config: Any = None, **overrides: A
             where=ref.given,
             fix="check that the folder holds a complete model saved with save_pretrained",
         ) from None
+
+
+def fit_to_positions(ids: Any, config: Any, new_tokens: int) -> tuple[Any, int]:
+    """``ids`` (1 x n) and a number of new tokens that fit the model's position embeddings: a
+    model made for short sequences (``max_position`` = its ``seq_len``) keeps the end of a long
+    prompt and generates what room is left, rather than indexing past its last position."""
+    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 1:
+        return ids, new_tokens
+    ids = ids[:, -(limit - 1):] if ids.shape[1] >= limit else ids
+    return ids, max(1, min(new_tokens, limit - ids.shape[1]))
+
+
+def scratch_parameters(spec: Any, task: Any) -> int | None:
+    """Parameters of the model a resolved from-scratch spec builds (with a vocabulary of
+    ``vocab_size``), counted on the meta device: nothing is allocated, so a preview is instant."""
+    import torch
+
+    class SizedTokenizer:  # what ``build_model`` reads of a tokenizer
+        pad_token_id, bos_token_id, eos_token_id = 0, 1, 2
+
+        def __len__(self) -> int:
+            return spec.vocab_size
+
+    try:
+        with torch.device("meta"):
+            return parameter_count(task.build_model(spec, SizedTokenizer()))
+    except Exception:  # noqa: BLE001 - a preview: a task with no from-scratch model has no count
+        return None
 
 
 def parameter_count(model: Any) -> int:

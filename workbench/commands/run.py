@@ -71,6 +71,9 @@ def spec_option(spec_field: dataclasses.Field, field_type: Any) -> inspect.Param
         value_type = bool
     elif "parse" in facts:
         extra.update(parser=text_parser(facts["parse"]), metavar=facts.get("metavar"))
+        if typing.get_origin(value_type) in (typing.Union, types.UnionType):
+            value_type = str  # a count or a word (eval_batches): the parser makes the value
+
     flags = [long_flag, *([facts["short"]] if "short" in facts else [])]
     option = typer.Option(None, *flags, help=option_help(spec_field), show_default=False, **extra)
     return keyword_option(spec_field.name, Optional[value_type], option)

@@ -116,9 +116,14 @@ def _drop_blank(ds: datasets.Dataset, column: str) -> datasets.Dataset:
     return cache.healing(ds, lambda: ds.filter(non_blank, batched=True, batch_size=10_000, desc="Dropping blank documents"))
 
 
-def _held_out(ds: datasets.Dataset, fraction: float, seed: int) -> tuple[datasets.Dataset, datasets.Dataset]:
+def _held_out(ds: datasets.Dataset, fraction: float, seed: int, holdout: str = "random") -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Random documents (seeded), or with ``holdout="tail"`` the last ``fraction`` of them in
+    file order (nanoGPT's shakespeare-char split: train on the start, validate on the end)."""
     if len(ds) < 2:
         return ds, ds
+    if holdout == "tail":
+        cut = len(ds) - max(1, round(len(ds) * fraction))
+        return ds.select(range(cut)), ds.select(range(cut, len(ds)))
     split = cache.healing(ds, lambda: ds.train_test_split(test_size=max(1, round(len(ds) * fraction)), seed=seed, shuffle=True))
     return split["train"], split["test"]
 
@@ -146,6 +151,7 @@ def load_corpus(
     eval_fraction: float = 0.05,
     seed: int = 42,
     require_text: bool = True,
+    holdout: str = "random",
 ) -> Corpus:
     """Load a corpus with an eval split: its own validation split or file where there is
     one, otherwise a deterministic held-out fraction (seeded)."""
@@ -184,8 +190,10 @@ def load_corpus(
         if len(evaluation) == 0:
             evaluation = None
     if evaluation is None:
-        train, evaluation = _held_out(train, eval_fraction, seed)
-        eval_label, eval_location = f"held-out {eval_fraction:.0%} of {_display_name(source)} (seed {seed})", ""
+        train, evaluation = _held_out(train, eval_fraction, seed, holdout)
+        how = "the last" if holdout == "tail" else "held-out"
+        eval_label = f"{how} {eval_fraction:.0%} of {_display_name(source)}" + ("" if holdout == "tail" else f" (seed {seed})")
+        eval_location = ""
     return Corpus(source=source, train=train, eval=evaluation, text_column=column, eval_source=eval_label, eval_location=eval_location)
 
 

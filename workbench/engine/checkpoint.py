@@ -8,6 +8,10 @@ named in a message, never deleted, and its ``trainer_state.json`` is checked aga
 schema before set-up reads it. Model weights go through ``save_pretrained`` (safetensors),
 optimizer tensors into ``optimizer.safetensors``, everything else into JSON: nothing here
 is ever unpickled.
+
+``checkpoints/initial/`` (a from-scratch run's untrained weights, see ``Saver.initial``) is
+not a checkpoint: only ``step-N`` folders are resumed from, verified, rotated or moved
+aside, so it stays for the run's whole life.
 """
 
 from __future__ import annotations
@@ -37,13 +41,17 @@ TMP_PREFIX = ".tmp-"
 REJECTED = ".rejected"
 """Where checkpoints that fail verification go: out of the ``step-*`` names that resume and
 rotation look at, kept for the user to inspect or restore."""
+INITIAL = "initial"
+"""``checkpoints/initial/``: the weights before training, a plain ``save_pretrained`` folder
+that ``workbench inspect RUN`` compares with the final model; never a resume point."""
 HASH = "sha256"
 """sha256 rather than blake2b: with SHA extensions (recent x86, ARMv8) OpenSSL's sha256 is
 about twice as fast (1.7 vs 0.9 GB/s measured here)."""
 HASHES = ("sha256", "blake2b", "sha512", "sha3_256")
 """Hashes a manifest may name (all in every Python's hashlib)."""
 _STEP_NAME = re.compile(r"step-([0-9]+)")
-_TEMP_NAME = re.compile(r"\.tmp-(?:delete-)?step-[0-9]+-([0-9]+)")
+_TEMP_NAME = re.compile(r"\.tmp-(?:(?:delete-)?step-[0-9]+|initial)-([0-9]+)")
+"""Temp folders of a save (or a rotation's delete, or ``initial/``'s save) and their writer's pid."""
 SCHEDULER_KEYS = ("base_lrs", "last_epoch", "_step_count", "_last_lr", "lr_lambdas")
 """What ``LambdaLR.state_dict()`` holds in every torch release and a resume cannot do
 without; flags that newer releases add (``_is_initial``...) are type-checked when present."""
@@ -282,7 +290,8 @@ def is_complete(folder: Path) -> bool:
 
 
 def _step_folders(root: Path) -> list[Path]:
-    """``step-N`` folders, oldest first; nothing else in ``root`` is a checkpoint."""
+    """``step-N`` folders, oldest first; nothing else in ``root`` (``initial/``, ``.rejected/``,
+    temp folders) is a checkpoint."""
     if not root.is_dir():
         return []
     return sorted((p for p in root.iterdir() if p.is_dir() and _step_of(p) >= 0), key=_step_of)
@@ -290,6 +299,14 @@ def _step_folders(root: Path) -> list[Path]:
 
 def complete_checkpoints(root: Path) -> list[Path]:
     return [p for p in _step_folders(root) if is_complete(p)]
+
+
+def initial_weights(root: Path) -> Path | None:
+    """``root/initial`` when it holds a saved model (a real folder with ``config.json``), else None."""
+    folder = root / INITIAL
+    if folder.is_symlink() or not folder.is_dir() or not (folder / "config.json").is_file():
+        return None
+    return folder
 
 
 def _step_of(folder: Path) -> int:
@@ -569,7 +586,8 @@ def checked_state(folder: Path, max_steps: int | None = None) -> dict[str, Any]:
 
 
 def rotate(root: Path, keep: int) -> None:
-    """Delete old checkpoints, always keeping the newest ``keep`` and the best (lowest eval loss)."""
+    """Delete old checkpoints, always keeping the newest ``keep`` and the best (lowest eval
+    loss); ``initial/`` is not a checkpoint and is never deleted."""
     checkpoints = complete_checkpoints(root)
     if len(checkpoints) <= keep:
         return

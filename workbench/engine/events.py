@@ -37,6 +37,8 @@ class RunStarted(Event):
     precision: str
     resumed_from_step: int = 0
     spec: dict = field(default_factory=dict)
+    time_budget_s: float | None = None
+    """With ``total_steps`` 0: the run ends when this budget of training time is spent."""
 
 
 @dataclass
@@ -63,6 +65,14 @@ class EvalDone(Event):
     perplexity: float
     metrics: dict = field(default_factory=dict)
     split: str = "eval"
+    examples: int = 0
+    """Eval examples this loss (and ``metrics``) covers; 0 in runs from before it was recorded."""
+    tokens: int = 0
+    """Real (unpadded) tokens in those examples."""
+    fraction: float = 1.0
+    """``examples`` over the examples in the split: below 1 for a seeded sample."""
+    coverage: str = ""
+    """The same in words, e.g. "seeded sample: 240 of 1,694 blocks (14%)"."""
 
 
 @dataclass

@@ -7,6 +7,7 @@ Layout of ``<out>/<name>/``::
     status.json       running | finished | stopped | failed, written atomically
     tokenizer/        the run's tokenizer (trained or the base's)
     checkpoints/step-NNNNNNN/   resumable states; complete only once MANIFEST.json exists
+    checkpoints/initial/        a from-scratch run's untrained weights (save_pretrained; never resumed)
     model/            the final model + tokenizer (save_pretrained, safetensors)
     summary.json      eval loss before/after, perplexity, timings
 """

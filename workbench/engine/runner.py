@@ -97,44 +97,45 @@ class TrainingRun:
             self._writer = MetricsWriter(s.run_dir.metrics)
         scaler_active = getattr(s.accelerator, "scaler", None) is not None
         guard = NonFiniteGuard(spec, s.accelerator.device, scaler_active, int(s.saved.get("nonfinite_skips", 0)), s.step, self.emit)
-        meter = ThroughputMeter(int(s.saved.get("tokens_seen", 0)), s.step, spec.time_budget)
+        meter = ThroughputMeter(int(s.saved.get("tokens_seen", 0)), s.step, spec.time_budget, float(s.saved.get("train_time_s", 0.0)))
         saver = Saver(s, guard, meter, self.emit)
         hooks = self.make_hooks(spec, s.task, s.tokenizer, s.run_dir, self.emit) if s.strategy.is_main else []
         evaluate, stepper = Evaluator(s, guard, hooks, self.emit), Stepper(s, guard, saver.checkpoint, self.emit)
         losses = LossWindow(s.accelerator.device)
         self._announce(s)
         if s.resumed_from is None:
+            saver.initial()  # the untrained start, kept out of rotation: what `inspect` compares with
             s.progress.before = evaluate()
-        status = "finished"
-        while s.step < s.total_steps:
+        status, ended_by = "finished", ""
+        while not s.plan.finished(s.step):
             meter.paused(self.control.wait_while_paused())
             at_boundary = (s.step - s.start_step) % spec.log_interval == 0
             stop, over_budget = s.strategy.agree(at_boundary, self.control.stop_requested, meter.over_budget())
-            if stop:
-                status = "stopped"
+            if stop or over_budget:
+                status, ended_by = ("stopped", self.control.stop_reason or "stop requested") if stop else ("finished", "time budget")
                 break
-            if over_budget:
-                self.emit(Message(text=f"Time budget of {spec.time_budget:g}s reached at step {s.step}"))
-                break
+            if at_boundary and s.plan.by_time:  # the schedule follows the budget spent, one clock for all ranks
+                s.plan.measured(s.step, s.strategy.agreed_seconds(meter.spent()), s.start_step, meter.prior_s)
             result = stepper.step()
             meter.add(result.tokens)
             losses.add(result.loss)
-            if s.step % spec.log_interval == 0 or s.step == s.total_steps:
+            if s.step % spec.log_interval == 0 or s.plan.finished(s.step):
                 self._log(s, losses, meter, guard, result)
-            if s.step % s.eval_interval == 0 and s.step < s.total_steps:
+            evaluated = s.plan.eval_due(s.step)
+            if evaluated:
                 evaluate()
-            if s.step % s.save_interval == 0 and s.step < s.total_steps:
+            if s.plan.save_due(s.step, evaluated):
                 saver.checkpoint(s.step)
-        return self._finish(s, status, evaluate, saver, meter, hooks)
+        return self._finish(s, status, ended_by, (evaluate, saver, meter, hooks))
 
     def _log(self, s: RunState, losses: LossWindow, meter: ThroughputMeter, guard: NonFiniteGuard, result: StepResult) -> None:
         mean_loss = losses.take(s.strategy.mean)  # mean over ranks
         if mean_loss is None:
             return
         guard.at_log(s.step, mean_loss)
-        rates = meter.log(s.step, s.total_steps)
+        rates = meter.log(s.step, s.plan.total_steps)
         norm = None if result.loss is None else float(result.grad_norm)
-        self.emit(StepLogged(step=s.step, total_steps=s.total_steps, loss=mean_loss, lr=float(s.scheduler.get_last_lr()[0]),
+        self.emit(StepLogged(step=s.step, total_steps=s.plan.estimated_total(s.step), loss=mean_loss, lr=float(s.scheduler.get_last_lr()[0]),
                              tokens=rates.tokens, tokens_per_s=rates.tokens_per_s, elapsed_s=rates.elapsed_s, eta_s=rates.eta_s,
                              grad_norm=norm if norm is not None and math.isfinite(norm) else None))
 
@@ -142,8 +143,8 @@ class TrainingRun:
         if s.strategy.is_main:
             s.run_dir.write_status("running", step=s.step)
         self.emit(RunStarted(run_dir=str(s.run_dir.path), name=s.run_dir.path.name, objective=s.spec.objective, corpus=s.spec.corpus,
-                             total_steps=s.total_steps, parameters=parameter_count(s.model), device=s.device, precision=s.precision,
-                             resumed_from_step=s.step, spec=s.spec.to_dict()))
+                             total_steps=s.plan.total_steps or 0, parameters=parameter_count(s.model), device=s.device, precision=s.precision,
+                             resumed_from_step=s.step, spec=s.spec.to_dict(), time_budget_s=s.spec.time_budget))
         if s.resumed_from is not None:
             self.emit(Message(text=f"Resumed from {s.resumed_from.name} (step {s.step})"))
         if type(s.accelerator.unwrap_model(s.module)).__name__ == "LeanGPT2":
@@ -152,22 +153,23 @@ class TrainingRun:
             self.emit(Message(text=f"FSDP: parameters, gradients and optimizer state sharded over {s.strategy.world} processes"))
 
     # ------------------------------------------------------------------ the end
-    def _finish(self, s: RunState, status: str, evaluate: Evaluator, saver: Saver, meter: ThroughputMeter, hooks: list) -> RunResult:
+    def _finish(self, s: RunState, status: str, ended_by: str, parts: tuple[Evaluator, Saver, ThroughputMeter, list]) -> RunResult:
         """Checkpoint, eval, report, ``model/``, summary, status. A stopped run (a signal, the
         stop key) saves its checkpoint first, so a second signal or the hang-up deadline can
         only cut what follows, and skips the whole-split final report (minutes on a big eval
-        split): it must exit within seconds; a resume to the end writes the report."""
+        split): it must exit within seconds; a resume to the end writes the report.
+        ``ended_by``: why the run ended before its plan did ("time budget", a signal), or ""."""
+        evaluate, saver, meter, hooks = parts
         tokens = meter.finish()
         stopped = status == "stopped"
-        reason = self.control.stop_reason or "time budget"
-        if stopped or s.step < s.total_steps:
-            self.emit(Message(text=f"Stopping at step {s.step} ({reason}); saving a checkpoint"))
+        if ended_by:
+            self.emit(Message(text=f"Stopping at step {s.step} ({ended_by}); saving a checkpoint"))
         if stopped:
             saver.checkpoint(s.step)
-        evaluate()  # the fixed eval subset: the eval loss after, for the summary and the TUI
-        if not stopped:
+            evaluate()  # the periodic eval set: a stop must end within seconds
+        else:
+            evaluate(whole=True)  # the final eval covers the whole split
             saver.checkpoint(s.step)
-        train_time = meter.elapsed()
         metrics: dict[str, Any] = {}
         if s.strategy.is_main:
             if not stopped:
@@ -176,29 +178,35 @@ class TrainingRun:
                     metrics = s.task.final_report(s.model, s.tokenizer, s.data, s.spec, s.run_dir)
             for hook in hooks:  # e.g. forgetting: base-eval loss before -> after (already measured)
                 metrics.update(hook.summary())
-        report = f"skipped: stopped ({reason}) at step {s.step}; resume to finish it" if stopped else "done"
-        summary = self._summary(s, status, metrics, tokens, train_time, report)
+        report = f"skipped: stopped ({ended_by}) at step {s.step}; resume to finish it" if stopped else "done"
+        summary = self._summary(s, status, metrics, (tokens, meter), report)
+        summary["stopped"] = ended_by or None
         if s.strategy.is_main:
             saver.final_model()
             s.run_dir.write_summary(summary)
-            s.run_dir.write_status(status, step=s.step)
+            s.run_dir.write_status(status, step=s.step, **({"stopped": ended_by} if ended_by else {}))
         self.emit(RunFinished(status=status, step=s.step, run_dir=str(s.run_dir.path), model_dir=str(s.run_dir.model_dir), summary=summary))
         return RunResult(status=status, run_dir=s.run_dir.path, model_dir=s.run_dir.model_dir, step=s.step, summary=summary)
 
     @staticmethod
-    def _summary(s: RunState, status: str, metrics: dict[str, Any], tokens: int, train_time: float, report: str) -> dict[str, Any]:
-        """``report``: "done", or why the final whole-split report (``metrics``) was skipped."""
+    def _summary(s: RunState, status: str, metrics: dict[str, Any], counts: tuple[int, ThroughputMeter], report: str) -> dict[str, Any]:
+        """``report``: "done", or why the final whole-split report (``metrics``) was skipped.
+        tokens/s is this span's (a resume's own tokens over its own time); the time is the run's."""
+        tokens, meter = counts
         before, after, best = s.progress.before, s.progress.last, s.progress.best
+        rate = meter.span_rate() if s.step > s.start_step else None
         return {
             "status": status,
             "objective": s.spec.objective,
             "corpus": s.spec.corpus,
             "steps": s.step,
             "tokens": tokens,
-            "train_time_s": round(train_time, 2),
-            "tokens_per_s": round(tokens / train_time, 1) if train_time > 0 and s.step > s.start_step else None,
+            "train_time_s": round(meter.spent(), 2),
+            "tokens_per_s": round(rate, 1) if rate is not None else None,
+            "tokens_per_s_covers": f"steps {s.start_step}-{s.step} of this process" if s.start_step else f"steps 0-{s.step}",
             "eval_loss_before": before,
             "eval_loss_after": after,
+            "eval_after_covers": s.progress.coverage.get("text", ""),
             "perplexity_before": perplexity(before) if before is not None else None,
             "perplexity_after": perplexity(after),
             "best_eval_loss": best,

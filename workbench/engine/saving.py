@@ -1,4 +1,5 @@
-"""Saving: periodic checkpoints (atomic, rotated) and the final model, from one place."""
+"""Saving: the initial weights, periodic checkpoints (atomic, rotated) and the final model,
+from one place."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from safetensors import SafetensorError
+
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.events import CheckpointSaved, Event, Message
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.lock import fsync_dir, fsync_tree, refuse_symlinks
 from workbench.engine.meter import ThroughputMeter
 from workbench.engine.setup import RunState
-from workbench.errors import RunDirError
+from workbench.errors import RunDirError, TrainingError
 
 
 class Saver:
@@ -23,6 +26,39 @@ class Saver:
         self.guard = guard
         self.meter = meter
         self.emit = emit
+
+    def initial(self) -> None:
+        """``checkpoints/initial/``: a new from-scratch run's untrained weights and tokenizer,
+        a plain ``save_pretrained`` folder (not a resumable checkpoint: no optimizer, no
+        manifest; resume and rotation never look at it), so that ``workbench inspect RUN``
+        compares the model before training with the one after. Rank 0 writes it, as
+        ``final_model`` writes ``model/``: into a temp folder, fsynced, renamed into place,
+        never through a symlink. A resumed run, a run from a base, or a run that has it
+        already is left as it is."""
+        s = self.s
+        if not s.strategy.is_main or s.resumed_from is not None or s.spec.base:
+            return
+        root = s.run_dir.checkpoints
+        folder, tmp = root / ckpt.INITIAL, root / f"{ckpt.TMP_PREFIX}{ckpt.INITIAL}-{os.getpid()}"
+        refuse_symlinks(root, folder, tmp)
+        if os.path.lexists(folder):
+            return
+        try:
+            root.mkdir(exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            os.mkdir(tmp)
+            s.model.save_pretrained(tmp, safe_serialization=True)
+            s.tokenizer.save_pretrained(tmp)
+            fsync_tree(tmp)
+            os.replace(tmp, folder)
+            fsync_dir(root)
+        except (OSError, SafetensorError) as exc:  # disk full, quota, read-only: checkpoints would fail the same way
+            reason = (exc.strerror if isinstance(exc, OSError) else None) or " ".join(str(exc).split())[:200]
+            raise TrainingError(f"could not write the initial weights ({reason})", where=str(folder),
+                                fix="free disk space (df -h) or pass --out on another disk, then start the run again") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def checkpoint(self, step: int) -> None:
         """A resumable checkpoint of ``step``. Every rank calls it (a sharded save gathers
@@ -52,6 +88,7 @@ class Saver:
             "world_size": s.strategy.world,
             "global_batch": s.global_batch,
             "tokens_seen": self.meter.tokens_seen,
+            "train_time_s": round(self.meter.spent(), 3),
         }
 
     def final_model(self) -> None:

@@ -22,6 +22,7 @@ from workbench.engine import distributed, performance
 from workbench.engine.events import Message
 from workbench.engine.lock import RunLock, claim
 from workbench.engine.order import BatchOrder
+from workbench.engine.plan import Plan, make_scheduler
 from workbench.engine.rundir import RunDir, find_run, git_commit, versions
 from workbench.engine.spec_resolution import resolve_spec
 from workbench.engine.strategy import SingleProcess, strategy_for
@@ -37,6 +38,8 @@ class Progress:
     before: float | None = None
     last: float | None = None
     best: float | None = None
+    coverage: dict = field(default_factory=dict)
+    """What the last eval covered: examples, tokens, fraction of the split, and in words."""
 
     def record(self, loss: float) -> None:
         self.last = loss
@@ -61,9 +64,8 @@ class RunState:
     optimizer: Any = None
     scheduler: Any = None
     order: BatchOrder | None = None
-    total_steps: int = 0
-    eval_interval: int = 1
-    save_interval: int = 1
+    plan: Plan = field(default_factory=lambda: Plan(1, None, 1, None))
+    """The run's length (steps or a time budget), its evals and saves, what the lr follows."""
     micro_batch: int = 1
     global_batch: int = 1
     step: int = 0
@@ -170,6 +172,7 @@ def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable
         return load_tokenizer(ref), load_model(ref, task.auto_class)
     if inputs.base_ref is not None:
         tokenizer = load_tokenizer(inputs.base_ref)
+        torch.manual_seed(spec.seed)  # a new task head is initialised from the global generator: the same head every time
         model = load_model(inputs.base_ref, task.auto_class, config=inputs.base_config, **task.model_kwargs(inputs.checked, tokenizer))
         return tokenizer, model
     from workbench.tokenization import train_tokenizer
@@ -177,8 +180,8 @@ def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable
     corpus = inputs.corpus
     emit(Message(text=f"Training a {spec.tokenizer} tokenizer (vocab {spec.vocab_size}) on {corpus.name}"))
     tokenizer = train_tokenizer(spec.tokenizer, corpus.sample_texts(), spec.vocab_size or 4096, masked=task.masked)
-    torch.manual_seed(spec.seed)
-    return tokenizer, task.build_model(spec.size, tokenizer, spec.seq_len or 128)
+    torch.manual_seed(spec.seed)  # bitwise-identical initial weights for the same spec and seed
+    return tokenizer, task.build_model(spec, tokenizer)
 
 
 def write_run_files(state: RunState, inputs: Inputs) -> None:
@@ -201,7 +204,7 @@ def write_run_files(state: RunState, inputs: Inputs) -> None:
 
 
 def plan_batches(state: RunState) -> None:
-    """Global batch, micro-batch, data order, step count and eval/save intervals."""
+    """Global batch, micro-batch, data order, and the plan: steps (or a time budget), evals, saves."""
     spec, world = state.spec, state.strategy.world
     micro_batch = spec.batch_size or 1
     state.global_batch = distributed.global_batch_for(state.saved, micro_batch * spec.grad_accum * world, world)
@@ -209,38 +212,34 @@ def plan_batches(state: RunState) -> None:
     recorded = distributed.recorded_oom_micro_batch(state.run_dir) or micro_batch
     state.micro_batch = max(1, min(micro_batch, int(state.saved.get("micro_batch", micro_batch)), recorded))
     assert state.data is not None
-    state.order = BatchOrder(state.data.num_examples("train"), state.global_batch, spec.seed)
+    windows = state.data.window_starts() if spec.sampling == "random" else None
+    state.order = BatchOrder(state.data.num_examples("train"), state.global_batch, spec.seed, windows=windows)
     if spec.max_steps is not None:
-        state.total_steps = spec.max_steps
-    else:
-        state.total_steps = max(1, math.ceil((spec.epochs or 1.0) * state.order.steps_per_epoch))
-    state.eval_interval = spec.eval_interval or max(1, state.total_steps // 10)
-    state.save_interval = spec.save_interval or state.eval_interval
+        total: int | None = spec.max_steps
+    elif spec.epochs is not None:
+        total = max(1, math.ceil(spec.epochs * state.order.steps_per_epoch))
+    else:  # a time budget alone (``resolve_spec`` leaves no other way to have neither)
+        total = None
+    eval_interval = spec.eval_interval or (max(1, total // 10) if total is not None else None)
+    state.plan = Plan(total, spec.time_budget, eval_interval, spec.save_interval)
 
 
 def make_optimizer(state: RunState) -> None:
     """AdamW (no decay on biases and norms) and the warmup schedule, restored on resume."""
-    from transformers import get_scheduler
-
     spec, module = state.spec, state.module
     decay = [p for _, p in module.named_parameters() if p.ndim >= 2]
     no_decay = [p for _, p in module.named_parameters() if p.ndim < 2]
+    betas = (spec.beta1, spec.beta2 if spec.beta2 is not None else 0.98 if state.task.pretraining else 0.999)
     state.optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec.lr,
-        betas=(0.9, 0.98 if state.task.pretraining else 0.999),
-        **performance.adamw_options(state.device),
+        lr=spec.lr, betas=betas, eps=spec.eps, **performance.adamw_options(state.device),
     )
-    state.scheduler = get_scheduler(
-        {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[spec.schedule],
-        state.optimizer,
-        num_warmup_steps=int(spec.warmup_ratio * min(state.total_steps, 1_000_000)),
-        num_training_steps=state.total_steps,
-    )
+    state.scheduler = make_scheduler(state.optimizer, state.plan, spec)
     if state.resumed_from is not None:
         state.strategy.load_optimizer(module, state.optimizer, state.resumed_from / "optimizer.safetensors")
         state.scheduler.load_state_dict(state.saved["scheduler"])
         state.step = state.start_step = int(state.saved["step"])
+        state.plan.resumed_at(state.step, float(state.saved.get("train_time_s", 0.0)))
 
 
 def make_training_module(state: RunState, emit: Callable[[Any], None]) -> None:

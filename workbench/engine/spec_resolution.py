@@ -8,13 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.config import RunSpec
 from workbench.errors import SpecError
-from workbench.models import PRESETS
+from workbench.models import PRESETS, SHAPE_FIELDS
 from workbench.tasks import get_objective, get_task
 
 if TYPE_CHECKING:
     from workbench.tasks.base import Task
 
-UNTIL_BUDGET_STEPS = 10_000_000
 
 
 def corpus_label(corpus: str) -> str:
@@ -40,14 +39,19 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
     if spec.batch_size is None:
         changes["batch_size"] = defaults.batch_size
     if spec.seq_len is None:
-        changes["seq_len"] = defaults.seq_len
-    if spec.max_steps is None and spec.epochs is None:
-        if spec.time_budget is not None:
-            changes["max_steps"] = UNTIL_BUDGET_STEPS
-        elif defaults.max_steps is not None:
+        changes["seq_len"] = defaults.seq_len if base_config is None else min(defaults.seq_len, base_positions(base_config))
+    if spec.beta2 is None:
+        changes["beta2"] = 0.98 if task.pretraining else 0.999
+    if spec.max_steps is None and spec.epochs is None and spec.time_budget is None:  # a budget alone: until it runs out
+        if defaults.max_steps is not None:
             changes["max_steps"] = defaults.max_steps
         else:
             changes["epochs"] = defaults.epochs
+    if spec.sampling is None and task.windowed:
+        changes["sampling"] = "random"
+    check_sampling(spec, task)
+    check_seq_len(spec.replace(**changes), base_config)
+    changes.update(model_shape(spec, changes.get("seq_len", spec.seq_len)))
     if spec.tokenizer == "auto":
         changes["tokenizer"] = "wordpiece" if task.masked else "bpe"
     tokenizer = changes.get("tokenizer", spec.tokenizer)
@@ -61,3 +65,49 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
     if spec.name is None:
         changes["name"] = f"{spec.objective}-{corpus_label(spec.corpus)}-{time.strftime('%Y%m%d-%H%M%S')}"
     return spec.replace(**changes), task
+
+
+def base_positions(config: Any) -> int:
+    """The longest input a base takes (its position embeddings); unbounded types say a lot."""
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1 << 20
+
+
+def check_seq_len(spec: RunSpec, base_config: Any) -> None:
+    """A sequence longer than the base's position embeddings fails mid-run: say so now."""
+    if base_config is not None and spec.seq_len is not None and spec.seq_len > base_positions(base_config):
+        limit = base_positions(base_config)
+        raise SpecError(f"seq_len {spec.seq_len} is longer than the base allows ({limit} positions)",
+                        fix=f"use --seq-len {limit} or less")
+
+
+def check_sampling(spec: RunSpec, task: Task) -> None:
+    if spec.sampling is not None and not task.windowed:
+        raise SpecError(f"sampling chooses windows of packed text, which {spec.objective} does not train on",
+                        fix="leave sampling unset (it applies to clm and mlm)")
+
+
+def model_shape(spec: RunSpec, seq_len: int) -> dict[str, Any]:
+    """The shape fields a from-scratch run leaves unset, from its ``--size`` preset; with a
+    base, any shape field is refused (the base fixes the shape)."""
+    given = [name for name in SHAPE_FIELDS if getattr(spec, name) is not None]
+    if spec.base:
+        if given:
+            raise SpecError(f"{given[0]} shapes a model from scratch, but --base fixes the shape",
+                            fix=f"drop {given[0]} (and the other shape settings), or drop --base to train from scratch")
+        return {}
+    preset = PRESETS[spec.size]
+    shape = {name: getattr(spec, name) if getattr(spec, name) is not None else preset.get(name) for name in SHAPE_FIELDS}
+    shape["d_ff"] = spec.d_ff or 4 * shape["d_model"]
+    shape["max_position"] = shape["max_position"] or seq_len
+    shape["tie_embeddings"] = shape["tie_embeddings"] or "on"
+    if shape["d_model"] % shape["n_head"]:
+        raise SpecError(f"n_head {shape['n_head']} does not divide d_model {shape['d_model']}",
+                        fix="pick n_head and d_model so that d_model / n_head is a whole number (e.g. 4 and 128)")
+    if seq_len > shape["max_position"]:
+        raise SpecError(f"seq_len {seq_len} is longer than max_position {shape['max_position']}",
+                        fix=f"raise --max-position to at least {seq_len}, or lower --seq-len")
+    return shape

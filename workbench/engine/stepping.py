@@ -12,7 +12,7 @@ import torch
 from workbench.engine import distributed, performance
 from workbench.engine.events import Message
 from workbench.engine.guard import NonFiniteGuard
-from workbench.engine.order import step_seed
+from workbench.engine.order import seed_generators, step_seed
 from workbench.engine.setup import RunState
 from workbench.errors import TrainingError
 
@@ -53,7 +53,7 @@ class Stepper:
         chunks = [mine[i : i + s.micro_batch] for i in range(0, len(mine), s.micro_batch)]
         step_loss, tokens = None, 0
         for index, chunk in enumerate(chunks):  # masks and dropout: a function of (seed, step, row)
-            torch.manual_seed(step_seed(s.spec.seed, s.step, row=first_row + index * s.micro_batch))
+            seed_generators(step_seed(s.spec.seed, s.step, row=first_row + index * s.micro_batch), s.accelerator.device)
             batch, n_tokens = s.data.batch("train", chunk)
             batch = performance.to_device(batch, s.accelerator.device)
             with strategy.accumulating(s.module, last=index == len(chunks) - 1):

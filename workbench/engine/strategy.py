@@ -69,6 +69,10 @@ class SingleProcess:
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         return value
 
+    def agreed_seconds(self, seconds: float) -> float:
+        """One clock reading for all ranks (the slowest's), so a budget's schedule is the same on each."""
+        return seconds
+
     def grad_norm(self, norm: torch.Tensor) -> torch.Tensor:
         return norm
 
@@ -108,6 +112,10 @@ class DataParallel(SingleProcess):
 
     def mean(self, value: torch.Tensor) -> torch.Tensor:
         return self.accelerator.reduce(value, "mean")
+
+    def agreed_seconds(self, seconds: float) -> float:
+        reading = torch.tensor(seconds, dtype=torch.float64, device=self.accelerator.device)
+        return float(self.accelerator.reduce(reading, "max"))
 
     def add_up(self, loss_sum: torch.Tensor, batches: int, totals: dict[str, float]) -> tuple[torch.Tensor, int, dict[str, float]]:
         counts = self.accelerator.reduce(torch.stack([loss_sum, torch.tensor(float(batches), device=loss_sum.device)]), "sum")

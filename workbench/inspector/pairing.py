@@ -1,9 +1,11 @@
 """Which two models to compare: a run's base and result, or any two models named.
 
 ``workbench inspect RUN`` compares the run's base (``base_model_dir`` in run.toml) with
-its final ``model/``. A from-scratch run has no base, so it compares its earliest
-complete checkpoint with its final model (or its newest checkpoint while it still runs);
-the choice is stated in ``Pairing.note`` and printed.
+its final ``model/``. A from-scratch run has no base, so it compares its untrained start,
+``checkpoints/initial/`` (saved before the first step), with its final model (or its newest
+checkpoint while it still runs). A run saved before ``initial/`` existed falls back to its
+earliest surviving checkpoint, which is already trained, and the note says so. The choice
+is stated in ``Pairing.note`` (and the labels) and printed.
 """
 
 from __future__ import annotations
@@ -51,13 +53,28 @@ def pair_for_run(run: RunDir) -> Pairing:
                               fix=f"restore it, or compare two models explicitly: workbench inspect BASE {run.model_dir}")
         base = BaseRef(given=base_given or base_dir, kind=meta.get("base_kind", "local"), model_dir=base_dir) if base_dir else resolve_base(base_given)
         return Pairing(base, tuned, "base", "tuned", f"run {run.path.name}: base {base.given} vs {tuned_note}", run)
+    return _scratch_pair(run, tuned, tuned_note, complete)
+
+
+def _scratch_pair(run: RunDir, tuned: BaseRef, tuned_note: str, complete: list[Path]) -> Pairing:
+    """A from-scratch run: its initial weights vs ``tuned``, or (a run from before
+    ``initial/`` was saved) its earliest surviving checkpoint, said plainly."""
+    label_b = "final" if tuned_note == "final model/" else "newest"
+    initial = ckpt.initial_weights(run.checkpoints)
+    if initial is not None:
+        return Pairing(_local(initial, str(initial)), tuned, "initial (step 0)", label_b,
+                       f"run {run.path.name} was trained from scratch: initial weights (step 0, before training) vs {tuned_note}", run)
     earlier = complete[:-1]  # the newest checkpoint holds the same weights as the final model
     if not earlier:
-        raise RunDirError("a from-scratch run needs two snapshots to compare, and this one has only one",
+        raise RunDirError("a from-scratch run needs two snapshots to compare, and this one has only one "
+                          "(no checkpoints/initial/: an older workbench did not save the initial weights)",
                           where=str(run.path), fix="compare against another model: workbench inspect OTHER RUN")
     first = earlier[0]
-    return Pairing(_local(first, str(first)), tuned, f"step {ckpt_step(first)}", "final" if tuned_note == "final model/" else "newest",
-                   f"run {run.path.name} was trained from scratch: earliest checkpoint {first.name} vs {tuned_note}", run)
+    step = ckpt_step(first)
+    return Pairing(_local(first, str(first)), tuned, f"step {step}", label_b,
+                   f"run {run.path.name} was trained from scratch but has no initial weights saved (an older workbench): "
+                   f"earliest surviving checkpoint {first.name} (already trained {step} step{'' if step == 1 else 's'}, not the untrained model) "
+                   f"vs {tuned_note}", run)
 
 
 def ckpt_step(folder: Path) -> int:

@@ -15,6 +15,7 @@ import torch
 
 from workbench.inspector.loading import LoadedModel
 from workbench.inspector.text import token_display, token_id_for, token_key, trim_span, with_mask_token
+from workbench.models import fit_to_positions
 
 LN2 = math.log(2.0)
 MAX_TOKENS = 256
@@ -131,7 +132,8 @@ def next_token(side: LoadedModel, prompt: str) -> Distribution:
 def _causal_ids(side: LoadedModel, text: str) -> torch.Tensor:
     """Token ids with BOS prepended when the tokenizer has one, so the first word is scored."""
     tok = side.tokenizer
-    ids = tok(text, add_special_tokens=False)["input_ids"][: MAX_TOKENS - 1]
+    limit = min(MAX_TOKENS, getattr(side.model.config, "max_position_embeddings", MAX_TOKENS) or MAX_TOKENS)
+    ids = tok(text, add_special_tokens=False)["input_ids"][: limit - 1]
     if tok.bos_token_id is not None:
         ids = [tok.bos_token_id] + ids
     return torch.tensor([ids], dtype=torch.long)
@@ -224,9 +226,9 @@ def continuation(side: LoadedModel, prompt: str, *, max_new_tokens: int, sample:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if side.family == "causal":
-            ids = _causal_ids(side, prompt).to(side.device)
+            ids, room = fit_to_positions(_causal_ids(side, prompt).to(side.device), side.model.config, max_new_tokens)
             out = side.model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=room,
                 do_sample=sample, top_k=50 if sample else None, pad_token_id=tok.pad_token_id,
                 eos_token_id=tok.eos_token_id,
             )

@@ -27,6 +27,11 @@ class TaskData:
         """Return (model kwargs on CPU, number of real tokens in the batch)."""
         raise NotImplementedError
 
+    def window_starts(self) -> int | None:
+        """With random windows, how many start offsets training draws from; None: it
+        indexes whole examples."""
+        return None
+
 
 @dataclass
 class BlockData(TaskData):
@@ -40,13 +45,40 @@ class BlockData(TaskData):
     train: torch.Tensor
     eval: torch.Tensor
     transform: Callable[[torch.Tensor], Batch]
+    sampling: str = "blocks"
+    """``random``: training indices are token offsets, and each row is the ``seq_len``
+    tokens from there (nanoGPT's windows: every offset, not one per block); eval stays on
+    the aligned blocks, so it covers the split exactly once."""
 
     def num_examples(self, split: str) -> int:
         return int((self.train if split == "train" else self.eval).shape[0])
 
+    def window_starts(self) -> int | None:
+        if self.sampling != "random":
+            return None
+        blocks, length = self.train.shape
+        return (blocks - 1) * length + 1  # every window that lies inside the packed text
+
     def batch(self, split: str, indices: list[int]) -> tuple[Batch, int]:
-        blocks = (self.train if split == "train" else self.eval)[indices]
-        return self.transform(blocks), blocks.numel()
+        if split == "train" and self.sampling == "random":
+            rows = windows(self.train, indices)
+        else:
+            rows = (self.train if split == "train" else self.eval)[indices]
+        return self.transform(rows), rows.numel()
+
+
+def windows(blocks: Any, offsets: list[int]) -> torch.Tensor:
+    """Rows of ``seq_len`` tokens starting at token ``offsets`` of the packed text, read from
+    the (one or two) blocks each spans: a tensor or memory-mapped ``ArrowBlocks`` alike."""
+    length = blocks.shape[1]
+    starts = torch.tensor(offsets, dtype=torch.long)
+    first = starts // length
+    if isinstance(blocks, torch.Tensor):
+        flat = blocks.view(-1)
+        return flat[starts[:, None] + torch.arange(length)]
+    last = torch.clamp(first + 1, max=blocks.shape[0] - 1)
+    pairs = torch.cat([blocks[first.tolist()], blocks[last.tolist()]], dim=1)
+    return pairs.gather(1, (starts % length)[:, None] + torch.arange(length))
 
 
 @dataclass
@@ -93,6 +125,8 @@ class Task:
     auto_class_name: str = ""
     masked: bool = True
     pretraining: bool = True
+    windowed: bool = False
+    """Trains on windows of packed text, so ``sampling`` (random offsets or aligned blocks) applies."""
     description: str = ""
     scratch_defaults: TaskDefaults = field(default_factory=lambda: TaskDefaults(1e-3, 32, 128, max_steps=600))
     base_defaults: TaskDefaults = field(default_factory=lambda: TaskDefaults(5e-5, 16, 128, epochs=3))
@@ -114,7 +148,8 @@ class Task:
         from workbench.corpora import load_corpus
 
         return load_corpus(spec.corpus, text_column=spec.text_column, eval_corpus=spec.eval_corpus,
-                           eval_fraction=spec.eval_fraction, seed=spec.seed, require_text=self.needs_text_column)
+                           eval_fraction=spec.eval_fraction, seed=spec.seed, require_text=self.needs_text_column,
+                           holdout=spec.holdout)
 
     def check_data(self, corpus: Any, spec: Any) -> Any:
         """Validate labels, tags or answer spans before anything is written.
@@ -149,7 +184,8 @@ class Task:
     def base_fix(self) -> str:
         return "pick a base whose architecture fits this objective"
 
-    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
+    def build_model(self, spec: Any, tokenizer: Any) -> Any:
+        """A freshly initialised model of the spec's resolved shape (``n_layer``, ``d_model``...)."""
         raise BaseModelError(f"{self.name} needs a pre-trained base", fix="pass --base")
 
     def model_kwargs(self, checked: Any, tokenizer: Any = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class CausalLMTask(Task):
         super().__init__(
             name="clm",
             auto_class_name="AutoModelForCausalLM",
+            windowed=True,
             masked=False,
             description="next-token prediction needs a decoder such as GPT-2",
             scratch_defaults=TaskDefaults(lr=2e-3, batch_size=16, seq_len=128, max_steps=600),
@@ -40,8 +41,8 @@ class CausalLMTask(Task):
     def base_fix(self) -> str:
         return "use a decoder base (GPT-2 family) or --objective mlm"
 
-    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
-        return GPT2LMHeadModel(gpt2_config(size, len(tokenizer), seq_len, tokenizer))
+    def build_model(self, spec: Any, tokenizer: Any) -> Any:
+        return GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), tokenizer))
 
     def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> BlockData:
         train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=True)
@@ -49,7 +50,7 @@ class CausalLMTask(Task):
         def transform(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
             return {"input_ids": blocks, "labels": blocks}
 
-        return BlockData(train=train, eval=evaluation, transform=transform)
+        return BlockData(train=train, eval=evaluation, transform=transform, sampling=spec.sampling or "blocks")
 
     def training_module(self, model: Any, spec: Any) -> Any:
         """``model`` itself, or its lean twin sharing its parameters.

@@ -32,6 +32,7 @@ class MaskedLMTask(Task):
         super().__init__(
             name="mlm",
             auto_class_name="AutoModelForMaskedLM",
+            windowed=True,
             masked=True,
             description="masked-token prediction needs an encoder such as BERT",
             # Tiny BERTs leave the predict-frequent-tokens plateau much sooner on short blocks:
@@ -57,8 +58,8 @@ class MaskedLMTask(Task):
             )
         super().check_base(config, where)
 
-    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
-        return BertForMaskedLM(bert_config(size, len(tokenizer), seq_len, tokenizer))
+    def build_model(self, spec: Any, tokenizer: Any) -> Any:
+        return BertForMaskedLM(bert_config(spec, len(tokenizer), tokenizer))
 
     def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> BlockData:
         train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=False)
@@ -69,4 +70,4 @@ class MaskedLMTask(Task):
             inputs, labels = collator.torch_mask_tokens(blocks.clone(), special_tokens_mask=torch.isin(blocks, specials))
             return {"input_ids": inputs, "labels": labels}
 
-        return BlockData(train=train, eval=evaluation, transform=transform)
+        return BlockData(train=train, eval=evaluation, transform=transform, sampling=spec.sampling or "blocks")

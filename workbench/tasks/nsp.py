@@ -105,8 +105,8 @@ class NextSentenceTask(Task):
             raise BaseModelError(f"a {config.model_type} model has no next-sentence head", where=where,
                                  fix="use a BERT base for nsp, or --objective mlm for other encoders")
 
-    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
-        return BertForPreTraining(bert_config(size, len(tokenizer), seq_len, tokenizer))
+    def build_model(self, spec: Any, tokenizer: Any) -> Any:
+        return BertForPreTraining(bert_config(spec, len(tokenizer), tokenizer))
 
     def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> RowData:
         collator = masking_collator(tokenizer)

@@ -33,6 +33,9 @@ class CurveSnapshot:
     tokens_per_s: float | None = None
     eta_s: float | None = None
     message: str = ""
+    budget_s: float | None = None
+    """A run that ends with its time budget: ``total_steps`` is then an estimate."""
+    elapsed_s: float = 0.0
 
 
 class Curves:
@@ -47,6 +50,7 @@ class Curves:
             d = self._data
             if isinstance(event, RunStarted):
                 d.name, d.total_steps, d.status = event.name, event.total_steps, "running"
+                d.budget_s = event.time_budget_s if not event.total_steps else None
                 d.step = max(d.step, event.resumed_from_step)
             elif isinstance(event, StepLogged):
                 if math.isfinite(event.loss):
@@ -54,7 +58,7 @@ class Curves:
                     d.train_tokens.append(event.tokens)
                     d.train_loss.append(event.loss)
                 d.step, d.total_steps = event.step, event.total_steps
-                d.lr, d.tokens_per_s, d.eta_s = event.lr, event.tokens_per_s, event.eta_s
+                d.lr, d.tokens_per_s, d.eta_s, d.elapsed_s = event.lr, event.tokens_per_s, event.eta_s, event.elapsed_s
             elif isinstance(event, EvalDone) and event.split == "eval" and math.isfinite(event.eval_loss):
                 d.eval_steps.append(event.step)
                 d.eval_tokens.append(d.train_tokens[-1] if d.train_tokens and event.step else 0)
@@ -76,7 +80,7 @@ class Curves:
                 train_steps=list(d.train_steps), train_tokens=list(d.train_tokens), train_loss=list(d.train_loss),
                 eval_steps=list(d.eval_steps), eval_tokens=list(d.eval_tokens), eval_loss=list(d.eval_loss),
                 step=d.step, total_steps=d.total_steps, lr=d.lr, tokens_per_s=d.tokens_per_s, eta_s=d.eta_s,
-                message=d.message,
+                message=d.message, budget_s=d.budget_s, elapsed_s=d.elapsed_s,
             )
 
     @classmethod

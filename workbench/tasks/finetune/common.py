@@ -42,10 +42,14 @@ def label_kwargs(names: Sequence[str]) -> dict[str, Any]:
     return {"num_labels": len(names), "id2label": id2label, "label2id": label2id}
 
 
-def held_out(items: Sequence[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:
-    """A seeded random split; at least one item on each side when there are two."""
+def held_out(items: Sequence[T], fraction: float, seed: int, holdout: str = "random") -> tuple[list[T], list[T]]:
+    """A seeded random split, or (``holdout="tail"``) the last items; at least one item on
+    each side when there are two."""
     order = list(range(len(items)))
-    random.Random(seed).shuffle(order)
+    if holdout == "tail":
+        order.reverse()
+    else:
+        random.Random(seed).shuffle(order)
     n_eval = min(len(items) - 1, max(1, round(len(items) * fraction))) if len(items) > 1 else 0
     eval_ids = set(order[:n_eval])
     train = [x for i, x in enumerate(items) if i not in eval_ids]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -26,13 +26,14 @@ def _ppl(loss: float) -> float:
 
 
 class ForgettingHook:
-    """Loss on a fixed, seeded subset of the base's eval blocks (same masks every time)."""
+    """Loss on the base's eval blocks: the whole split, or the same seeded sample the run's own
+    evals would take under ``eval_batches`` (same masks every time)."""
 
-    def __init__(self, data: Any, source: str, batch_size: int, batches: int, seed: int, earlier: list[float]):
+    def __init__(self, data: Any, source: str, batch_size: int, indices: Sequence[int], seed: int, earlier: list[float]):
         self.data = data
         self.source = source
         self.batch_size = batch_size
-        self.batches = batches
+        self.indices = list(indices)
         self.seed = seed
         self.losses: list[float] = list(earlier)
 
@@ -43,10 +44,9 @@ class ForgettingHook:
         was_training = model.training
         model.eval()
         losses = []
-        n = self.data.num_examples("eval")
-        for b in range(min(self.batches, math.ceil(n / self.batch_size))):
+        for b, start in enumerate(range(0, len(self.indices), self.batch_size)):
             torch.manual_seed(self.seed + 10_007 * (b + 1))
-            batch, _ = self.data.batch("eval", list(range(b * self.batch_size, min(n, (b + 1) * self.batch_size))))
+            batch, _ = self.data.batch("eval", self.indices[start : start + self.batch_size])
             losses.append(float(model(**{k: v.to(device) for k, v in batch.items()}).loss))
         torch.set_rng_state(rng)
         model.train(was_training)
@@ -75,7 +75,7 @@ def base_eval_corpus(base_run: RunDir) -> tuple[Corpus, str]:
     """The base run's eval split, rebuilt from its run.toml exactly as the base saw it."""
     spec = base_run.spec()
     corpus = load_corpus(spec.corpus, text_column=spec.text_column, eval_corpus=spec.eval_corpus,
-                         eval_fraction=spec.eval_fraction, seed=spec.seed)
+                         eval_fraction=spec.eval_fraction, seed=spec.seed, holdout=spec.holdout)
     only_eval = Corpus(source=corpus.source, train=corpus.eval, eval=corpus.eval,
                        text_column=corpus.text_column, eval_source=corpus.eval_source)
     return only_eval, spec.corpus
@@ -97,4 +97,6 @@ def forgetting_monitor(spec: Any, objective: str, tokenizer: Any, run_dir: Any, 
         return None
     earlier = [e["eval_loss"] for e in run_dir.events() if e.get("event") == "eval" and e.get("split") == "base_eval"]
     emit(Message(text=f"Forgetting check: loss on the base's eval split ({source}) at every eval"))
-    return ForgettingHook(data, source, spec.batch_size or 8, spec.eval_batches, spec.seed, earlier)
+    from workbench.engine.evaluation import eval_set
+
+    return ForgettingHook(data, source, spec.batch_size or 8, eval_set(data, spec).indices, spec.seed, earlier)

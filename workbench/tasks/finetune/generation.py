@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from workbench.errors import BaseModelError
+from workbench.models import fit_to_positions
 from workbench.tasks.base import BlockData, Task, TaskDefaults
 from workbench.tasks.clm import CausalLMTask
 
@@ -35,10 +36,11 @@ class GenerationTask(CausalLMTask):
         super().__init__()
         self.name = "generation"
         self.pretraining = False
+        self.windowed = False  # the domain text is read in aligned blocks, as the report's loss is
         self.description = "generation fine-tunes a decoder such as GPT-2"
         self.scratch_defaults = self.base_defaults = TaskDefaults(lr=5e-5, batch_size=8, seq_len=128, epochs=3, warmup_ratio=0.1)
 
-    def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
+    def build_model(self, spec: Any, tokenizer: Any) -> Any:
         raise BaseModelError("generation needs a pre-trained decoder base", fix="pass --base")
 
     def base_fix(self) -> str:
@@ -96,10 +98,11 @@ def write_samples(model: Any, tokenizer: Any, prompts: list[str], path: Any) -> 
         for number, prompt in enumerate(prompts):
             torch.manual_seed(SAMPLE_SEED + number)
             ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to(device)
+            ids, room = fit_to_positions(ids, model.config, SAMPLING["max_new_tokens"])
             output = model.generate(
                 ids, attention_mask=torch.ones_like(ids), do_sample=True,
                 temperature=SAMPLING["temperature"], top_k=SAMPLING["top_k"], top_p=SAMPLING["top_p"],
-                max_new_tokens=SAMPLING["max_new_tokens"], pad_token_id=tokenizer.pad_token_id or eos, eos_token_id=eos,
+                max_new_tokens=room, pad_token_id=tokenizer.pad_token_id or eos, eos_token_id=eos,
             )
             text = tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True)
             handle.write(json.dumps({"prompt": prompt, "completion": text, "seed": SAMPLE_SEED + number, **SAMPLING}) + "\n")

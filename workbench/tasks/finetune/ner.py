@@ -60,8 +60,9 @@ def load_ner_corpus(spec: Any) -> NERCorpus:
     sentences = read_ner_file(train_path)
     if eval_path is not None:
         return NERCorpus(sentences, read_ner_file(eval_path), str(train_path), str(eval_path), eval_file=str(eval_path))
-    train, evaluation = held_out(sentences, spec.eval_fraction, spec.seed)
-    source = f"held-out {spec.eval_fraction:.0%} of {train_path.name} (seed {spec.seed})"
+    train, evaluation = held_out(sentences, spec.eval_fraction, spec.seed, spec.holdout)
+    source = (f"the last {spec.eval_fraction:.0%} of {train_path.name}" if spec.holdout == "tail"
+              else f"held-out {spec.eval_fraction:.0%} of {train_path.name} (seed {spec.seed})")
     return NERCorpus(train, evaluation, str(train_path), source)
 
 

@@ -22,7 +22,7 @@ import torch
 from transformers import DataCollatorWithPadding
 
 from workbench.errors import BaseModelError, SpecError
-from workbench.models import is_decoder
+from workbench.models import fit_to_positions, is_decoder
 from workbench.tasks.base import Task, TaskDefaults
 from workbench.tasks.finetune.common import LabelledRows, batches, held_out, model_device, require_encoder
 from workbench.tasks.finetune.metrics import squad_metrics
@@ -68,12 +68,13 @@ def load_qa_corpus(spec: Any) -> QACorpus:
     examples = read_qa_file(spec.corpus)
     if spec.eval_corpus:
         return QACorpus(examples, read_qa_file(spec.eval_corpus), spec.corpus, spec.eval_corpus)
-    groups = sorted({e.group for e in examples})
-    _, eval_groups = held_out(groups, spec.eval_fraction, spec.seed)
+    groups = list(dict.fromkeys(e.group for e in examples)) if spec.holdout == "tail" else sorted({e.group for e in examples})
+    _, eval_groups = held_out(groups, spec.eval_fraction, spec.seed, spec.holdout)
     chosen = set(eval_groups)
     train = [e for e in examples if e.group not in chosen]
     evaluation = [e for e in examples if e.group in chosen]
-    source = f"held-out {spec.eval_fraction:.0%} of the articles (seed {spec.seed})"
+    source = (f"the last {spec.eval_fraction:.0%} of the articles" if spec.holdout == "tail"
+              else f"held-out {spec.eval_fraction:.0%} of the articles (seed {spec.seed})")
     return QACorpus(train or evaluation, evaluation, spec.corpus, source)
 
 
@@ -354,11 +355,11 @@ class GenerativeQATask(QATaskBase):
         eos = tokenizer.eos_token_id
         answers = []
         for prompt in data.eval["prompt_ids"]:
-            ids = torch.tensor([prompt], device=device)
-            output = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+            ids, room = fit_to_positions(torch.tensor([prompt], device=device), model.config, MAX_NEW_TOKENS)
+            output = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=room, do_sample=False,
                                     pad_token_id=model.config.pad_token_id if model.config.pad_token_id is not None else eos,
                                     eos_token_id=eos)
-            text = tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True)
+            text = tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True)
             answers.append(text.split("\n")[0].strip())
         return answers
 

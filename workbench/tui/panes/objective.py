@@ -81,7 +81,10 @@ class FormField:
 
     def widget(self) -> Widget:
         widget: Widget
-        if self.choices:
+        if self.choices and self.default is None:  # unset means "the objective's default": blank, not a choice
+            widget = Select([(c, c) for c in self.choices], prompt="default", allow_blank=True, id=f"f-{self.key}",
+                            compact=True)
+        elif self.choices:
             value = self.default if self.default in self.choices else self.choices[0]
             widget = Select([(c, c) for c in self.choices], value=value, allow_blank=False, id=f"f-{self.key}",
                             compact=True)
@@ -112,10 +115,10 @@ def form_fields() -> dict[str, FormField]:
     types = spec_field_types()
     out: dict[str, FormField] = {}
     for spec_field in fields(RunSpec):
-        kind = scalar_kind(types[spec_field.name])
+        parse = spec_field.metadata.get("parse")
+        kind = scalar_kind(types[spec_field.name]) or (str if parse is not None else None)  # a count or a word: text
         if kind is None or spec_field.name in HIDDEN_FIELDS:
             continue  # e.g. the list of probes
-        parse = spec_field.metadata.get("parse")
         out[spec_field.name] = FormField(
             spec_field.name, LABELS.get(spec_field.name, spec_field.name.replace("_", " ")), kind,
             None if spec_field.default is MISSING else spec_field.default, field_choices(spec_field),
@@ -180,7 +183,7 @@ class ObjectivePane(VerticalScroll):
     def _value(self, key: str) -> str:
         widget = self.query_one(f"#f-{key}")
         value = widget.value
-        return "" if value is Select.BLANK or value is None else str(value).strip()
+        return "" if value is Select.NULL or value is None else str(value).strip()
 
     def set_corpus(self, name: str) -> None:
         self.query_one("#f-corpus", Input).value = name
@@ -248,14 +251,16 @@ class ObjectivePane(VerticalScroll):
         """Resolve the form with its numbers at their spec defaults: what an empty field means."""
         import_heavy_libraries()
         from workbench.engine.spec_resolution import resolve_spec
+        from workbench.models import scratch_parameters
 
         try:
-            resolved, _task = resolve_spec(spec.replace(**defaults, name=spec.name or "preview"))
+            resolved, task = resolve_spec(spec.replace(**defaults, name=spec.name or "preview"))
         except SpecError as error:
             self.post_message(Resolved({}, error.one_line()))
             return
         values = {k: getattr(resolved, k) for k in defaults}
-        values.update(tokenizer=resolved.tokenizer, epochs=resolved.epochs)
+        values.update(tokenizer=resolved.tokenizer, epochs=resolved.epochs,
+                      parameters=None if resolved.base else scratch_parameters(resolved, task))
         self.post_message(Resolved(values, ""))
 
     def on_resolved(self, message: Resolved) -> None:
@@ -273,10 +278,11 @@ class ObjectivePane(VerticalScroll):
             resolved.update(f"[red]{error}[/red]")
             return
         length = f"{values['max_steps']} steps" if values.get("max_steps") else f"{_fmt(values.get('epochs'))} epochs"
+        size = f" · {values['parameters'] / 1e6:.2f}M parameters" if values.get("parameters") else ""
         resolved.update(
             f"[dim]defaults:[/dim] lr {_fmt(values.get('lr'))} · batch {values.get('batch_size')} · "
             f"seq {values.get('seq_len')} · {length} · {values.get('tokenizer')} tokenizer · "
-            f"vocab {values.get('vocab_size')}\n[dim]s starts here · D starts detached · empty fields use the defaults[/dim]"
+            f"vocab {values.get('vocab_size')}{size}\n[dim]s starts here · D starts detached · empty fields use the defaults[/dim]"
         )
 
     def action_leave_field(self) -> None:

@@ -70,9 +70,14 @@ class TrainPane(Vertical, can_focus=True):
         if s.name:
             status = "paused" if self.paused and s.status == "running" else s.status
             total = s.total_steps or 0
-            done = f"{s.step}/{total}" if total else str(s.step)
             width = 20
-            filled = min(width, int(width * s.step / total)) if total else 0
+            if s.budget_s:  # a time budget ends the run: the bar is the budget spent, the steps an estimate
+                estimate = f" (~{total} est.)" if total else ""
+                done = f"{s.step}{estimate}, {fmt_duration(max(0.0, s.budget_s - s.elapsed_s))} of {fmt_duration(s.budget_s)} left"
+                filled = min(width, int(width * s.elapsed_s / s.budget_s))
+            else:
+                done = f"{s.step}/{total}" if total else str(s.step)
+                filled = min(width, int(width * s.step / total)) if total else 0
             bar = "█" * filled + "░" * (width - filled)
             # names and messages come from run files: escaped, so [brackets] in them are text
             line = f"[b]{escape(s.name)}[/b] [dim]{SOURCE_LABELS.get(self.source, '')}[/dim]  {escape(status)}  step {done} {bar}"
