@@ -70,9 +70,10 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def load_spec(config: Path, steps: int, out: str, sampling: str | None = None) -> Any:
-    """The example spec for ``steps`` steps, no periodic evals, writing under ``out``; a
-    relative corpus path is read from the repository root (where the example says to run)."""
+def load_spec(config: Path, steps: int, out: str, sampling: str | None = None, seed: int | None = None) -> Any:
+    """The example spec for ``steps`` steps (and ``seed``, if given), no periodic evals, writing
+    under ``out``; a relative corpus path is read from the repository root (where the example
+    says to run)."""
     from workbench.config import RunSpec
 
     spec = RunSpec.from_toml(config)
@@ -80,7 +81,7 @@ def load_spec(config: Path, steps: int, out: str, sampling: str | None = None) -
     if not corpus.is_absolute() and not corpus.exists() and (ROOT / corpus).exists():
         spec = spec.replace(corpus=str((ROOT / corpus).resolve()))
     return spec.replace(out=out, max_steps=steps, eval_interval=steps, sampling=sampling or spec.sampling,
-                        name=f"bench-{sampling or spec.sampling}")
+                        name=f"bench-{sampling or spec.sampling}", seed=spec.seed if seed is None else seed)
 
 
 # ---------------------------------------------------------------------- the workbench
@@ -155,7 +156,21 @@ def lr_at(step: int, spec: Any) -> float:
     return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def train_loop(module: Any, train_blocks: Any, spec: Any) -> int:
+def window_starts(spec: Any, limit: int, windows: str) -> Any:
+    """Per step, the batch's window offsets: drawn here (``own``), or the workbench's own draws
+    (``workbench``: its ``BatchOrder``, to tell sampling noise from a real difference)."""
+    import torch
+
+    if windows == "workbench":
+        from workbench.engine.order import BatchOrder
+
+        order = BatchOrder(limit, spec.batch_size, spec.seed, windows=limit)
+        return lambda step: torch.tensor(order.indices(step))
+    generator = torch.Generator().manual_seed(spec.seed)
+    return lambda step: torch.randint(limit, (spec.batch_size,), generator=generator)
+
+
+def train_loop(module: Any, train_blocks: Any, spec: Any, windows: str = "own") -> int:
     """nanoGPT's loop: random 64-token windows of the packed text, AdamW, clip, step. Returns tokens."""
     import torch
 
@@ -166,14 +181,12 @@ def train_loop(module: Any, train_blocks: Any, spec: Any) -> int:
                                   lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps)
     flat = train_blocks.reshape(-1)
     offsets = torch.arange(spec.seq_len)
-    starts_limit = flat.numel() - spec.seq_len + 1  # every window inside the packed text
-    generator = torch.Generator().manual_seed(spec.seed)
+    draw = window_starts(spec, flat.numel() - spec.seq_len + 1, windows)  # every window inside the packed text
     module.train()
     for step in range(spec.max_steps):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, spec)
-        starts = torch.randint(starts_limit, (spec.batch_size,), generator=generator)
-        x = flat[starts[:, None] + offsets]
+        x = flat[draw(step)[:, None] + offsets]
         loss = module(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(module.parameters(), spec.max_grad_norm)
@@ -199,7 +212,7 @@ def evaluate(module: Any, blocks: Any, batch_size: int) -> tuple[float, float]:
     return sum(losses) / len(losses), by_block
 
 
-def run_hand(spec: Any, lean: bool) -> dict[str, Any]:
+def run_hand(spec: Any, lean: bool, windows: str = "own") -> dict[str, Any]:
     spec, tokenizer, data = prepare(spec)
     model = hand_model(spec, len(tokenizer))
     if lean:
@@ -209,7 +222,7 @@ def run_hand(spec: Any, lean: bool) -> dict[str, Any]:
     else:
         module = model
     start = mark()
-    tokens = train_loop(module, data.train, spec)
+    tokens = train_loop(module, data.train, spec, windows)
     trained = mark()
     val_loss, by_block = evaluate(module, data.eval, spec.batch_size)
     end = mark()
@@ -225,15 +238,18 @@ def run_hand(spec: Any, lean: bool) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- one contender (a subprocess)
-def run_one(name: str, config: Path, steps: int, threads: int) -> dict[str, Any]:
+def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="shakespeare-bench-") as out:
-        sampling = "blocks" if name == BLOCKS else None
-        spec = load_spec(config, steps, out, sampling)
-        row = run_workbench(spec) if name.startswith("workbench") else run_hand(spec, lean=name == "hand-lean")
-    row.update(name=name, steps=steps, threads=torch.get_num_threads(), peak_rss_mib=peak_rss_mib())
+        spec = load_spec(args.config, args.steps, out, "blocks" if name == BLOCKS else None, args.seed)
+        if name.startswith("workbench"):
+            row = run_workbench(spec)
+        else:
+            row = run_hand(spec, lean=name == "hand-lean", windows=args.hand_windows)
+            row["hand_windows"] = args.hand_windows
+    row.update(name=name, steps=args.steps, seed=spec.seed, threads=torch.get_num_threads(), peak_rss_mib=peak_rss_mib())
     row["tokens_per_s"] = row["tokens"] / row["train_wall_s"]
     return row
 
@@ -243,7 +259,8 @@ def spawn(name: str, args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "row.json"
         command = [sys.executable, str(Path(__file__).resolve()), "--only", name, "--json", str(path),
-                   "--steps", str(args.steps), "--threads", str(args.threads), "--config", str(args.config)]
+                   "--steps", str(args.steps), "--threads", str(args.threads), "--config", str(args.config),
+                   "--hand-windows", args.hand_windows, *(["--seed", str(args.seed)] if args.seed is not None else [])]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
         subprocess.run(command, check=True, env=env, cwd=ROOT)
         return json.loads(path.read_text(encoding="utf-8"))
@@ -304,6 +321,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare-sampling", action="store_true", help=f"Also run {BLOCKS} (sampling = \"blocks\").")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every contender (default 1).")
     parser.add_argument("--config", type=Path, default=CONFIG, help="The spec (default examples/shakespeare_char.toml).")
+    parser.add_argument("--seed", type=int, help="Override the spec's seed (init, data order) for every contender.")
+    parser.add_argument("--hand-windows", choices=["own", "workbench"], default="own",
+                        help="The hand loops' windows: their own random draws (default), or the workbench's draws "
+                             "(same batches: tells sampling noise from a real difference).")
     parser.add_argument("--json", type=Path, help="Write the results (every row and the medians) here.")
     parser.add_argument("--only", choices=[*CONTENDERS, BLOCKS],
                         help="Run one contender in this process and print (or write with --json) its row.")
@@ -313,7 +334,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.only:
-        row = run_one(args.only, args.config, args.steps, args.threads)
+        row = run_one(args.only, args)
         text = json.dumps(row, indent=2)
         args.json.write_text(text, encoding="utf-8") if args.json else print(text)
         return
@@ -324,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"[repeat {repeat + 1}/{args.repeats}] {name}, {args.steps} steps, {args.threads} thread(s)", flush=True)
             rows.append(spawn(name, args))
     summary = medians(rows)
-    print(f"\nshakespeare-char, {args.steps} steps, {args.threads} thread(s), {args.repeats} repeat(s) (medians)\n")
+    print(f"\nshakespeare-char, {args.steps} steps, {args.threads} thread(s), {args.repeats} repeat(s) (medians), "
+          f"seed {rows[0]['seed']}, hand-loop windows: {args.hand_windows}\n")
     print(table(summary))
     print()
     for line in verdicts(summary):

@@ -358,3 +358,15 @@ def test_lm_tasks_name_their_forgetting_objective():
 
     expected = {"mlm": "mlm", "clm": "clm", "generation": "clm"}
     assert {name: get_task(name).forgetting_objective for name in OBJECTIVES} == {name: expected.get(name) for name in OBJECTIVES}
+
+
+def test_qa_question_longer_than_a_window_is_a_one_line_error(bases, tmp_path: Path):
+    """The tokenizer's refusal is a Rust panic (a BaseException): still one line, naming the fix."""
+    from workbench.errors import SpecError
+
+    path = write_qa(tmp_path / "qa.jsonl", 12, 3)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["question"] = " ".join(["where"] * 40) + "?"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    with pytest.raises(SpecError, match="cannot cut the .* contexts into windows of 16 tokens"):
+        train(tmp_path, objective="qa", base=bases["mlm"], corpus=str(path), eval_fraction=0.2, seq_len=16)

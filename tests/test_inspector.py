@@ -256,3 +256,67 @@ def test_inspector_logic_does_not_import_textual():
     code = ("import sys, workbench.inspector, workbench.inspector.render, workbench.inspector.probes, workbench.commands.inspect; "
             "sys.exit(1 if 'textual' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+# ---------------------------------------------------------------------------- output that fits the models
+def rendered(renderable) -> str:
+    from rich.console import Console
+
+    console = Console(width=160, record=True, file=open(os.devnull, "w"))
+    console.print(renderable)
+    return console.export_text()
+
+
+def header_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "┃" in line]
+
+
+def cells(line: str, bar: str) -> list[str]:
+    """A table line's cells, inside a panel's border or not."""
+    inner = line.strip().strip("│").strip()
+    return [cell.strip() for cell in inner.strip(bar).split(bar)]
+
+
+def test_what_a_gpt2_cannot_answer_is_left_out_with_one_line(tiny, cache, tmp_path):
+    from workbench.inspector.probes import answer_probe, probe_timeline
+    from workbench.inspector.render import probe_timeline_tables, query_renderable
+
+    a, b = side(cache, tiny["clm_base"]), side(cache, tiny["clm_tuned"])
+    pair = "I have a cat. ||| It loves to purr."
+    text = rendered(query_renderable(run_query(a, b, pair), "A", "B", (a.architecture, b.architecture)))
+    assert "P(B follows A) column left out: GPT2LMHeadModel has no next-sentence head" in text
+    assert not any("P(B follows A)" in line for line in header_lines(text)), "a column no GPT-2 can fill"
+    assert any("gain of B after A" in line for line in header_lines(text))
+    # the probes a clm run records: the pair probe is skipped at every eval, so it has no rows
+    records = [answer_probe(b, pair), answer_probe(b, "the cat sat on the")]
+    run = tmp_path / "clm-run"
+    run.mkdir()
+    (run / "probes.jsonl").write_text("".join(json.dumps({"step": s, "time": 0.0, "probes": records}) + "\n" for s in (0, 10)))
+    timeline = "".join(rendered(part) for part in probe_timeline_tables(probe_timeline(run)))
+    assert "next-sentence rows left out: GPT2LMHeadModel has no next-sentence head" in timeline
+    assert "no next-sentence head (GPT2LMHeadModel)" not in timeline
+    assert "probe: the cat sat on the" in timeline and timeline.count("│   10 │") == 1
+
+
+def test_rows_and_columns_without_an_answer_are_left_out(tiny, cache):
+    from workbench.inspector.render import query_renderable
+
+    nsp, mlm = side(cache, tiny["nsp"]), side(cache, tiny["mlm_base"])
+    text = rendered(query_renderable(run_query(nsp, mlm, "I have a cat. ||| It loves to purr."), "A", "B"))
+    assert "B row left out: BertForMaskedLM has no next-sentence head" in text
+    rows = [cells(line, "│") for line in text.splitlines() if line.count("│") > 3]
+    assert [row[0] for row in rows] == ["A"] and "next-sentence head" in rows[0][-1]
+    both = rendered(query_renderable(run_query(mlm, mlm, "a ||| b"), "A", "B"))
+    assert "next-sentence rows left out: BertForMaskedLM has no next-sentence head" in both and not header_lines(both)
+    task = rendered(query_renderable(run_query(mlm, side(cache, tiny["classify"]), "the cat loves to purr"), "A", "B"))
+    assert "A column left out: BertForMaskedLM has no sequence-classification head" in task
+    assert [cells(line, "┃") for line in header_lines(task)] == [["B"]]
+
+
+def test_cli_inspect_of_two_gpt2s_has_no_next_sentence_column(tiny):
+    result = runner.invoke(app, ["inspect", str(tiny["clm_base"]), str(tiny["clm_tuned"]), "--text", "I have a cat.",
+                                 "--pair", "It loves to purr."], env={"COLUMNS": "140"})
+    assert result.exit_code == 0, result.output
+    assert "P(B follows A) column left out: GPT2LMHeadModel has no next-sentence head" in result.output
+    assert not any("P(B follows A)" in line for line in header_lines(result.output))
+    assert "no next-sentence head (" not in result.output

@@ -66,6 +66,16 @@ async def test_pane_compares_two_models_in_a_worker(models_dir, run_root):
         assert status.has_class("error") and "not found" in plain(status)
 
 
+async def test_pane_leaves_out_what_a_gpt2_cannot_answer(models_dir, run_root):
+    app = make_app(run_root)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await fill_and_inspect(pilot, "clm_base", "clm_tuned", "I have a cat. ||| It loves to purr.")
+        output = plain(app.query_one("#inspect-output", Static))
+        assert "P(B follows A) column left out: GPT2LMHeadModel has no next-sentence head" in output
+        assert not any("P(B follows A)" in line for line in output.splitlines() if "┃" in line)
+        assert "no next-sentence head (" not in output
+
+
 async def test_pane_shows_a_runs_probe_timeline(run_root, tmp_path_factory):
     import json
 

@@ -81,3 +81,23 @@ def test_two_processes_match_one_and_resume_with_one(story_corpus: Path, tmp_pat
     after_resume = [row for row in lines if row["event"] == "step"][-3:]
     for row in after_resume:
         assert row["loss"] == pytest.approx(expected[row["step"]], rel=1e-4), f"resumed step {row['step']}"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo is tested on Linux/macOS")
+def test_two_processes_share_one_budget_clock(story_corpus: Path, tmp_path: Path) -> None:
+    """A time budget alone over two processes: they read one clock (the slowest rank's), so
+    the lr is the same on both, they stop at the same step, and the run says why it stopped."""
+    runs = tmp_path / "runs"
+    values = spec_values(story_corpus, runs, "budget", GLOBAL_BATCH // 2)
+    values.update(max_steps=None, time_budget=15.0, eval_interval=100_000, lr=1e-3)
+    config = tmp_path / "budget.toml"
+    config.write_text(RunSpec(**values).to_toml())
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "run", "--config", str(config), "--gpus", "2", "--json"],
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    status = json.loads((runs / "budget" / "status.json").read_text())
+    assert status["status"] == "finished" and status["stopped"] == "time budget"
+    lrs = step_losses(runs / "budget", key="lr")
+    assert len(lrs) >= 3 and max(lrs.values()) <= 1e-3 and lrs[max(lrs)] < 0.5 * max(lrs.values())

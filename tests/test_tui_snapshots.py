@@ -114,5 +114,7 @@ def test_train_pane_with_an_opened_run_and_overlay(snap_compare, fixed_root: Pat
     assert snap_compare(app_for(fixed_root), terminal_size=size, run_before=runner("4", "enter", "o", "down", "enter"))
 
 
-def test_help_screen(snap_compare, fixed_root: Path) -> None:
-    assert snap_compare(app_for(fixed_root), terminal_size=(80, 24), run_before=runner("question_mark"))
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help_screen(snap_compare, fixed_root: Path, size) -> None:
+    """The keys, wrapped to the width (no sideways scrolling), each once."""
+    assert snap_compare(app_for(fixed_root), terminal_size=size, run_before=runner("question_mark"))

@@ -184,7 +184,7 @@ class RunSpec:
     holdout: str = _setting("How that held-out fraction is taken: {choices} (random documents, seeded; or the end of "
                             "the corpus, as nanoGPT's shakespeare-char).", "random", choices=HOLDOUTS)
     sampling: str | None = _setting("Training windows from packed text (clm, mlm): {choices} (random offsets, "
-                                    "nanoGPT-style; or aligned blocks). Default random.", choices=SAMPLING)
+                                    "nanoGPT-style; or aligned blocks in a seeded order). Default blocks.", choices=SAMPLING)
     log_interval: int = _setting("Read the loss and emit a step event every N steps.", 10, minimum=1)
     save_interval: int | None = _setting("Checkpoint every N steps (default: every eval).", minimum=1)
     keep_checkpoints: int = _setting("Intermediate checkpoints to keep (newest and best always kept).", 2, minimum=0)

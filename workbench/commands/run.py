@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -187,12 +188,13 @@ def run_command(**options: Any) -> None:
         check_launch(options)
         overrides = resume_overrides(options) if resume else {}
         spec = None if resume else build_spec(options["config"], spec_overrides(options))
-        from workbench.console import JsonPrinter, RichPrinter
+        from workbench.console import JsonPrinter, PlainPrinter, RichPrinter
         from workbench.engine import RunControl, TrainingRun
         from workbench.engine.signals import install_stop_signals
 
         control = RunControl()
-        listener = JsonPrinter() if json_events else RichPrinter()
+        # a live bar on a terminal; one line per log interval in a log file or a pipe (nohup, CI)
+        listener = JsonPrinter() if json_events else RichPrinter() if sys.stdout.isatty() else PlainPrinter()
         if spec is None:
             run = TrainingRun(RunSpec(out=out or "checkpoints"), listeners=[listener], control=control, resume=resume,
                               overrides=overrides)

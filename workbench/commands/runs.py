@@ -1,18 +1,108 @@
-"""`workbench runs`: the run history under checkpoints/."""
+"""`workbench runs`: the run history under checkpoints/.
+
+The run's name is what a user copies into every other command, so it is never cut: when the
+console is too narrow, the corpus and status columns wrap, then whole columns are left out,
+the least useful first (the date, the best loss, the objective...). ``--json`` lists the same
+rows for scripts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import sys
+from typing import TYPE_CHECKING
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from workbench.console import fmt_loss
 
+if TYPE_CHECKING:
+    from workbench.engine.rundir import RunRow
 
-def runs_command(out: str = typer.Option("checkpoints", "--out", help="Run root to list.")) -> None:
+COLUMNS = ("name", "objective", "corpus", "steps", "best eval loss", "status", "date")
+"""The columns, in the order shown."""
+
+LEFT_OUT_FIRST = ("date", "best eval loss", "objective", "corpus", "steps", "status")
+"""The columns left out when the name would not fit whole, least useful first (never the name)."""
+
+WRAPPING = ("corpus", "status")
+"""Columns that wrap (folding a word when they must) rather than widen the table."""
+
+WRAP_MIN = 12
+"""The narrowest a wrapping column is allowed to get before a column is left out instead
+(a status word, "interrupted", on one line)."""
+
+LOSS_WIDTH = 9
+"""The best eval loss column: its header on two lines ("best eval" / "loss"), a loss on one."""
+
+JSON_FIELDS = ("name", "path", "objective", "corpus", "base", "steps", "total_steps", "best_eval_loss", "status", "state",
+               "created", "problems")
+
+
+def _date(row: RunRow) -> str:
+    return dt.datetime.fromtimestamp(row.created).strftime("%Y-%m-%d %H:%M")
+
+
+def _cells(row: RunRow) -> dict[str, Text]:
+    """One row's cells by column. Text, not str: a name or corpus with [brackets] is not Rich markup."""
+    return {
+        "name": Text(row.name), "objective": Text(row.objective), "corpus": Text(row.corpus),
+        "steps": Text(f"{row.steps}/{row.total_steps}"), "best eval loss": Text(fmt_loss(row.best_eval_loss)),
+        "status": Text(row.status, style="red" if row.problems else ""), "date": Text(_date(row)),
+    }
+
+
+def _needed(column: str, cells: list[dict[str, Text]]) -> int:
+    """The width a column needs: its widest cell or header, a wrapping one at most ``WRAP_MIN``."""
+    if column == "best eval loss":
+        return LOSS_WIDTH
+    widest = max([cell_len(column)] + [cell_len(cell[column].plain) for cell in cells])
+    return min(widest, WRAP_MIN) if column in WRAPPING else widest
+
+
+def shown_columns(cells: list[dict[str, Text]], width: int) -> list[str]:
+    """The columns that fit in ``width`` with the name whole, leaving out the least useful first."""
+    shown = list(COLUMNS)
+    for column in (None, *LEFT_OUT_FIRST):
+        if column is not None:
+            shown.remove(column)
+        # a box with one space of padding either side: 3 characters per column and one more
+        if sum(_needed(c, cells) for c in shown) + 3 * len(shown) + 1 <= width:
+            break
+    return shown
+
+
+def runs_table(rows: list[RunRow], title: str, width: int) -> Table:
+    """The runs as a table no wider than ``width`` (unless the longest name alone is)."""
+    cells = [_cells(row) for row in rows]
+    shown = shown_columns(cells, width)
+    table = Table(title=Text(title))
+    squeezed = shown == ["name"] and _needed("name", cells) + 4 > width  # folded rather than cut
+    for column in shown:
+        justify = "right" if column in ("steps", "best eval loss") else "left"
+        wraps = column in WRAPPING or column == "best eval loss" or squeezed
+        table.add_column(column, justify=justify, no_wrap=not wraps, overflow="fold",
+                         width=LOSS_WIDTH if column == "best eval loss" else None)
+    for cell in cells:
+        table.add_row(*(cell[column] for column in shown))
+    return table
+
+
+def runs_json(rows: list[RunRow]) -> str:
+    """The rows as a JSON list, each with ``JSON_FIELDS`` (``created``: seconds since the epoch)."""
+    return json.dumps([{name: getattr(row, name) for name in JSON_FIELDS} for row in rows], indent=2)
+
+
+def runs_command(
+    out: str = typer.Option("checkpoints", "--out", help="Run root to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print the runs as a JSON list (name, path, objective, corpus, "
+                                 "base, steps, total_steps, best_eval_loss, status, state, created, problems)."),
+) -> None:
     """List runs with objective, corpus, steps, best eval loss and status."""
     from workbench.commands.common import fail
     from workbench.engine.rundir import list_runs
@@ -22,20 +112,14 @@ def runs_command(out: str = typer.Option("checkpoints", "--out", help="Run root 
         rows = list_runs(out)
     except WorkbenchError as error:
         fail(error)
+    if as_json:
+        sys.stdout.write(runs_json(rows) + "\n")
+        return
     console = Console()
     if not rows:
         console.print(f"No runs under {out}/ yet. Start one with: workbench run", markup=False, highlight=False)
         return
-    table = Table(title=Text(f"Runs in {out}/"))
-    for column in ("name", "objective", "corpus", "steps", "best eval loss", "status", "date"):
-        table.add_column(column, justify="right" if column in ("steps", "best eval loss") else "left")
-    for row in rows:
-        # Text, not str: a name or corpus with [brackets] is not Rich markup
-        table.add_row(
-            Text(row.name), Text(row.objective), Text(row.corpus), f"{row.steps}/{row.total_steps}", fmt_loss(row.best_eval_loss),
-            Text(row.status, style="red" if row.problems else ""), dt.datetime.fromtimestamp(row.created).strftime("%Y-%m-%d %H:%M"),
-        )
-    console.print(table)
+    console.print(runs_table(rows, f"Runs in {out}/", console.width))
     damaged = sum(1 for row in rows if row.problems)
     if damaged:
         console.print(Text(f"{damaged} of {len(rows)} runs damaged: what could not be read was skipped, the rest is shown.",

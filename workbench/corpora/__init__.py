@@ -116,16 +116,33 @@ def _drop_blank(ds: datasets.Dataset, column: str) -> datasets.Dataset:
     return cache.healing(ds, lambda: ds.filter(non_blank, batched=True, batch_size=10_000, desc="Dropping blank documents"))
 
 
-def _held_out(ds: datasets.Dataset, fraction: float, seed: int, holdout: str = "random") -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Random documents (seeded), or with ``holdout="tail"`` the last ``fraction`` of them in
-    file order (nanoGPT's shakespeare-char split: train on the start, validate on the end)."""
+def _held_out(ds: datasets.Dataset, fraction: float, seed: int, holdout: str = "random",
+              column: str | None = None) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Random documents (seeded), or with ``holdout="tail"`` the end of the corpus in file
+    order: the last documents holding ``fraction`` of its characters (nanoGPT's
+    shakespeare-char split, train on the first 90% of the text and validate on the rest)."""
     if len(ds) < 2:
         return ds, ds
     if holdout == "tail":
-        cut = len(ds) - max(1, round(len(ds) * fraction))
+        cut = _tail_cut(ds, fraction, column)
         return ds.select(range(cut)), ds.select(range(cut, len(ds)))
     split = cache.healing(ds, lambda: ds.train_test_split(test_size=max(1, round(len(ds) * fraction)), seed=seed, shuffle=True))
     return split["train"], split["test"]
+
+
+def _tail_cut(ds: datasets.Dataset, fraction: float, column: str | None) -> int:
+    """The first document of the tail holding ``fraction`` of the characters (by documents
+    when there is no text column); at least one document on each side."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    if column is None or column not in ds.column_names:
+        lengths = np.ones(len(ds))
+    else:
+        lengths = pc.utf8_length(pc.cast(ds.data.column(column), "string")).to_numpy(zero_copy_only=False).astype(float)
+    from_end = np.cumsum(np.nan_to_num(lengths)[::-1])
+    documents = int(np.searchsorted(from_end, fraction * from_end[-1])) + 1  # tail documents holding >= fraction
+    return min(len(ds) - 1, max(1, len(ds) - documents))
 
 
 def _load_local(source: CorpusSource) -> tuple[datasets.Dataset, datasets.Dataset | None, list[Path]]:
@@ -152,9 +169,14 @@ def load_corpus(
     seed: int = 42,
     require_text: bool = True,
     holdout: str = "random",
+    row_column: str | None = None,
 ) -> Corpus:
     """Load a corpus with an eval split: its own validation split or file where there is
-    one, otherwise a deterministic held-out fraction (seeded)."""
+    one, otherwise a deterministic held-out fraction (seeded).
+
+    ``row_column``: a column by that name numbers each split's rows as read (0-based, over
+    the split's files in order), added before blank rows are dropped and the held-out part
+    is split off, so that a row can be traced back to its file (sentiment's predictions)."""
     from workbench.corpora import hub
 
     source = resolve(name)
@@ -175,6 +197,10 @@ def load_corpus(
         eval_label, eval_location = f"eval corpus {eval_corpus}", eval_source.location
     where = source.location
     column = detect_text_column(train, text_column, where) if require_text else (text_column or "text")
+    if row_column:
+        train = train.add_column(row_column, list(range(len(train))))
+        if evaluation is not None:
+            evaluation = evaluation.add_column(row_column, list(range(len(evaluation))))
     if require_text:
         train = _drop_blank(train, column)
         if len(train) == 0:
@@ -182,7 +208,7 @@ def load_corpus(
     if evaluation is not None and require_text:
         if column not in evaluation.column_names:
             raise CorpusError(
-                f"eval split has no column {column!r} (it has {', '.join(evaluation.column_names)})",
+                f"eval split has no column {column!r} (it has {', '.join(c for c in evaluation.column_names if c != row_column)})",
                 where=eval_location or where,
                 fix="give the eval file the same columns as the training file",
             )
@@ -190,7 +216,7 @@ def load_corpus(
         if len(evaluation) == 0:
             evaluation = None
     if evaluation is None:
-        train, evaluation = _held_out(train, eval_fraction, seed, holdout)
+        train, evaluation = _held_out(train, eval_fraction, seed, holdout, column)
         how = "the last" if holdout == "tail" else "held-out"
         eval_label = f"{how} {eval_fraction:.0%} of {_display_name(source)}" + ("" if holdout == "tail" else f" (seed {seed})")
         eval_location = ""

@@ -178,7 +178,8 @@ def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable
     from workbench.tokenization import train_tokenizer
 
     corpus = inputs.corpus
-    emit(Message(text=f"Training a {spec.tokenizer} tokenizer (vocab {spec.vocab_size}) on {corpus.name}"))
+    size = "one token per character seen" if spec.tokenizer == "char" else f"vocab {spec.vocab_size}"
+    emit(Message(text=f"Training a {spec.tokenizer} tokenizer ({size}) on {corpus.name}"))
     tokenizer = train_tokenizer(spec.tokenizer, corpus.sample_texts(), spec.vocab_size or 4096, masked=task.masked)
     torch.manual_seed(spec.seed)  # bitwise-identical initial weights for the same spec and seed
     return tokenizer, task.build_model(spec, tokenizer)

@@ -48,7 +48,7 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
         else:
             changes["epochs"] = defaults.epochs
     if spec.sampling is None and task.windowed:
-        changes["sampling"] = "random"
+        changes["sampling"] = "blocks"  # measured: as good as random windows (README, "Training windows"), 2-3% cheaper
     check_sampling(spec, task)
     check_seq_len(spec.replace(**changes), base_config)
     changes.update(model_shape(spec, changes.get("seq_len", spec.seq_len)))
@@ -60,7 +60,7 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
             raise SpecError(f"the bpe tokenizer has no [MASK] token, so it cannot do {spec.objective}", fix="use --tokenizer wordpiece or char")
         if not task.masked and tokenizer == "wordpiece":
             raise SpecError(f"the wordpiece tokenizer is for masked objectives, not {spec.objective}", fix="use --tokenizer bpe or char")
-    if spec.vocab_size is None:
+    if spec.vocab_size is None and tokenizer != "char":  # a char vocabulary is the characters seen
         changes["vocab_size"] = PRESETS[spec.size]["vocab"]
     if spec.name is None:
         changes["name"] = f"{spec.objective}-{corpus_label(spec.corpus)}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,11 +1,18 @@
 """Rich renderables for an ``InspectReport``: what the CLI prints and the TUI pane shows.
 
 Rich only (no Textual), so the CLI, the TUI and tests share one presentation.
+
+Output fits the models: a row or column that a model cannot answer (a GPT-2 has no
+next-sentence head, a base has no classification head) is left out, and one dim line says
+what was left out and why ("next-sentence rows left out: GPT2LMHeadModel has no
+next-sentence head"), instead of a table of "no ... head" cells. ``--json`` keeps every
+side and its note: this is presentation only.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable
 
 from rich.console import Group, RenderableType
@@ -17,6 +24,23 @@ from rich.text import Text
 from workbench.inspector.queries import QueryResult, Row, SideAnswer, Slot
 
 MAX_BITS = 16.0
+NO_HEAD = re.compile(r"no (?P<what>.+?) head \((?P<arch>[^()]+)\)")
+"""How the inspector notes a missing head: ``no next-sentence head (GPT2LMHeadModel)``."""
+
+
+def lacks(note: str) -> tuple[str, str]:
+    """A side's note -> (what it lacks, e.g. ``next-sentence``; why, as a sentence):
+    ``no next-sentence head (GPT2LMHeadModel)`` -> ``GPT2LMHeadModel has no next-sentence head``."""
+    found = NO_HEAD.fullmatch(note.strip())
+    if found is None:
+        return "", note
+    return found["what"], f"{found['arch']} has no {found['what']} head"
+
+
+def left_out(what: str, notes: Iterable[str]) -> Text:
+    """One line: ``<what> left out: <why>`` (each reason once)."""
+    reasons = list(dict.fromkeys(lacks(note)[1] for note in notes if note))
+    return Text(f"{what} left out: {'; '.join(reasons) or 'no answer'}", style="dim italic")
 
 
 def _pct(value: float | None) -> str:
@@ -42,32 +66,46 @@ def _prob_change(row: Row) -> Text:
     return Text(f"{100 * change:+.1f}", style=style)
 
 
-def slot_table(slot: Slot, label_a: str, label_b: str) -> Table:
-    """Top-k on both sides; the right-hand columns say how each tuned token moved."""
+def _cannot(side: SideAnswer) -> bool:
+    """The side has no way to answer (its note says why), as opposed to answering nothing."""
+    return not side.rows and bool(side.note)
+
+
+def slot_table(slot: Slot, label_a: str, label_b: str) -> RenderableType:
+    """Top-k on both sides; the right-hand columns say how each tuned token moved. A side
+    that cannot answer has no columns (and the comparison none either): a line says why."""
+    show_a, show_b = not _cannot(slot.a), not _cannot(slot.b)
+    gone = [(label, side) for label, side, shown in ((label_a, slot.a, show_a), (label_b, slot.b, show_b)) if not shown]
+    lines = [left_out(f"{escape(label)} columns", [side.note]) for label, side in gone]
+    if not (show_a or show_b):
+        return Group(Text(slot.label, style="italic"), *lines)
+    compare = show_a and show_b
     table = Table(title=escape(slot.label), title_justify="left", expand=False, pad_edge=False)
     table.add_column("#", justify="right", style="dim")
-    table.add_column(escape(label_a))
-    table.add_column("p", justify="right")
-    table.add_column(escape(label_b))
-    table.add_column("p", justify="right")
-    table.add_column("Δp (pts)", justify="right")
-    table.add_column("rank vs " + escape(label_a), justify="left")
+    for label, shown in ((label_a, show_a), (label_b, show_b)):
+        if shown:
+            table.add_column(escape(label))
+            table.add_column("p", justify="right")
+    if compare:
+        table.add_column("Δp (pts)", justify="right")
+        table.add_column("rank vs " + escape(label_a), justify="left")
     rows_a, rows_b = slot.a.rows, slot.b.rows
     top_a = {r.key.lower() for r in rows_a}
     for i in range(max(len(rows_a), len(rows_b), 1)):
         ra = rows_a[i] if i < len(rows_a) else None
         rb = rows_b[i] if i < len(rows_b) else None
         cells: list[Any] = [str(i + 1)]
-        cells += [Text(ra.token), _pct(ra.prob)] if ra else [Text(slot.a.note or "", style="dim italic") if i == 0 else "", ""]
-        if rb:
-            name = Text(rb.token, style="bold" if rb.key.lower() not in top_a else "")
-            cells += [name, _pct(rb.prob), _prob_change(rb), _rank_change(rb)]
-        else:
-            cells += [Text(slot.b.note or "", style="dim italic") if i == 0 else "", "", "", ""]
+        if show_a:
+            cells += [Text(ra.token), _pct(ra.prob)] if ra else ["", ""]
+        if show_b:
+            name = Text(rb.token, style="bold" if compare and rb.key.lower() not in top_a else "") if rb else ""
+            cells += [name, _pct(rb.prob) if rb else ""]
+        if compare:
+            cells += [_prob_change(rb), _rank_change(rb)] if rb else ["", ""]
         table.add_row(*cells)
     table.caption = escape(_methods(slot.a, slot.b, label_a, label_b))
     table.caption_justify = "left"
-    return table
+    return Group(table, *lines) if lines else table
 
 
 def _methods(a: SideAnswer, b: SideAnswer, label_a: str, label_b: str) -> str:
@@ -108,7 +146,7 @@ def surprisal_block(text: str, data: dict, label_a: str, label_b: str) -> Render
     for name, label in (("a", label_a), ("b", label_b)):
         side = data[name]
         if side.get("note"):
-            parts.append(Text(f"{label}: {side['note']}", style="dim italic"))
+            parts.append(left_out(f"{escape(label)} surprisal", [side["note"]]))
             continue
         mean = side.get("mean_bits")
         header = Text(f"{label} surprisal (mean {mean:.2f} bits, {side['method']}): " if mean is not None else f"{label}: ", style="bold")
@@ -138,56 +176,88 @@ def tokenisation_block(result: QueryResult, label_a: str, label_b: str) -> Rende
     return table
 
 
-def pair_block(data: dict, label_a: str, label_b: str) -> RenderableType:
-    table = Table(title=escape(f"does B follow A?  A: {data['first']!r}  B: {data['second']!r}"), title_justify="left")
+def _answers_pair(side: dict) -> bool:
+    return side.get("prob_next") is not None or side.get("gain") is not None
+
+
+def pair_block(data: dict, label_a: str, label_b: str, architectures: tuple[str, str] = ("", "")) -> RenderableType:
+    """P(B follows A) from a next-sentence head; a causal side's log-prob gain (not a
+    probability) in a column of its own. A model with neither has no row, and the P column
+    is there only if some model has the head: a line says what was left out and why."""
+    title = f"does B follow A?  A: {data['first']!r}  B: {data['second']!r}"
+    sides = [(label, data[name], arch or label) for name, label, arch in (("a", label_a, architectures[0]),
+                                                                           ("b", label_b, architectures[1]))]
+    answering = [(label, side) for label, side, _ in sides if _answers_pair(side)]
+    silent = [(label, side.get("note", "")) for label, side, _ in sides if not _answers_pair(side)]
+    if not answering:
+        what = lacks(silent[0][1])[0]
+        return Group(Text(title, style="italic"), left_out(f"{what} rows".strip(), [note for _, note in silent]))
+    lines: list[RenderableType] = []
+    if silent:
+        lines.append(left_out(" and ".join(escape(label) for label, _ in silent) + " row", [note for _, note in silent]))
+    with_prob = any(side.get("prob_next") is not None for _, side in answering)
+    with_gain = any(side.get("gain") is not None for _, side in answering)
+    if not with_prob:
+        heads = [f"no next-sentence head ({arch})" for _, side, arch in sides if _answers_pair(side)]
+        lines.append(left_out("P(B follows A) column", heads))
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("model")
-    table.add_column("P(B follows A)", justify="right")
+    if with_prob:
+        table.add_column("P(B follows A)", justify="right")
+    if with_gain:
+        table.add_column("gain of B after A", justify="right")
     table.add_column("how")
-    for name, label in (("a", label_a), ("b", label_b)):
-        side = data[name]
-        if side.get("prob_next") is not None:
-            value = _pct(side["prob_next"])
-        elif side.get("gain") is not None:
-            value = f"gain {side['gain']:+.3f} nats/token"
-        else:
-            value = "-"
-        table.add_row(Text(label), value, Text(side.get("method") or "") or Text(side.get("note", ""), style="dim italic"))
-    return table
+    for label, side in answering:
+        cells: list[Any] = [Text(label)]
+        if with_prob:
+            cells.append(_pct(side["prob_next"]) if side.get("prob_next") is not None else "-")
+        if with_gain:
+            cells.append(f"{side['gain']:+.3f} nats/token" if side.get("gain") is not None else "-")
+        table.add_row(*cells, Text(side.get("method") or ""))
+    return Group(table, *lines) if lines else table
 
 
 def task_block(data: dict, label_a: str, label_b: str) -> RenderableType:
+    """The task head's answer per model; a model without the head has no column (a line says so)."""
     head = data["head"]
     table = Table(title={"classify": "class probabilities", "tag": "tags", "qa": "answer span"}[head], title_justify="left")
-    table.add_column(escape(label_a))
-    table.add_column(escape(label_b))
+    sides = [(label, data[name]) for name, label in (("a", label_a), ("b", label_b))]
+    shown = [(label, side) for label, side in sides if not side.get("note")]
+    lines = [left_out(f"{escape(label)} column", [side["note"]]) for label, side in sides if side.get("note")]
+    if not shown:
+        return Group(*lines)
 
     def cell(side: dict) -> RenderableType:
-        if side.get("note"):
-            return Text(side["note"], style="dim italic")
         if head == "classify":
             return Text("\n".join(f"{x['label']}: {_pct(x['prob'])}" for x in side["labels"]))
         if head == "tag":
             return Text(" ".join(f"{w['word']}/{w['tag']}" for w in side["words"]))
         return Text(f"{side['answer']!r} (chars {side['start']}-{side['end']}, p {side['score']:.2f})")
 
-    table.add_row(cell(data["a"]), cell(data["b"]))
-    return table
+    for label, _ in shown:
+        table.add_column(escape(label))
+    table.add_row(*(cell(side) for _, side in shown))
+    return Group(table, *lines) if lines else table
 
 
 def continuation_block(data: dict, prompt: str, label_a: str, label_b: str) -> RenderableType:
+    """Each model's continuation; a model that cannot generate has no row (a line says so)."""
     mode = "sampled" if data["sampled"] else "greedy"
+    sides = [(label, data[name]) for name, label in (("a", label_a), ("b", label_b))]
+    lines = [left_out(f"{escape(label)} continuation", [side["note"]]) for label, side in sides if side.get("note")]
+    if len(lines) == len(sides):
+        return Group(*lines)
     table = Table(title=f"continuations ({mode}, seed {data['seed']})", title_justify="left")
     table.add_column("model")
     table.add_column("continuation")
     table.add_column("how", style="dim")
-    for name, label in (("a", label_a), ("b", label_b)):
-        side = data[name]
-        body = Text(prompt, style="dim") + Text(side["text"], style="bold") if not side.get("note") else Text(side["note"], style="dim italic")
-        table.add_row(Text(label), body, Text(side.get("method", "")))
-    return table
+    for label, side in sides:
+        if not side.get("note"):
+            table.add_row(Text(label), Text(prompt, style="dim") + Text(side["text"], style="bold"), Text(side.get("method", "")))
+    return Group(table, *lines) if lines else table
 
 
-def query_renderable(result: QueryResult, label_a: str, label_b: str) -> RenderableType:
+def query_renderable(result: QueryResult, label_a: str, label_b: str, architectures: tuple[str, str] = ("", "")) -> RenderableType:
     parts: list[RenderableType] = [tokenisation_block(result, label_a, label_b)]
     parts += [slot_table(slot, label_a, label_b) for slot in result.slots]
     if result.continuation:
@@ -195,7 +265,7 @@ def query_renderable(result: QueryResult, label_a: str, label_b: str) -> Rendera
     if result.surprisal:
         parts.append(surprisal_block(result.text, result.surprisal, label_a, label_b))
     if result.pair:
-        parts.append(pair_block(result.pair, label_a, label_b))
+        parts.append(pair_block(result.pair, label_a, label_b, architectures))
     if result.task:
         parts.append(task_block(result.task, label_a, label_b))
     parts += [Text(note, style="dim") for note in result.notes]
@@ -232,33 +302,45 @@ def forgetting_table(data: dict) -> Table:
 
 
 def probe_timeline_tables(timeline: dict[str, list[dict]]) -> list[RenderableType]:
-    """One table per probe: its top-1 and probability at every recorded step."""
+    """One table per probe: its top-1 and probability at every recorded step. Steps at
+    which the model could not answer the probe are left out, with one line saying why; a
+    probe it never answered (a pair probe on a GPT-2) has that line and no table."""
     if not timeline:
         return [Text("no probes recorded (probes.jsonl is missing or empty)", style="dim")]
     tables: list[RenderableType] = []
     for probe, points in timeline.items():
-        title = f"probe: {probe}"
-        table = Table(title=escape(title), title_justify="left", min_width=min(len(title) + 2, 100))
-        table.add_column("step", justify="right")
-        table.add_column("top-1")
-        table.add_column("p", justify="right")
-        table.add_column("")
-        previous = None
-        for point in points:
-            if point.get("skipped"):
-                table.add_row(str(point["step"]), Text(point["skipped"], style="dim italic"), "", "")
-                continue
-            changed = previous is not None and point["top1"] != previous
-            bar = "█" * int(round(10 * (point["prob"] or 0)))
-            table.add_row(str(point["step"]), Text(str(point["top1"]), style="bold yellow" if changed else ""),
-                          _pct(point["prob"]), Text(bar, style="cyan"))
-            previous = point["top1"]
-        methods = sorted({p["method"] for p in points if p.get("method")})
-        if methods:
-            table.caption = escape("; ".join(methods))
-            table.caption_justify = "left"
-        tables.append(table)
+        skipped = [point["skipped"] for point in points if point.get("skipped")]
+        answered = [point for point in points if not point.get("skipped")]
+        if not answered:
+            what = lacks(skipped[0])[0]
+            line = left_out(f"{what} rows".strip(), skipped)
+            tables.append(line.append(f" (probe: {probe})", style="dim italic"))
+            continue
+        tables.append(_probe_table(probe, answered, skipped))
     return tables
+
+
+def _probe_table(probe: str, points: list[dict], skipped: list[str]) -> RenderableType:
+    title = f"probe: {probe}"
+    table = Table(title=escape(title), title_justify="left", min_width=min(len(title) + 2, 100))
+    table.add_column("step", justify="right")
+    table.add_column("top-1")
+    table.add_column("p", justify="right")
+    table.add_column("")
+    previous = None
+    for point in points:
+        changed = previous is not None and point["top1"] != previous
+        bar = "█" * int(round(10 * (point["prob"] or 0)))
+        table.add_row(str(point["step"]), Text(str(point["top1"]), style="bold yellow" if changed else ""),
+                      _pct(point["prob"]), Text(bar, style="cyan"))
+        previous = point["top1"]
+    methods = sorted({p["method"] for p in points if p.get("method")})
+    if methods:
+        table.caption = escape("; ".join(methods))
+        table.caption_justify = "left"
+    if not skipped:
+        return table
+    return Group(table, left_out(f"{len(skipped)} step{'s' if len(skipped) > 1 else ''}", skipped))
 
 
 def report_renderables(report: Any) -> Iterable[RenderableType]:
@@ -266,8 +348,9 @@ def report_renderables(report: Any) -> Iterable[RenderableType]:
         yield models_table(report)
     else:
         yield Text(report.pairing.note, style="bold")
+    architectures = (report.a.architecture, report.b.architecture) if report.a is not None and report.b is not None else ("", "")
     for query in report.queries:
-        yield query_renderable(query, report.pairing.label_a, report.pairing.label_b)
+        yield query_renderable(query, report.pairing.label_a, report.pairing.label_b, architectures)
     if report.forgetting:
         yield forgetting_table(report.forgetting)
     if report.probes is not None:

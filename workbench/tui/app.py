@@ -2,8 +2,9 @@
 
 ``create_app(run_root, engine_factory=None)`` is the factory both ``run_app()`` (the CLI)
 and the tests use; tests inject a fake engine through ``engine_factory``. The app holds the
-run state and routes messages: it builds its tabs, pane keys and palette entries from
-``PANES`` (``workbench/tui/panes/__init__.py``), hands each pane what it needs through its
+run state and routes messages: it builds its tabs and pane keys from ``PANES``
+(``workbench/tui/panes/__init__.py``); the help screen and the command palette list its and
+the panes' ``BINDINGS`` (``workbench/tui/keys.py``); it hands each pane what it needs through its
 constructor and methods, and reacts to the messages panes post ("attributes down, messages
 up"). Starting, following and stopping runs in other processes is ``workbench.engine.launch``,
 called from thread workers.
@@ -18,10 +19,11 @@ from typing import Any
 
 from rich.markup import escape
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.config import RunSpec
@@ -32,6 +34,7 @@ from workbench.errors import WorkbenchError
 from workbench.tui.commands import WorkbenchCommands
 from workbench.tui.curves import Curves
 from workbench.tui.heavy import import_heavy_libraries
+from workbench.tui.keys import ANYWHERE, HELP_ONLY, KeyEntry, key_entries, pane_keys
 from workbench.tui.messages import (
     CorpusChosen,
     CurvesChanged,
@@ -40,6 +43,7 @@ from workbench.tui.messages import (
     RunChosen,
     RunHighlighted,
     RunLaunched,
+    RunsChanged,
 )
 from workbench.tui.panes import PANES, PaneContext, pane_css_paths
 from workbench.tui.panes.corpus import corpus_names
@@ -62,7 +66,7 @@ def default_engine(spec: RunSpec, listeners: list[Listener], control: RunControl
 
 
 PANE_KEYS = [
-    Binding(str(number), f"show_tab('{entry.id}')", entry.title, show=False, tooltip=entry.tooltip)
+    Binding(str(number), f"show_tab('{entry.id}')", entry.title, show=False, tooltip=f"Go to {entry.name}: {entry.about}")
     for number, entry in enumerate(PANES, 1)
 ]
 """``1``..``N``: show a pane (generated from ``PANES``)."""
@@ -79,11 +83,14 @@ class WorkbenchApp(App[None]):
         Binding("x", "stop", "Stop", tooltip="Stop training after this step, saving a checkpoint"),
         Binding("p", "pause", "Pause", tooltip="Pause or resume training"),
         Binding("q", "quit", "Quit", tooltip="Quit (a training run is stopped with a checkpoint first)"),
+        Binding("escape", "leave_input", "Done", tooltip="Leave the text field or menu you are in (then the pane's keys work)"),
         *PANE_KEYS,
     ]
+    """The keys of the whole app; with the panes' ``BINDINGS`` they are the one key table
+    (``workbench.tui.keys``) that the footer, the help screen and the command palette show."""
 
     def __init__(self, run_root: str | Path = "checkpoints", engine_factory: EngineFactory | None = None,
-                 *, corpora: list[str] | None = None, runs_poll_seconds: float = 3.0) -> None:
+                 *, corpora: list[str] | None = None, runs_poll_seconds: float = 1.0) -> None:
         super().__init__()
         self.run_root = Path(run_root)
         self.engine_factory = engine_factory or default_engine
@@ -134,6 +141,8 @@ class WorkbenchApp(App[None]):
             return self.is_training
         if action in ("start", "detach"):
             return not self.is_training
+        if action == "leave_input":
+            return isinstance(self.focused, (Input, Select))  # hidden (and inert) anywhere else
         return True
 
     @property
@@ -163,21 +172,33 @@ class WorkbenchApp(App[None]):
         focusable = [w for w in pane.query("*") if w.focusable]
         self.set_focus(focusable[0] if focusable else pane if pane.focusable else None)
 
-    def action_help(self) -> None:
-        anywhere = self.BINDINGS + [Binding("ctrl+p", "command_palette", "Palette", tooltip="Command palette"),
-                                    Binding("tab", "focus_next", "Next", tooltip="Move focus to the next widget")]
-        sections = [("anywhere", anywhere)]
+    def action_leave_input(self) -> None:
+        """Escape in a text field or a menu: the focus goes to the pane's ``focus_home()`` (its
+        list, results or the pane itself), so the pane's keys and 1-5 work again."""
+        pane = self.query_one(f"#{self.query_one(TabbedContent).active}-pane")
+        focus_home = getattr(pane, "focus_home", None)
+        if focus_home is not None:
+            focus_home()
+        else:
+            self.set_focus(None)
+
+    def key_table(self) -> list[KeyEntry]:
+        """Every key, once: the app's, Textual's own, then each pane's (``workbench.tui.keys``)."""
+        sections: list[tuple[str, Any, list]] = [(ANYWHERE, self, [*self.BINDINGS, *HELP_ONLY])]
         for entry in PANES:
             pane = self.query_one(f"#{entry.pane_id}")
-            sections.append((entry.id, list(getattr(pane, "HELP_BINDINGS", pane.BINDINGS))))
-        self.push_screen(HelpScreen(sections, key_display=self.get_key_display))
+            sections.append((entry.id, pane, pane_keys(pane)))
+        return key_entries(sections)
 
-    def action_toggle_chart(self, which: str) -> None:
-        pane = self.train_pane
-        {"smoothing": pane.action_toggle_smoothing, "log": pane.action_toggle_log, "x": pane.action_toggle_x}[which]()
+    def action_help(self) -> None:
+        headings = {ANYWHERE: "Anywhere"} | {entry.id: f"{number} {entry.tooltip}" for number, entry in enumerate(PANES, 1)}
+        self.push_screen(HelpScreen(self.key_table(), headings, key_display=self.get_key_display))
 
-    def action_refresh_runs(self) -> None:
-        self.runs_pane.action_refresh()
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Textual's palette entries, less those the key table has already (quit, the keys)."""
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit", "Keys"):
+                yield command
 
     # ------------------------------------------------------------------ corpus & runs
     def on_corpus_chosen(self, message: CorpusChosen) -> None:
@@ -185,14 +206,16 @@ class WorkbenchApp(App[None]):
         self.notify(f"Corpus for the next run: {message.name}", timeout=2)
         self.action_show_tab("objective")
 
+    def on_runs_changed(self, message: RunsChanged) -> None:
+        self.query_one(InspectorPane).set_runs(message.paths)
+
     def on_run_highlighted(self, message: RunHighlighted) -> None:
         self.query_one(InspectorPane).suggested_run = message.path
 
     def on_run_chosen(self, message: RunChosen) -> None:
         if message.action == "finetune":
-            self.objective_pane.set_base(message.path)
+            self.objective_pane.set_base(message.path, finetune=True)  # it chooses the objective and says so
             self.action_show_tab("objective")
-            self.notify(f"Base set to {Path(message.path).name}: pick a fine-tuning objective and press s", timeout=4)
         elif message.action == "attach":
             self.attach(message.path)
         elif message.action == "overlay":

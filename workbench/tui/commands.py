@@ -1,44 +1,45 @@
-"""Command palette (ctrl+p) entries for the workbench's main actions, and one per pane."""
+"""Command palette (ctrl+p): every key's action by name, from the same table as the help.
+
+The entries are ``workbench.tui.keys`` entries (the app's and the panes' ``BINDINGS``): the
+title says what the action does (the key's tooltip), the help line which key does it where.
+A pane's action first shows its pane, then runs there.
+"""
 
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from workbench.tui.panes import PANES
+from workbench.tui.keys import ANYWHERE, KeyEntry
 
-BEFORE_PANES: tuple[tuple[str, str, str], ...] = (
-    ("Start training", "start", "Train the spec of the Objective pane in this window"),
-    ("Start detached run", "detach", "Run the spec as a separate `workbench run` process and attach to it"),
-    ("Stop training (checkpoint)", "stop", "Finish the step, save a checkpoint and stop"),
-    ("Pause / resume training", "pause", "Hold the training loop without losing state"),
-)
-AFTER_PANES: tuple[tuple[str, str, str], ...] = (
-    ("Toggle smoothing", "toggle_chart('smoothing')", "Smooth the train loss curve"),
-    ("Toggle log scale", "toggle_chart('log')", "Logarithmic loss axis"),
-    ("Toggle x axis: steps / tokens", "toggle_chart('x')", "Plot against steps or tokens"),
-    ("Overlay a previous run", "pick_overlay", "Draw another run's curves in grey"),
-    ("Refresh runs", "refresh_runs", "Re-read the run root"),
-    ("Keys (help)", "help", "Every key of the workbench"),
-    ("Quit", "quit", "Stops a training run with a checkpoint first"),
-)
-COMMANDS: tuple[tuple[str, str, str], ...] = (
-    BEFORE_PANES
-    + tuple((f"Go to {pane.name}", f"show_tab('{pane.id}')", pane.about) for pane in PANES)
-    + AFTER_PANES
-)
-"""(title, app action, help) of each palette entry."""
+
+def palette_entries(app: Any) -> list[KeyEntry]:
+    """The key table's entries the palette can run."""
+    return [entry for entry in app.key_table() if entry.runnable]
+
+
+def help_line(app: Any, entry: KeyEntry) -> str:
+    keys = ", ".join(app.get_key_display(b) for b in entry.bindings)
+    return f"key {keys}" + ("" if entry.where == ANYWHERE else f" in the {entry.where} pane")
+
+
+async def run_entry(app: Any, entry: KeyEntry) -> None:
+    if entry.where != ANYWHERE:
+        app.action_show_tab(entry.where)
+    await app.run_action(entry.action, default_namespace=entry.namespace)
 
 
 class WorkbenchCommands(Provider):
     async def discover(self) -> Hits:
-        for title, action, help_text in COMMANDS:
-            yield DiscoveryHit(title, partial(self.app.run_action, action), help=help_text)
+        for entry in palette_entries(self.app):
+            yield DiscoveryHit(entry.text, partial(run_entry, self.app, entry), help=help_line(self.app, entry))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        for title, action, help_text in COMMANDS:
-            score = matcher.match(title)
+        for entry in palette_entries(self.app):
+            score = matcher.match(entry.text)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(self.app.run_action, action), help=help_text)
+                yield Hit(score, matcher.highlight(entry.text), partial(run_entry, self.app, entry),
+                          help=help_line(self.app, entry))

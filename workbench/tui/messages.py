@@ -61,6 +61,14 @@ class RunChosen(Message):
 
 
 @dataclass
+class RunsChanged(Message):
+    """The runs under the run root changed (one appeared, changed status or went): their paths,
+    newest first. The Runs pane posts it; the app hands the paths to the Inspector pane."""
+
+    paths: list[str]
+
+
+@dataclass
 class RunHighlighted(Message):
     """The Runs pane's cursor is on this run (the Inspector pane preselects it)."""
 

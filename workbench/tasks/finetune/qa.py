@@ -43,6 +43,10 @@ class QACorpus:
     eval: list[QAExample]
     location: str
     eval_source: str
+    eval_rows: list[int] = field(default_factory=list)
+    """Each eval question's 0-based index among the questions of its file (file order)."""
+    eval_file: str = ""
+    """That file: ``--eval-corpus``, or ``location`` for a held-out part."""
 
     @property
     def name(self) -> str:
@@ -62,20 +66,26 @@ class QARows(LabelledRows):
 
     eval_examples: list[QAExample] = field(default_factory=list)
     with_negative: bool = False
+    eval_rows: list[int] = field(default_factory=list)
+    eval_file: str = ""
+    """The file the eval questions are read from; ``eval_rows`` number them in it."""
 
 
 def load_qa_corpus(spec: Any) -> QACorpus:
     examples = read_qa_file(spec.corpus)
     if spec.eval_corpus:
-        return QACorpus(examples, read_qa_file(spec.eval_corpus), spec.corpus, spec.eval_corpus)
+        held = read_qa_file(spec.eval_corpus)
+        return QACorpus(examples, held, spec.corpus, spec.eval_corpus, eval_rows=list(range(len(held))),
+                        eval_file=spec.eval_corpus)
     groups = list(dict.fromkeys(e.group for e in examples)) if spec.holdout == "tail" else sorted({e.group for e in examples})
     _, eval_groups = held_out(groups, spec.eval_fraction, spec.seed, spec.holdout)
     chosen = set(eval_groups)
     train = [e for e in examples if e.group not in chosen]
-    evaluation = [e for e in examples if e.group in chosen]
+    rows = [i for i, e in enumerate(examples) if e.group in chosen]
+    evaluation = [examples[i] for i in rows]
     source = (f"the last {spec.eval_fraction:.0%} of the articles" if spec.holdout == "tail"
               else f"held-out {spec.eval_fraction:.0%} of the articles (seed {spec.seed})")
-    return QACorpus(train or evaluation, evaluation, spec.corpus, source)
+    return QACorpus(train or evaluation, evaluation, spec.corpus, source, eval_rows=rows)
 
 
 def examples_table(examples: Sequence[QAExample]) -> datasets.Dataset:
@@ -116,7 +126,8 @@ class QATaskBase(Task):
 
     def rows(self, corpus: QACorpus, checked: QAFacts, splits: dict[str, Any], collate: Any, **meta: Any) -> QARows:
         return QARows(train=splits["train"], eval=splits["eval"], collate=collate, eval_examples=list(corpus.eval),
-                      with_negative=checked.with_negative,
+                      with_negative=checked.with_negative, eval_rows=list(corpus.eval_rows),
+                      eval_file=corpus.eval_file or corpus.location,
                       meta={"qa_mode": self.qa_mode, "qa_eval_source": corpus.eval_source, **meta})
 
     def run_meta(self, data: Any) -> dict[str, Any]:
@@ -129,10 +140,27 @@ class QATaskBase(Task):
         predictions = self.predict_answers(model, tokenizer, data, spec)
         golds = [e.answers for e in data.eval_examples]
         metrics = squad_metrics(predictions, golds)
+        rows = data.eval_rows if len(data.eval_rows) == len(predictions) else list(range(len(predictions)))
+        places = question_places(data.eval_file, rows) if rows is data.eval_rows else [{} for _ in rows]
         with (run_dir.path / "eval_predictions.jsonl").open("w", encoding="utf-8") as handle:
-            for example, prediction in zip(data.eval_examples, predictions):
-                handle.write(json.dumps({"id": example.id, "question": example.question, "gold": example.answers, "pred": prediction}) + "\n")
+            for _, place, example, prediction in sorted(zip(rows, places, data.eval_examples, predictions), key=lambda item: item[0]):
+                handle.write(json.dumps({**place, "id": example.id, "question": example.question, "gold": example.answers,
+                                         "pred": prediction}) + "\n")
         return {"exact_match": metrics["exact_match"], "f1": metrics["f1"], "eval_questions": len(golds), "qa_mode": self.qa_mode}
+
+
+def question_places(file: str, rows: Sequence[int]) -> list[dict[str, int]]:
+    """Where each eval question is in its file, for ``eval_predictions.jsonl``: ``{"line": n}``
+    (1-based) in a JSON Lines file, else ``{"row": i}``, its 0-based index among the file's
+    questions (SQuAD JSON, where questions nest in articles and paragraphs)."""
+    path = Path(file).expanduser()
+    if path.suffix.lower() != ".jsonl":
+        return [{"row": row} for row in rows]
+    try:  # the questions are its non-blank lines, split as ``read_qa_jsonl`` splits them
+        lines = [n for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1) if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return [{"row": row} for row in rows]
+    return [{"line": lines[row]} if row < len(lines) else {"row": row} for row in rows]
 
 
 # ---------------------------------------------------------------------- extractive
@@ -163,7 +191,9 @@ class ExtractiveQATask(QATaskBase):
             try:
                 splits[split] = ds.map(lambda batch: encode_windows(tokenizer, batch, max_len, stride), batched=True,
                                        remove_columns=ds.column_names, desc="Tokenizing")
-            except Exception as exc:  # noqa: BLE001 - the tokenizer refuses windows with no room for context
+            except BaseException as exc:  # noqa: BLE001 - the tokenizer refuses windows with no room for context
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise  # (its refusal is a Rust panic, which is no Exception, hence BaseException)
                 raise SpecError(
                     f"cannot cut the {split} contexts into windows of {max_len} tokens ({' '.join(str(exc).split())[:160]})",
                     where=spec.corpus,

@@ -1,7 +1,7 @@
 """The workbench's panes, one per tab, in one table: ``PANES``.
 
-The app builds its tabs, the keys ``1``..``N`` that show them, the command palette's "Go to"
-entries and the help screen's sections from this table, so adding a pane is one entry here
+The app builds its tabs, the keys ``1``..``N`` that show them (which the command palette
+and the help screen list with every other key) and the help screen's sections from this table, so adding a pane is one entry here
 (plus its module and, if it has one, its ``.tcss`` file next to it, which the app loads).
 Each pane gets what it needs through its constructor (``PaneContext``) and talks back with
 messages; no pane reaches into the app or into another pane.
@@ -28,7 +28,8 @@ class PaneContext:
 
     run_root: Path
     corpora: list[str]
-    runs_poll_seconds: float = 3.0
+    runs_poll_seconds: float = 1.0
+    """Seconds between two looks at the run root for new or changed runs (0: none)."""
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,11 @@ class PaneEntry:
     title: str
     """Tab label (after its key) and the footer/help description of its key."""
     name: str
-    """Longer name, in the command palette ("Go to <name>")."""
+    """Longer name: the key's help line and palette entry say "Go to <name>: <about>"."""
     tooltip: str
-    """What the key's help line says."""
+    """The pane's heading in the help screen (after its key)."""
     about: str
-    """The palette entry's help line."""
+    """What the pane is for (after its name in the key's help line)."""
     factory: Callable[[PaneContext, str], Widget]
     """``(context, widget_id) -> pane``."""
 

@@ -20,6 +20,7 @@ from workbench.config import tomllib
 from workbench.errors import WorkbenchError
 from workbench.tui.heavy import import_heavy_libraries
 from workbench.tui.messages import CorpusChosen, CorpusLoaded
+from workbench.tui.widgets.field import FieldInput
 
 
 def format_stats(stats: object) -> str:
@@ -90,7 +91,7 @@ class CorpusPane(Vertical):
             with VerticalScroll(id="corpus-detail"):
                 yield Static("Highlight a corpus to see its stats.", id="corpus-stats")
                 yield Static("", id="corpus-preview")
-        yield Input(placeholder="/ add a path or hf:NAME[:CONFIG], then Enter", id="corpus-path", compact=True)
+        yield FieldInput(placeholder="/ add a path or hf:NAME[:CONFIG], then Enter", id="corpus-path", compact=True)
 
     def on_mount(self) -> None:
         option_list = self.query_one(OptionList)
@@ -161,6 +162,10 @@ class CorpusPane(Vertical):
         option = self.query_one(OptionList).highlighted_option
         if option is not None:
             self.post_message(CorpusChosen(option.id or ""))
+
+    def focus_home(self) -> None:
+        """Leaving the path field (escape): the corpus list takes the focus, so u and / work."""
+        self.query_one(OptionList).focus()
 
     def action_focus_path(self) -> None:
         self.query_one("#corpus-path", Input).focus()

@@ -6,7 +6,8 @@ Models stay in the inspector's LRU cache, so the second query on the same pair i
 
 Choosing a run fills model A with it (its base vs its result) and shows its probe
 timeline; when the pane is shown with model A empty, it preselects ``suggested_run`` (the
-app sets it to the run highlighted in the Runs pane).
+app sets it to the run highlighted in the Runs pane). The run choices are the Runs pane's
+list, which the app hands down (``set_runs``) whenever it changes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.errors import WorkbenchError
 from workbench.tui.heavy import import_heavy_libraries
+from workbench.tui.widgets.field import FieldInput
 
 DEFAULT_TEXT = "The cat sat on the [MASK]."
 
@@ -39,11 +41,6 @@ class InspectDone(Message):
 
     renderable: Any
     status: str
-
-
-@dataclass
-class RunsFound(Message):
-    paths: list
 
 
 class InspectorPane(Vertical):
@@ -67,33 +64,35 @@ class InspectorPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="inspect-row"):
             yield Select([], prompt="run…", id="inspect-run", allow_blank=True)
-            yield Input(placeholder="model A: run dir, HF folder or hub id", id="inspect-a")
-            yield Input(placeholder="model B (empty: A's base vs its result)", id="inspect-b")
+            yield FieldInput(placeholder="model A: run dir, HF folder or hub id", id="inspect-a")
+            yield FieldInput(placeholder="model B (empty: A's base vs its result)", id="inspect-b")
         with Horizontal(classes="inspect-row"):
-            yield Input(value=DEFAULT_TEXT, placeholder="text with [MASK], a prompt, or 'A ||| B'", id="inspect-text")
+            yield FieldInput(value=DEFAULT_TEXT, placeholder="text with [MASK], a prompt, or 'A ||| B'", id="inspect-text")
             yield Button("Inspect", id="inspect-go", variant="primary")
         yield Static("Pick a run or two models, then Enter.", id="inspect-status")
         with VerticalScroll(id="inspect-results"):
             yield Static("", id="inspect-output")
-
-    def on_mount(self) -> None:
-        self.find_runs()
 
     def on_show(self) -> None:
         """Preselect ``suggested_run`` unless model A is filled in already."""
         if self.suggested_run and not self.query_one("#inspect-a", Input).value:
             self.choose_run(self.suggested_run)
 
+    def focus_home(self) -> None:
+        """Leaving a field (escape): the results take the focus (arrows scroll them)."""
+        self.query_one("#inspect-results").focus()
+
     # ------------------------------------------------------------------ runs
-    @work(thread=True, exclusive=True, exit_on_error=False, group="inspect-runs")
-    def find_runs(self) -> None:
-        from workbench.engine.rundir import list_runs
+    @property
+    def run_choices(self) -> list[str]:
+        """The runs the run menu offers."""
+        return list(self._run_paths)
 
-        self.post_message(RunsFound([row.path for row in list_runs(str(self.run_root))]))
-
-    def on_runs_found(self, message: RunsFound) -> None:
-        message.stop()
-        self._set_runs(message.paths)
+    def set_runs(self, paths: list[str]) -> None:
+        """The runs under the run root (the app hands them down whenever the Runs pane's list
+        changes); the run chosen stays chosen while it is there."""
+        if list(paths) != self._run_paths:
+            self._set_runs(paths)
 
     def _set_runs(self, paths: list[str]) -> None:
         select = self.query_one("#inspect-run", Select)
@@ -177,14 +176,13 @@ class InspectorPane(Vertical):
         self._status(message.status)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group not in ("inspect", "inspect-runs"):
+        if event.worker.group != "inspect":
             return
         event.stop()  # shown here, not as the app's generic notification
         if event.state == WorkerState.ERROR:
             error = event.worker.error
             text = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
-            if event.worker.group == "inspect":
-                self.query_one("#inspect-output", Static).update(Text(""))
+            self.query_one("#inspect-output", Static).update(Text(""))
             self._status(text, error=True)
 
     def _status(self, text: str, *, error: bool = False) -> None:

@@ -13,11 +13,13 @@ imports the task modules, which must not stall the UI).
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from textual import on, work
@@ -31,6 +33,7 @@ from textual.widgets import Collapsible, Input, Label, Select, Static
 from workbench.config import RunSpec, field_choices, field_help, spec_field_types
 from workbench.errors import SpecError
 from workbench.tui.heavy import import_heavy_libraries
+from workbench.tui.widgets.field import FieldInput
 
 MAIN_FIELDS = (
     "corpus", "objective", "base", "size", "tokenizer", "vocab_size", "seq_len", "batch_size", "lr", "max_steps",
@@ -71,6 +74,15 @@ class FormField:
     def numeric(self) -> bool:
         return self.kind in (int, float)
 
+    @property
+    def refusal(self) -> str:
+        """What a key the field refuses is told: which text it takes, with an example."""
+        if self.restrict is None:
+            return ""
+        if self.kind is int:
+            return f"{self.label} takes a whole number: {_fmt(self.default) if self.default is not None else '1, 2'}"
+        return f"{self.label} takes a number: {_fmt(self.default) if self.default is not None else '1e-3, 0.001'}"
+
     def convert(self, text: str) -> Any:
         """The field's value from its text; ``ValueError`` or ``SpecError`` if it cannot be read."""
         if self.parse is not None:
@@ -90,8 +102,8 @@ class FormField:
                             compact=True)
         else:
             value = self.default if self.kind is str and self.default is not None else ""
-            widget = Input(value, placeholder=self.placeholder, id=f"f-{self.key}", compact=True,
-                           restrict=self.restrict)
+            widget = FieldInput(value, placeholder=self.placeholder, id=f"f-{self.key}", compact=True,
+                                restrict=self.restrict, refusal=self.refusal)
         widget.tooltip = self.help
         return widget
 
@@ -129,6 +141,58 @@ def form_fields() -> dict[str, FormField]:
     return out
 
 
+ENCODER_OBJECTIVES = ("mlm", "nsp", "sentiment", "ner")
+DECODER_OBJECTIVES = ("clm", "generation")
+"""Objectives whose run tells its model's kind (qa runs either: its model config decides)."""
+FINETUNE_FOR = {True: "generation", False: "sentiment"}
+"""The fine-tuning objective ``f`` on a run chooses: by whether the base is a decoder."""
+
+
+def base_is_decoder(base: str) -> tuple[bool | None, str]:
+    """Whether ``base`` (a run or a model folder) is a decoder, and how that is known; ``None``
+    when it cannot be told (a hub id, an unreadable config). Reads files: call it in a worker."""
+    path = Path(base).expanduser()
+    if (path / "run.toml").is_file():
+        from workbench.engine.rundir import RunDir
+        from workbench.errors import WorkbenchError
+
+        try:
+            objective = str(RunDir(path).read_run_toml().get("spec", {}).get("objective", ""))
+        except WorkbenchError:
+            objective = ""
+        if objective in DECODER_OBJECTIVES or objective in ENCODER_OBJECTIVES:
+            kind = "decoder" if objective in DECODER_OBJECTIVES else "encoder"
+            return objective in DECODER_OBJECTIVES, f"a {objective} run trains a {kind}"
+        path = path / "model"
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        model_type = str(config.get("model_type", ""))
+    except (OSError, ValueError, AttributeError):
+        return None, "its model config cannot be read"
+    from workbench.models import DECODER_TYPES, is_decoder
+
+    if model_type not in DECODER_TYPES:
+        import_heavy_libraries()  # is_decoder may ask transformers' model mappings
+    decoder = is_decoder(SimpleNamespace(model_type=model_type, is_decoder=bool(config.get("is_decoder")),
+                                         is_encoder_decoder=bool(config.get("is_encoder_decoder"))))
+    return decoder, f"its {model_type or 'model'} config is a{' decoder' if decoder else 'n encoder'}"
+
+
+def finetune_objective(base: str) -> tuple[str, str]:
+    """The fine-tuning objective for ``base`` ("" if its kind cannot be told) and why."""
+    decoder, why = base_is_decoder(base)
+    return ("" if decoder is None else FINETUNE_FOR[decoder]), why
+
+
+@dataclass
+class ObjectiveSuggested(Message):
+    """The fine-tuning objective chosen for a base (``""``: none could be told, ``why`` says why)."""
+
+    base: str
+    objective: str
+    why: str
+
+
 @dataclass
 class Resolved(Message):
     """Defaults resolved for the current form (or why they could not be)."""
@@ -144,9 +208,12 @@ def _fmt(value: object) -> str:
 
 
 class ObjectivePane(VerticalScroll):
-    BINDINGS = [
-        Binding("escape", "leave_field", "Done", tooltip="Stop editing this field (then s starts, D detaches)"),
+    """Escape leaves a field (the app's key, for every pane): the pane itself takes the focus."""
+
+    HELP_BINDINGS = [
+        Binding("enter", "open_field", "Open", tooltip="In a menu: show its choices; in a field: update the defaults line"),
     ]
+    """The keys the help screen lists for this pane (the fields' own)."""
 
     def __init__(self, run_root: Path, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -179,6 +246,10 @@ class ObjectivePane(VerticalScroll):
         """Showing the pane puts the cursor on the objective (the corpus was just chosen)."""
         self.query_one("#f-objective").focus()
 
+    def focus_home(self) -> None:
+        """Leaving a field (escape): the pane keeps the focus, so s, D and 1-5 are keys again."""
+        self.focus()
+
     # ------------------------------------------------------------------ values
     def _value(self, key: str) -> str:
         widget = self.query_one(f"#f-{key}")
@@ -188,9 +259,31 @@ class ObjectivePane(VerticalScroll):
     def set_corpus(self, name: str) -> None:
         self.query_one("#f-corpus", Input).value = name
 
-    def set_base(self, base: str) -> None:
+    def set_base(self, base: str, *, finetune: bool = False) -> None:
+        """Fill in the base; with ``finetune``, also choose the fine-tuning objective that fits
+        it (read in a thread worker: ``ObjectiveSuggested`` comes back)."""
         self.query_one("#f-base", Input).value = base
         self.refresh_defaults()
+        if finetune:
+            self.suggest_objective(base)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="finetune-objective")
+    def suggest_objective(self, base: str) -> None:
+        objective, why = finetune_objective(base)
+        self.post_message(ObjectiveSuggested(base, objective, why))
+
+    def on_objective_suggested(self, message: ObjectiveSuggested) -> None:
+        message.stop()
+        if self._value("base") != message.base.strip():
+            return  # the base was changed meanwhile
+        name = Path(message.base).name or message.base
+        if not message.objective:
+            self.notify(f"Base set to {name}: {message.why}; pick a fine-tuning objective and press s", timeout=5,
+                        markup=False)
+            return
+        self.query_one("#f-objective", Select).value = message.objective
+        self.notify(f"Fine-tuning {name} with {message.objective} ({message.why}): press s to start", timeout=5,
+                    markup=False)
 
     def build_spec(self, *, strict: bool = True) -> RunSpec:
         """The spec the form describes; a ``SpecError`` names the field that is wrong (with
@@ -285,5 +378,3 @@ class ObjectivePane(VerticalScroll):
             f"vocab {values.get('vocab_size')}{size}\n[dim]s starts here · D starts detached · empty fields use the defaults[/dim]"
         )
 
-    def action_leave_field(self) -> None:
-        self.screen.set_focus(None)

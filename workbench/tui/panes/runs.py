@@ -1,13 +1,19 @@
 """Runs pane: the run history of the run root, and the doors into a run.
 
 Listing reads every run's ``metrics.jsonl``, so it runs in a thread worker and comes back
-as a message; a timer refreshes it so runs started elsewhere (``workbench run``, detached
-runs) appear on their own.
+as a message. Runs started elsewhere (``workbench run``, detached runs, another machine's
+process writing to a shared folder) appear on their own: every ``poll_seconds`` a worker
+takes the run root's cheap ``folder_signature`` (one ``scandir`` and two ``stat`` calls per
+run) and lists the runs again only when it changed, or, while a run is running, every
+``RUNNING_EVERY`` seconds (its steps move on without its status file changing). A new
+list is posted up as ``RunsChanged`` (the Inspector pane's run choices follow it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,19 +26,45 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.console import fmt_loss
-from workbench.tui.messages import RunChosen, RunHighlighted
+from workbench.tui.messages import RunChosen, RunHighlighted, RunsChanged
 
 COLUMNS = ("name", "status", "steps", "best eval", "objective", "corpus", "date")
 """Most telling first, so an 80-column terminal shows name, status, steps and loss."""
 NAME_WIDTH = 28
 
 
+SIGNATURE_FILES = ("run.toml", "status.json", "metrics.jsonl")
+"""A run appears with the first of these, and changes status with ``status.json``."""
+
+
 @dataclass
 class RunsListed(Message):
     rows: list
+    signature: tuple
+
+
+def folder_signature(root: Path) -> tuple:
+    """What changes when a run folder appears, changes status or disappears: each folder's
+    name and the modification times of its ``SIGNATURE_FILES`` (``None`` where absent).
+    Cheap: no file is read (the metrics of a running run change its row, not this)."""
+    try:
+        with os.scandir(root) as found:
+            folders = sorted((entry.name, entry.path) for entry in found if entry.is_dir())
+    except OSError:
+        return ()
+    signature = []
+    for name, path in folders:
+        stamps: list[int | None] = []
+        for file in SIGNATURE_FILES:
+            try:
+                stamps.append(os.stat(os.path.join(path, file)).st_mtime_ns)
+            except OSError:
+                stamps.append(None)
+        signature.append((name, *stamps))
+    return tuple(signature)
 
 
 def corpus_short(corpus: str) -> str:
@@ -69,16 +101,22 @@ class RunsPane(Vertical):
         Binding("a", "attach", "Attach", tooltip="Follow a run that another process is writing"),
         Binding("f", "finetune", "Fine-tune", tooltip="Start a fine-tune with this run as its base"),
         Binding("v", "overlay", "Overlay", tooltip="Overlay this run's curves on the chart"),
-        Binding("r", "refresh", "Refresh", show=False, tooltip="Re-read the run root (it also refreshes every few seconds)"),
+        Binding("r", "refresh", "Refresh", show=False, tooltip="Re-read the run root now (new and changed runs also show up by themselves)"),
     ]
     HELP_BINDINGS = RunsTable.BINDINGS + BINDINGS
     """The keys the help screen lists for this pane (Enter is the table's)."""
 
-    def __init__(self, run_root: Path, *, poll_seconds: float = 3.0, **kwargs) -> None:
+    RUNNING_EVERY = 3.0
+    """Seconds between two listings while a run is running (its steps and loss move on)."""
+
+    def __init__(self, run_root: Path, *, poll_seconds: float = 1.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.run_root = run_root
         self.poll_seconds = poll_seconds
+        """Seconds between two looks at the run root (0: only on demand, as tests do)."""
         self.rows: list = []
+        self._signature: tuple | None = None
+        self._listed_at = 0.0
 
     def compose(self) -> ComposeResult:
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -91,19 +129,35 @@ class RunsPane(Vertical):
             table.add_column(column, key=column, width=NAME_WIDTH if column == "name" else None)
         self.action_refresh()
         if self.poll_seconds:
-            self.set_interval(self.poll_seconds, self.action_refresh)
+            self.set_interval(self.poll_seconds, self._poll)
 
     def action_refresh(self) -> None:
         self.list_runs()
 
+    def _poll(self) -> None:
+        """Look at the run root again, unless a look is still under way."""
+        if any(w.group == "runs" and not w.is_finished for w in self.app.workers if w.node is self):
+            return
+        running = any(row.state == "running" for row in self.rows)
+        stale = running and time.monotonic() - self._listed_at >= self.RUNNING_EVERY
+        self.list_runs(None if stale else self._signature)
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
-    def list_runs(self) -> None:
+    def list_runs(self, known: tuple | None = None) -> None:
+        """List the runs (in a thread): always, or with ``known`` only if the run root's
+        signature is no longer that."""
         from workbench.engine.rundir import list_runs
 
-        self.post_message(RunsListed(list_runs(str(self.run_root))))
+        signature = folder_signature(self.run_root)  # before listing: a change while listing shows next time
+        if known is not None and signature == known:
+            return
+        rows = list_runs(str(self.run_root))
+        if not get_current_worker().is_cancelled:
+            self.post_message(RunsListed(rows, signature))
 
     def on_runs_listed(self, message: RunsListed) -> None:
         message.stop()
+        self._signature, self._listed_at = message.signature, time.monotonic()
         table = self.query_one(DataTable)
         selected = self.selected_path()
         self.rows = message.rows
@@ -115,6 +169,7 @@ class RunsPane(Vertical):
             if selected in paths:
                 table.move_cursor(row=paths.index(selected), animate=False)
         self.query_one("#runs-hint", Static).update(runs_hint(self.rows))
+        self.post_message(RunsChanged([r.path for r in self.rows]))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.group == "runs":
