@@ -148,7 +148,7 @@ def synthetic_objective(shape: Shape, data: BlockData) -> str:
     from workbench.tasks.mlm import MaskedLMTask
 
     class SyntheticTask(CausalLMTask if shape.objective == "clm" else MaskedLMTask):  # type: ignore[misc]
-        def build_model(self, size: str, tokenizer: Any, seq_len: int) -> Any:
+        def build_model(self, spec: Any, tokenizer: Any) -> Any:
             return build_model(shape)
 
         def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> BlockData:

@@ -45,19 +45,22 @@ def build_pair(root: Path, family: str) -> list[str]:
     """Two tiny-preset models (base, tuned) of one family, saved like a run's model/."""
     from transformers import BertForPreTraining, GPT2LMHeadModel
 
+    from workbench.config import RunSpec
+    from workbench.engine.spec_resolution import resolve_spec
     from workbench.models import bert_config, gpt2_config
     from workbench.tokenization import train_tokenizer
 
     texts = (REPO / "corpora" / "general" / "train.txt").read_text(encoding="utf-8").splitlines()
     masked = family == "bert"
     tokenizer = train_tokenizer("wordpiece" if masked else "bpe", texts, 4096, masked=masked)
+    shape, _ = resolve_spec(RunSpec(objective="mlm" if masked else "clm", size="tiny", seq_len=128, max_position=512))
     paths = []
     for index, name in enumerate(("base", "tuned")):
         torch.manual_seed(index)
         if masked:  # BERT pre-training heads: masked LM + next sentence
-            model = BertForPreTraining(bert_config("tiny", len(tokenizer), 128, tokenizer))
+            model = BertForPreTraining(bert_config(shape, len(tokenizer), tokenizer))
         else:
-            model = GPT2LMHeadModel(gpt2_config("tiny", len(tokenizer), 128, tokenizer))
+            model = GPT2LMHeadModel(gpt2_config(shape, len(tokenizer), tokenizer))
         folder = root / f"{family}-{name}"
         model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)

@@ -44,7 +44,7 @@ def hand_loop(run: TrainingRun, spec: RunSpec, warmup: int) -> float:
     """The loop a person writes by hand: index a tensor, forward, backward, clip, step."""
     task, data = run.state.task, run.state.data
     torch.manual_seed(spec.seed)
-    model = task.build_model(spec.size, run.state.tokenizer, spec.seq_len)
+    model = task.build_model(spec, run.state.tokenizer)
     model.train()
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]

@@ -6,7 +6,13 @@ each press of a chart key (m: smoothing, l: log scale, alternately) it times fro
 the key event to the driver until the first screen update (``App._display``) after the
 key's action ran, and prints p50/p95/max. Also measures the same with no run streaming.
 
-    python benchmarks/tui_latency.py [--presses 40] [--real] [--size 80x24]
+"quit": from handing ``q`` to the driver until ``asyncio.run`` around the app has returned
+(the app's task done and the loop's thread workers joined), median of several: cold (each in
+a fresh process, pressed 0.3 s after the app is up, while torch & co. are still importing),
+warm (the libraries imported, nothing running) and training (a synthetic run is stopped and
+its checkpoint saved first).
+
+    python benchmarks/tui_latency.py [--presses 40] [--real] [--size 80x24] [--quits 5] [--quit-only]
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -86,6 +93,46 @@ def report(label: str, values: list[float]) -> None:
           f"p95 {percentile(values, 0.95):6.1f} ms  max {max(values):6.1f} ms")
 
 
+async def quit_once(root: Path, size: tuple[int, int], *, wait: float = 0.3, train: bool = False) -> float:
+    """Seconds from pressing q until the app's task is done (``wait`` s after it is up)."""
+
+    def engine(spec, listeners, control):
+        return SyntheticRun(spec, listeners=listeners, control=control, steps=10**9, delay=0.01)
+
+    app = create_app(root, engine, corpora=["general"], runs_poll_seconds=1.0)
+    async with app.run_test(size=size):
+        await asyncio.sleep(wait)
+        if train:
+            app.objective_pane.set_corpus("general")
+            app.action_start()
+            while len(app.curves["live"].snapshot().train_loss) < 3:
+                await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        app._driver.send_message(events.Key("q", "q"))
+        await asyncio.wait({app._task}, timeout=60)
+    return started
+
+
+def quit_figure(root: Path, size: tuple[int, int], **kwargs) -> float:
+    """One quit, in its own event loop: until ``asyncio.run`` returns (thread workers joined)."""
+    started = asyncio.run(quit_once(root, size, **kwargs))
+    return time.perf_counter() - started
+
+
+def quit_figures(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    cold = []
+    for _ in range(args.quits):
+        done = subprocess.run([sys.executable, __file__, "--quit-only", "--size", args.size], capture_output=True,
+                              text=True, check=True)
+        cold.append(float(done.stdout.split()[-1]) * 1000)
+    report("quit, cold (libraries importing)", cold)
+    with tempfile.TemporaryDirectory() as tmp:
+        warm = [quit_figure(Path(tmp) / f"warm{i}", size, wait=1.0) * 1000 for i in range(args.quits)]
+        report("quit, warm (nothing running)", warm)
+        training = [quit_figure(Path(tmp) / f"train{i}", size, train=True) * 1000 for i in range(args.quits)]
+        report("quit, training (synthetic run)", training)
+
+
 async def main(args: argparse.Namespace) -> None:
     width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,4 +182,15 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=100.0, help="synthetic metric points per second")
     parser.add_argument("--real", action="store_true", help="stream a real tiny training run instead")
     parser.add_argument("--size", default="80x24")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--quits", type=int, default=5, help="quits measured for each quit figure")
+    parser.add_argument("--quit-only", action="store_true", help="print one cold quit's seconds (used by the quit figure)")
+    parser.add_argument("--no-quit", action="store_true", help="skip the quit figures")
+    arguments = parser.parse_args()
+    dimensions = tuple(int(v) for v in arguments.size.split("x"))
+    if arguments.quit_only:
+        with tempfile.TemporaryDirectory() as folder:
+            out(f"{quit_figure(Path(folder) / 'runs', dimensions):.4f}")
+        sys.exit(0)
+    asyncio.run(main(arguments))
+    if not arguments.no_quit:
+        quit_figures(arguments, dimensions)

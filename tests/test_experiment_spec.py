@@ -247,3 +247,16 @@ def test_every_new_knob_is_in_the_tuis_objective_form_and_round_trips_through_to
     path.write_text(RunSpec(**knobs).to_toml(), encoding="utf-8")
     loaded = RunSpec.from_toml(path)
     assert {k: getattr(loaded, k) for k in knobs} == knobs
+
+
+def test_each_objective_gets_its_own_warmup_unless_one_is_given() -> None:
+    """The fine-tuning defaults' 10% warmup used to be shadowed by the spec's 0.05."""
+    assert resolve_spec(RunSpec(objective="clm"))[0].warmup_ratio == 0.05
+    assert resolve_spec(RunSpec(objective="sentiment", base="b"), base_config=_bert_config())[0].warmup_ratio == 0.1
+    assert resolve_spec(RunSpec(objective="sentiment", base="b", warmup_ratio=0.0), base_config=_bert_config())[0].warmup_ratio == 0.0
+
+
+def _bert_config():
+    from transformers import BertConfig
+
+    return BertConfig(num_hidden_layers=1, num_attention_heads=2, hidden_size=16, intermediate_size=32)

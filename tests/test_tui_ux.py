@@ -190,3 +190,118 @@ async def test_run_lists_follow_the_run_root_without_a_key(run_root: Path, tmp_p
         await wait_until(pilot, lambda: table.get_row_at(0)[1] == "failed", timeout=10)
         shutil.rmtree(copied)
         await wait_until(pilot, lambda: table.row_count == 0 and inspector.run_choices == [], timeout=10)
+
+
+# ---------------------------------------------------------------------------- quitting
+async def test_quit_does_not_wait_for_a_resolve_still_importing(run_root: Path, monkeypatch) -> None:
+    """The Objective pane's resolve worker waits for torch & co.; quitting cancels it and the
+    worker returns at once, while the (slow, here: held) import goes on in its daemon thread."""
+    import threading
+
+    from workbench.tui import heavy
+    from workbench.tui.panes import objective
+
+    release, returned = threading.Event(), []
+
+    def slow_import() -> None:
+        release.wait(60)
+        heavy._READY.set()
+
+    def recording(*args, **kwargs) -> bool:
+        returned.append(heavy.import_heavy_libraries(*args, **kwargs))
+        return returned[-1]
+
+    monkeypatch.setattr(heavy, "_READY", threading.Event())
+    monkeypatch.setattr(heavy, "_thread", None)
+    monkeypatch.setattr(heavy, "_import", slow_import)
+    monkeypatch.setattr(objective, "import_heavy_libraries", recording)
+    try:
+        app = make_app(run_root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: any(w.group == "resolve" and w.is_running for w in app.workers))
+            resolve = next(w for w in app.workers if w.group == "resolve")
+            await pilot.press("q")
+        assert resolve.is_cancelled
+        assert not release.is_set() and heavy._thread.is_alive()  # the import is still under way
+        for _ in range(200):  # the worker's thread gives up its wait (it polls its cancel flag)
+            if returned:
+                break
+            threading.Event().wait(0.05)
+        assert returned and not any(returned)  # every resolve gave up waiting
+    finally:
+        release.set()
+        heavy._thread.join(5)
+
+
+# ---------------------------------------------------------------------------- the chart
+def test_axis_ticks_are_whole_numbers_in_human_units() -> None:
+    from workbench.tui.widgets.loss_chart import axis_ticks, fmt_count
+
+    ticks, labels = axis_ticks(0, 15, 5)
+    assert all(t == int(t) for t in ticks) and labels == ["0", "5", "10", "15"]
+    assert axis_ticks(0, 3, 8)[1] == ["0", "1", "2", "3"]  # never a step below 1
+    assert axis_ticks(2, 7.5, 2)[1] == ["5"]
+    assert axis_ticks(0, 2_500_000, 5)[1] == ["0", "500k", "1M", "1.5M", "2M", "2.5M"]
+    assert axis_ticks(0, 12_800, 4)[1] == ["0", "5k", "10k"]
+    assert axis_ticks(4, 4)[1] == ["4"] and axis_ticks(5, 1) == ([], [])
+    assert [fmt_count(v) for v in (0, 15, 999, 1500, 256_000, 1_250_000, 3e9)] == [
+        "0", "15", "999", "1.5k", "256k", "1.25M", "3G"]
+
+
+def test_overlays_get_a_short_label_told_apart_from_the_other_runs() -> None:
+    from workbench.tui.curves import short_label
+
+    assert short_label("first", ["second"]) == "first"
+    assert short_label("clm-general-20260101-000000", ["clm-general-20260102-000000"]) == "…20260101-000000"
+    assert short_label("a-very-long-run-name-one", ["another"], width=12) == "a-very-long…"
+    both = short_label("clm-x-2026-aaaa-end", ["clm-x-2026-bbbb-end"], width=12)
+    assert len(both) <= 12 and both != short_label("clm-x-2026-bbbb-end", ["clm-x-2026-aaaa-end"], width=12)
+
+
+async def test_overlay_chooser_lists_the_other_runs_only(run_root: Path) -> None:
+    from workbench.tui.screens.pick_run import PickRunScreen
+
+    shown = finished_run(run_root, "shown-run", created=1.0)
+    other = finished_run(run_root, "other-run", created=2.0)
+    app = make_app(run_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: len(app.runs_pane.rows) == 2)
+        app.open_run(str(shown))
+        await pilot.press("o")
+        await wait_until(pilot, lambda: isinstance(app.screen, PickRunScreen))
+        assert [Path(path).name for path, _ in app.screen.runs] == [other.name]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.train_pane.chart.overlay is not None)
+        assert app.train_pane.chart.overlay.name == "other-run"
+        assert "other-run" in app.query_one("#readouts").text  # the legend, outside the plot
+
+
+# ---------------------------------------------------------------------------- preparation stages
+async def test_status_line_shows_each_preparation_stage_until_the_run_starts(run_root: Path) -> None:
+    import threading
+
+    from workbench.engine.events import Message
+
+    gate = threading.Event()
+
+    class PreparingRun(SyntheticRun):
+        def run(self) -> object:
+            for listener in self.listeners:
+                listener(Message(text="Training a bpe tokenizer (vocab 4096) on general"))
+            gate.wait(30)
+            return super().run()
+
+    def engine(spec, listeners, control):
+        return PreparingRun(spec, listeners=listeners, control=control, steps=6, delay=0.01)
+
+    app = create_app(run_root, engine, corpora=["general"], runs_poll_seconds=0)
+    status = lambda: app.query_one("#train-status").text  # noqa: E731
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("s")
+        try:
+            await wait_until(pilot, lambda: "preparing: Training a bpe tokenizer" in status())
+            assert "No run yet" not in status()
+        finally:
+            gate.set()
+        await wait_until(pilot, lambda: "finished" in status())
+        assert "preparing" not in status()

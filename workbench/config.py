@@ -153,8 +153,8 @@ class RunSpec:
     grad_accum: int = _setting("Micro-batches accumulated per optimizer step.", 1, minimum=1)
     lr: float | None = _setting("Peak learning rate.", above=0, check=usable_lr)
     schedule: str = _setting("{choices}, after warmup.", "linear", choices=SCHEDULES)
-    warmup_ratio: float = _setting("Fraction of the steps (or of the time budget) spent warming up.", 0.05,
-                                   minimum=0, below=1)
+    warmup_ratio: float | None = _setting("Fraction of the steps (or of the time budget) spent warming up (default "
+                                          "0.05 for pre-training, 0.1 for fine-tuning).", minimum=0, below=1)
     warmup_steps: int | None = _setting("Warmup in optimizer steps (overrides warmup_ratio).", minimum=0)
     min_lr_ratio: float = _setting("Floor of the linear and cosine decay, as a fraction of the peak lr.", 0.0,
                                    minimum=0, maximum=1)

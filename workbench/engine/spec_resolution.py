@@ -40,6 +40,8 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
         changes["batch_size"] = defaults.batch_size
     if spec.seq_len is None:
         changes["seq_len"] = defaults.seq_len if base_config is None else min(defaults.seq_len, base_positions(base_config))
+    if spec.warmup_ratio is None:
+        changes["warmup_ratio"] = defaults.warmup_ratio
     if spec.beta2 is None:
         changes["beta2"] = 0.98 if task.pretraining else 0.999
     if spec.max_steps is None and spec.epochs is None and spec.time_budget is None:  # a budget alone: until it runs out

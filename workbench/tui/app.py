@@ -32,8 +32,8 @@ from workbench.engine.events import EvalDone, Event, Listener, Message, RunFaile
 from workbench.engine.launch import DetachedRun
 from workbench.errors import WorkbenchError
 from workbench.tui.commands import WorkbenchCommands
-from workbench.tui.curves import Curves
-from workbench.tui.heavy import import_heavy_libraries
+from workbench.tui.curves import Curves, short_label
+from workbench.tui.heavy import import_heavy_libraries, libraries_ready
 from workbench.tui.keys import ANYWHERE, HELP_ONLY, KeyEntry, key_entries, pane_keys
 from workbench.tui.messages import (
     CorpusChosen,
@@ -112,6 +112,8 @@ class WorkbenchApp(App[None]):
         self.quitting = False
         self._last_redraw = 0.0
         self._redraw_timer: Timer | None = None
+        self.run_paths: dict[str, str] = {}
+        """Source ("live", "follow", "opened") -> the directory of the run it shows, once known."""
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
@@ -231,6 +233,7 @@ class WorkbenchApp(App[None]):
             return
         self.workers.cancel_group(self, "follow")
         self.curves["opened"], skipped = self._read_curves(path)
+        self.run_paths["opened"] = path
         self.train_pane.set_note("opened", skipped)
         self.view_source = "opened"
         self._redraw()
@@ -238,7 +241,9 @@ class WorkbenchApp(App[None]):
 
     def set_overlay(self, path: str) -> None:
         curves, _ = self._read_curves(path)
-        self.train_pane.set_overlay(curves.snapshot())
+        overlay = curves.snapshot()
+        overlay.name = short_label(overlay.name, [row.name for row in self.runs_pane.rows])
+        self.train_pane.set_overlay(overlay)
 
     def _read_curves(self, path: str) -> tuple[Curves, str]:
         """A run's curves from the events of its ``metrics.jsonl`` that can be used, and what
@@ -255,8 +260,16 @@ class WorkbenchApp(App[None]):
     def on_overlay_requested(self, message: OverlayRequested) -> None:
         self.action_pick_overlay()
 
+    def shown_run(self) -> Path | None:
+        """The directory of the run the Train pane shows (``None``: none, or not known yet)."""
+        path = self.run_paths.get(self.view_source)
+        return Path(path).resolve() if path else None
+
     def action_pick_overlay(self) -> None:
-        runs = [(row.path, escape(f"{row.name}  {row.objective}  {row.status}")) for row in self.runs_pane.rows]
+        """Choose a run to overlay: the other runs (not the one on show)."""
+        shown = self.shown_run()
+        runs = [(row.path, escape(f"{row.name}  {row.objective}  {row.status}")) for row in self.runs_pane.rows
+                if Path(row.path).resolve() != shown]
 
         def chosen(path: str | None) -> None:
             if path:
@@ -287,6 +300,7 @@ class WorkbenchApp(App[None]):
             self._start_detached(spec, gpus)
             return
         self.control = RunControl()
+        self.run_paths.pop("live", None)
         self.curves["live"] = Curves(spec.name or "")
         self.curves["live"].set_status("starting")
         self.view_source = "live"
@@ -321,7 +335,12 @@ class WorkbenchApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train")
     def train(self, spec: RunSpec, control: RunControl, curves: Curves) -> Any:
-        import_heavy_libraries()
+        if not libraries_ready():  # the status line says what the first seconds are spent on
+            curves.add(Message(text="loading torch, transformers and datasets"))
+            self.post_message(CurvesChanged("live"))
+        if not import_heavy_libraries(lambda: get_current_worker().is_cancelled or control.stop_requested):
+            curves.set_status("stopped")  # stopped (or quit) before the run began: nothing to save
+            return None
         listener = self._listener("live", curves)
         signals = [self._signals] if self._signals is not None else []  # they learn of the run's checkpoints
         return self.engine_factory(spec, [listener, *signals], control).run()
@@ -406,6 +425,7 @@ class WorkbenchApp(App[None]):
     def _start_detached(self, spec: RunSpec, gpus: int) -> None:
         """`workbench run` (through torchrun for several GPUs) in its own session, followed here."""
         self.follow_path, self.launched = None, None
+        self.run_paths.pop("follow", None)
         curves = self._show_follow(spec.name or "detached run", "starting")
         self.follow_worker = self.launch_and_follow(spec, gpus, curves)
         self.refresh_bindings()
@@ -414,8 +434,9 @@ class WorkbenchApp(App[None]):
     def launch_and_follow(self, spec: RunSpec, gpus: int, curves: Curves) -> None:
         from workbench.engine.launch import follow_detached, start_detached
 
-        import_heavy_libraries()
         worker = get_current_worker()
+        if not import_heavy_libraries():
+            return
         run = start_detached(spec, gpus=gpus)
         self.post_message(RunLaunched(run, worker))
         self._relay(follow_detached(run, should_stop=lambda: worker.is_cancelled), "follow", curves)
@@ -434,6 +455,7 @@ class WorkbenchApp(App[None]):
             self.notify("Training is running here; attach after it ends, or overlay the run (v)", severity="warning")
             return
         self.follow_path, self.launched = Path(path), None
+        self.run_paths["follow"] = path
         curves = self._show_follow(Path(path).name, "waiting")
         self.follow_worker = self.follow_attached(path, curves)
         self.refresh_bindings()
@@ -483,6 +505,7 @@ class WorkbenchApp(App[None]):
         if message.source == self.view_source:
             self._redraw()
         if isinstance(event, RunStarted):
+            self.run_paths[message.source] = event.run_dir
             if message.source == "follow":
                 self.follow_path = Path(event.run_dir)  # a detached run says where it writes
             self.runs_pane.action_refresh()

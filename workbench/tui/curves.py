@@ -12,7 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.engine.events import EvalDone, Event, RunFailed, RunFinished, RunStarted, StepLogged, event_from_json
+from workbench.engine.events import (
+    EvalDone,
+    Event,
+    Message,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepLogged,
+    event_from_json,
+)
 
 
 @dataclass
@@ -36,6 +45,8 @@ class CurveSnapshot:
     budget_s: float | None = None
     """A run that ends with its time budget: ``total_steps`` is then an estimate."""
     elapsed_s: float = 0.0
+    stage: str = ""
+    """Before the run starts: the engine's latest message (training the tokenizer, ...)."""
 
 
 class Curves:
@@ -52,6 +63,10 @@ class Curves:
                 d.name, d.total_steps, d.status = event.name, event.total_steps, "running"
                 d.budget_s = event.time_budget_s if not event.total_steps else None
                 d.step = max(d.step, event.resumed_from_step)
+                d.stage = ""
+            elif isinstance(event, Message):
+                if d.status in ("idle", "starting", "waiting"):
+                    d.stage = event.text
             elif isinstance(event, StepLogged):
                 if math.isfinite(event.loss):
                     d.train_steps.append(event.step)
@@ -80,7 +95,7 @@ class Curves:
                 train_steps=list(d.train_steps), train_tokens=list(d.train_tokens), train_loss=list(d.train_loss),
                 eval_steps=list(d.eval_steps), eval_tokens=list(d.eval_tokens), eval_loss=list(d.eval_loss),
                 step=d.step, total_steps=d.total_steps, lr=d.lr, tokens_per_s=d.tokens_per_s, eta_s=d.eta_s,
-                message=d.message, budget_s=d.budget_s, elapsed_s=d.elapsed_s,
+                message=d.message, budget_s=d.budget_s, elapsed_s=d.elapsed_s, stage=d.stage,
             )
 
     @classmethod
@@ -111,3 +126,19 @@ def fmt_duration(seconds: float | None) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def short_label(name: str, others: Iterable[str], width: int = 16) -> str:
+    """``name`` in at most ``width`` characters, still told apart from ``others`` (the other
+    runs' names): the whole name if it fits, else its start or its end (where run names keep
+    their time stamp), else its start and end around an ellipsis."""
+    if len(name) <= width:
+        return name
+    rivals = [other for other in others if other != name]
+    head, tail = name[: width - 1], name[-(width - 1):]
+    if not any(other.startswith(head) for other in rivals):
+        return head + "…"
+    if not any(other.endswith(tail) for other in rivals):
+        return "…" + tail
+    half = (width - 1) // 2
+    return name[:half] + "…" + name[-(width - 1 - half):]

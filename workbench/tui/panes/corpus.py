@@ -111,7 +111,8 @@ class CorpusPane(Vertical):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="corpus")
     def load(self, name: str) -> None:
-        import_heavy_libraries()
+        if not import_heavy_libraries():
+            return  # cancelled while the libraries load
         from workbench.corpora import load_corpus
         from workbench.corpora.stats import preview, stats_of
 

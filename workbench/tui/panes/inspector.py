@@ -150,7 +150,8 @@ class InspectorPane(Vertical):
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspect")
     def inspect(self, models: list[str], text: str | None) -> None:
         """Thread worker: load (cached) and query both models, build Rich output."""
-        import_heavy_libraries()
+        if not import_heavy_libraries():
+            return  # cancelled while the libraries load
         from workbench.inspector import QueryOptions, inspect_models
         from workbench.inspector.probes import unreadable_notes
         from workbench.inspector.render import report_renderables

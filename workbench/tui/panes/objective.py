@@ -171,8 +171,8 @@ def base_is_decoder(base: str) -> tuple[bool | None, str]:
         return None, "its model config cannot be read"
     from workbench.models import DECODER_TYPES, is_decoder
 
-    if model_type not in DECODER_TYPES:
-        import_heavy_libraries()  # is_decoder may ask transformers' model mappings
+    if model_type not in DECODER_TYPES and not import_heavy_libraries():  # is_decoder may ask transformers
+        return None, "the app is closing"  # the worker was cancelled while the libraries loaded
     decoder = is_decoder(SimpleNamespace(model_type=model_type, is_decoder=bool(config.get("is_decoder")),
                                          is_encoder_decoder=bool(config.get("is_encoder_decoder"))))
     return decoder, f"its {model_type or 'model'} config is a{' decoder' if decoder else 'n encoder'}"
@@ -342,7 +342,8 @@ class ObjectivePane(VerticalScroll):
     @work(thread=True, exclusive=True, exit_on_error=False, group="resolve")
     def resolve(self, spec: RunSpec, defaults: dict[str, Any]) -> None:
         """Resolve the form with its numbers at their spec defaults: what an empty field means."""
-        import_heavy_libraries()
+        if not import_heavy_libraries():
+            return  # cancelled (the app is quitting): do not hold up its exit
         from workbench.engine.spec_resolution import resolve_spec
         from workbench.models import scratch_parameters
 

@@ -20,6 +20,14 @@ from workbench.tui.widgets.readout import Readout
 SOURCE_LABELS = {"live": "training here", "follow": "attached", "opened": "opened"}
 
 
+def legend(overlay: str | None) -> str:
+    """The chart's legend, drawn outside the plot: the line styles, and the overlay's label."""
+    text = "[cyan]⠤ train[/] [magenta]▄ eval[/]"
+    if overlay is not None:
+        text += f" [grey62]• x {escape(overlay)}[/]"
+    return text
+
+
 class TrainPane(Vertical, can_focus=True):
     BINDINGS = [
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (exponential moving average)"),
@@ -65,22 +73,30 @@ class TrainPane(Vertical, can_focus=True):
         self.notes[source] = note
         self.update_readouts()
 
+    def _progress_line(self, s: CurveSnapshot) -> str:
+        """The run's name, where it comes from, and its status and progress (while it
+        prepares: the engine's latest message, e.g. the tokenizer being trained)."""
+        # names and messages come from run files: escaped, so [brackets] in them are text
+        head = f"[b]{escape(s.name or 'new run')}[/b] [dim]{SOURCE_LABELS.get(self.source, '')}[/dim]  "
+        if s.status in ("starting", "waiting") and s.stage:
+            return head + f"preparing: {escape(s.stage)}"
+        status = "paused" if self.paused and s.status == "running" else s.status
+        total = s.total_steps or 0
+        width = 20
+        if s.budget_s:  # a time budget ends the run: the bar is the budget spent, the steps an estimate
+            estimate = f" (~{total} est.)" if total else ""
+            done = f"{s.step}{estimate}, {fmt_duration(max(0.0, s.budget_s - s.elapsed_s))} of {fmt_duration(s.budget_s)} left"
+            filled = min(width, int(width * s.elapsed_s / s.budget_s))
+        else:
+            done = f"{s.step}/{total}" if total else str(s.step)
+            filled = min(width, int(width * s.step / total)) if total else 0
+        bar = "█" * filled + "░" * (width - filled)
+        return head + f"{escape(status)}  step {done} {bar}"
+
     def update_readouts(self) -> None:
         s = self.snapshot
-        if s.name:
-            status = "paused" if self.paused and s.status == "running" else s.status
-            total = s.total_steps or 0
-            width = 20
-            if s.budget_s:  # a time budget ends the run: the bar is the budget spent, the steps an estimate
-                estimate = f" (~{total} est.)" if total else ""
-                done = f"{s.step}{estimate}, {fmt_duration(max(0.0, s.budget_s - s.elapsed_s))} of {fmt_duration(s.budget_s)} left"
-                filled = min(width, int(width * s.elapsed_s / s.budget_s))
-            else:
-                done = f"{s.step}/{total}" if total else str(s.step)
-                filled = min(width, int(width * s.step / total)) if total else 0
-            bar = "█" * filled + "░" * (width - filled)
-            # names and messages come from run files: escaped, so [brackets] in them are text
-            line = f"[b]{escape(s.name)}[/b] [dim]{SOURCE_LABELS.get(self.source, '')}[/dim]  {escape(status)}  step {done} {bar}"
+        if s.name or s.status != "idle":
+            line = self._progress_line(s)
             below = [f"[red]{escape(s.message)}[/red]"] if s.message else []
             if self.notes.get(self.source):
                 below.append(f"[yellow]{escape(self.notes[self.source])}[/yellow]")
@@ -93,12 +109,12 @@ class TrainPane(Vertical, can_focus=True):
         lr = f"{s.lr:.2e}" if s.lr is not None else "-"
         rate = fmt_rate(s.tokens_per_s) if s.tokens_per_s is not None else "-"
         flags = (
-            f"smooth {'on' if chart.smoothing else 'off'} · log {'on' if chart.log_scale else 'off'} · x {chart.x_axis}"
-            + (f" · overlay {chart.overlay.name}" if chart.overlay is not None else "")
+            f"{legend(chart.overlay.name if chart.overlay is not None else None)}[dim] · smooth "
+            f"{'on' if chart.smoothing else 'off'} · log {'on' if chart.log_scale else 'off'} · x {chart.x_axis}"
         )
         self.query_one("#readouts", Readout).update(
             f"loss [cyan]{fmt_loss(last)}[/]  eval [magenta]{fmt_loss(last_eval)}[/]  lr {lr}  "
-            f"tok/s {rate}  ETA {fmt_duration(s.eta_s)}\n[dim]{flags}[/dim]"
+            f"tok/s {rate}  ETA {fmt_duration(s.eta_s)}\n{flags}[/dim]"
         )
 
     # ------------------------------------------------------------------ chart keys

@@ -24,7 +24,7 @@ class PickRunScreen(ModalScreen[str | None]):
             if self.runs:
                 yield OptionList(*[Option(label, id=path) for path, label in self.runs], id="pick-list")
             else:
-                yield Static("No runs in the run root yet.")
+                yield Static("No other runs in the run root yet.")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)

@@ -18,6 +18,9 @@ from textual_plotext import PlotextPlot
 
 from workbench.tui.curves import CurveSnapshot, smooth
 
+LEGEND = {"train": ("cyan", "braille"), "eval": ("magenta", "hd")}
+"""Colour and plotext marker of the shown run's splits; an overlay is ``OVERLAY`` (dot, x)."""
+OVERLAY = {"train": ("gray", "dot"), "eval": ("gray", "x")}
 MAX_POINTS = 400
 """Plotext's cost grows with the points drawn; a braille line is two dots per cell, so a
 few hundred points is all an 80-200 column chart can show anyway."""
@@ -35,6 +38,33 @@ def thin(pairs: list[tuple[float, float]], limit: int) -> list[tuple[float, floa
             out.append((bucket[-1][0], sum(p[1] for p in bucket) / len(bucket)))
     out.append(pairs[-1])
     return out
+
+
+def fmt_count(value: float) -> str:
+    """A count in human units: 15, 1.5k, 256k, 2.5M, 1.2G."""
+    for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.3g}" if value != int(value) else str(int(value))
+
+
+def axis_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], list[str]]:
+    """Round tick positions from ``low`` to ``high`` (about ``count`` of them, a 1-2-5 step),
+    whole numbers for steps and tokens alike, and their labels in human units (``fmt_count``)."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+        return [], []
+    if high == low:
+        return [low], [fmt_count(low)]
+    raw = (high - low) / max(1, count)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    step = max(1, round(step))
+    ticks = []
+    tick = math.ceil(low / step) * step
+    while tick <= high:
+        ticks.append(tick)
+        tick += step
+    return ticks, [fmt_count(t) for t in ticks]
 
 
 class LossChart(PlotextPlot):
@@ -85,14 +115,14 @@ class LossChart(PlotextPlot):
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def replot(self) -> None:
+        """Redraw. No plotext legend: it is drawn over the plot (a row per series, over the
+        step-0 eval point); the pane's readouts say which colour is which (``LEGEND``)."""
         series = []
-        if self.overlay is not None:
-            for split, marker in (("train", "dot"), ("eval", "x")):
-                xs, ys = self._xy(self.overlay, split)
-                series.append((xs, ys, "gray", marker, f"{split} ({self.overlay.name[:14]})"))
-        for split, color, marker in (("train", "cyan", "braille"), ("eval", "magenta", "hd")):
-            xs, ys = self._xy(self.data, split)
-            series.append((xs, ys, color, marker, f"{split} loss"))
+        for snap, styles in ((self.overlay, OVERLAY), (self.data, LEGEND)):
+            if snap is not None:
+                for split, (color, marker) in styles.items():
+                    xs, ys = self._xy(snap, split)
+                    series.append((xs, ys, color, marker))
         series = [s for s in series if s[0]]
         plt = self.plt
         plt.clear_data()
@@ -100,8 +130,11 @@ class LossChart(PlotextPlot):
         # plotext fails on a log axis without data, so the scale is set only with points
         plt.yscale("log" if self.log_scale and series else "linear")
         plt.xlabel("tokens" if self.x_axis == "tokens" else "step")
-        for xs, ys, color, marker, label in series:
-            plt.plot(xs, ys, color=color, marker=marker, label=label)
-        if not series:
+        for xs, ys, color, marker in series:
+            plt.plot(xs, ys, color=color, marker=marker)
+        if series:
+            xs = [x for s in series for x in s[0]]
+            plt.xticks(*axis_ticks(min(xs), max(xs), max(2, self.size.width // 12)))
+        else:
             plt.title("no points yet")
         self.refresh()
