@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -143,24 +140,3 @@ def test_the_eval_line_says_what_it_covered() -> None:
     assert "loss 2.2000  ppl" in lines[2]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(sys.platform == "win32", reason="torchrun with gloo is tested on Linux/macOS")
-def test_two_processes_count_the_same_coverage(corpus: Path, tmp_path: Path) -> None:
-    """Three batches over two ranks: the counts are added up across ranks, none twice."""
-    runs = tmp_path / "runs"
-    values = tiny_overrides(objective="clm", max_steps=2, eval_interval=2, eval_fraction=0.3, eval_batches=3,
-                            batch_size=4, device="cpu", probes=[])
-    single = TrainingRun(RunSpec(corpus=str(corpus), out=str(runs), name="single", **values)).run()
-    config = tmp_path / "ddp.toml"
-    config.write_text(RunSpec(corpus=str(corpus), out=str(runs), name="ddp", **values).to_toml())
-    done = subprocess.run([sys.executable, "-m", "workbench", "run", "--config", str(config), "--gpus", "2", "--json"],
-                          cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                          timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-    def coverage(run_dir: Path) -> list[tuple]:
-        rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        return [(r["step"], r["examples"], r["tokens"], r["coverage"]) for r in rows if r["event"] == "eval"]
-
-    expected = coverage(single.run_dir)
-    assert expected[0][1] == 12 and expected == coverage(runs / "ddp")

@@ -31,6 +31,11 @@ def step_losses(run_dir: Path, event: str = "step", key: str = "loss") -> dict[i
     return {row["step"]: row[key] for row in rows if row["event"] == event}
 
 
+def coverage(run_dir: Path) -> list[tuple]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["examples"], r["tokens"], r["coverage"]) for r in rows if r["event"] == "eval"]
+
+
 def spec_values(corpus: Path, out: Path, name: str, batch_size: int, grad_accum: int = 1) -> dict:
     return tiny_overrides(
         corpus=str(corpus), out=str(out), name=name, device="cpu", max_steps=STEPS, batch_size=batch_size,
@@ -67,6 +72,9 @@ def test_two_processes_match_one_and_resume_with_one(story_corpus: Path, tmp_pat
     assert sorted(distributed_eval) == sorted(expected_eval) == [0, 3, 6]
     for step, loss in expected_eval.items():
         assert distributed_eval[step] == pytest.approx(loss, rel=1e-4), f"eval at step {step}"
+    # What each eval covered is added up across the ranks (a batch each here), none counted twice.
+    covered = coverage(single.run_dir)
+    assert coverage(runs / "ddp") == covered and all(c[1] > GLOBAL_BATCH // 2 for c in covered)
     state = read_state(runs / "ddp" / "checkpoints" / "step-0000003")
     assert state["world_size"] == 2 and state["global_batch"] == GLOBAL_BATCH
     with safe_open(runs / "ddp" / "model" / "model.safetensors", "pt") as weights:
@@ -89,7 +97,7 @@ def test_two_processes_share_one_budget_clock(story_corpus: Path, tmp_path: Path
     the lr is the same on both, they stop at the same step, and the run says why it stopped."""
     runs = tmp_path / "runs"
     values = spec_values(story_corpus, runs, "budget", GLOBAL_BATCH // 2)
-    values.update(max_steps=None, time_budget=15.0, eval_interval=100_000, lr=1e-3)
+    values.update(max_steps=None, time_budget=6.0, eval_interval=100_000, lr=1e-3)
     config = tmp_path / "budget.toml"
     config.write_text(RunSpec(**values).to_toml())
     done = subprocess.run(
