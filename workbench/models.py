@@ -212,12 +212,25 @@ def load_model(ref: BaseRef, auto_class: Any, config: Any = None, **overrides: A
         ) from None
 
 
+UNBOUNDED_POSITIONS = 1 << 20
+"""What ``position_limit`` says of a model type without position embeddings."""
+
+
+def position_limit(config: Any) -> int:
+    """The longest input a model takes (its position embeddings): the one place that reads it."""
+    for name in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return UNBOUNDED_POSITIONS
+
+
 def fit_to_positions(ids: Any, config: Any, new_tokens: int) -> tuple[Any, int]:
     """``ids`` (1 x n) and a number of new tokens that fit the model's position embeddings: a
     model made for short sequences (``max_position`` = its ``seq_len``) keeps the end of a long
     prompt and generates what room is left, rather than indexing past its last position."""
-    limit = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
-    if not isinstance(limit, int) or limit <= 1:
+    limit = position_limit(config)
+    if limit <= 1:
         return ids, new_tokens
     ids = ids[:, -(limit - 1):] if ids.shape[1] >= limit else ids
     return ids, max(1, min(new_tokens, limit - ids.shape[1]))

@@ -142,5 +142,5 @@ def make_scheduler(optimizer: Any, plan: Plan, spec: Any) -> Any:
     transformers' schedulers do."""
     from torch.optim.lr_scheduler import LambdaLR
 
-    shape = LrShape(spec.schedule, spec.min_lr_ratio, spec.warmup_steps, spec.warmup_ratio if spec.warmup_ratio is not None else 0.05)
+    shape = LrShape(spec.schedule, spec.min_lr_ratio, spec.warmup_steps, spec.warmup_ratio)  # resolved: never None
     return LambdaLR(optimizer, lambda step: shape(plan, step))

@@ -230,10 +230,9 @@ def make_optimizer(state: RunState) -> None:
     spec, module = state.spec, state.module
     decay = [p for _, p in module.named_parameters() if p.ndim >= 2]
     no_decay = [p for _, p in module.named_parameters() if p.ndim < 2]
-    betas = (spec.beta1, spec.beta2 if spec.beta2 is not None else 0.98 if state.task.pretraining else 0.999)
-    state.optimizer = torch.optim.AdamW(
+    state.optimizer = torch.optim.AdamW(  # the spec is resolved: beta2 holds the objective's default
         [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec.lr, betas=betas, eps=spec.eps, **performance.adamw_options(state.device),
+        lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps, **performance.adamw_options(state.device),
     )
     state.scheduler = make_scheduler(state.optimizer, state.plan, spec)
     if state.resumed_from is not None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.config import RunSpec
 from workbench.errors import SpecError
-from workbench.models import PRESETS, SHAPE_FIELDS
+from workbench.models import PRESETS, SHAPE_FIELDS, position_limit
 from workbench.tasks import get_objective, get_task
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
     if spec.batch_size is None:
         changes["batch_size"] = defaults.batch_size
     if spec.seq_len is None:
-        changes["seq_len"] = defaults.seq_len if base_config is None else min(defaults.seq_len, base_positions(base_config))
+        changes["seq_len"] = defaults.seq_len if base_config is None else min(defaults.seq_len, position_limit(base_config))
     if spec.warmup_ratio is None:
         changes["warmup_ratio"] = defaults.warmup_ratio
     if spec.beta2 is None:
@@ -69,19 +69,10 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
     return spec.replace(**changes), task
 
 
-def base_positions(config: Any) -> int:
-    """The longest input a base takes (its position embeddings); unbounded types say a lot."""
-    for name in ("max_position_embeddings", "n_positions"):
-        value = getattr(config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 1 << 20
-
-
 def check_seq_len(spec: RunSpec, base_config: Any) -> None:
     """A sequence longer than the base's position embeddings fails mid-run: say so now."""
-    if base_config is not None and spec.seq_len is not None and spec.seq_len > base_positions(base_config):
-        limit = base_positions(base_config)
+    if base_config is not None and spec.seq_len is not None and spec.seq_len > position_limit(base_config):
+        limit = position_limit(base_config)
         raise SpecError(f"seq_len {spec.seq_len} is longer than the base allows ({limit} positions)",
                         fix=f"use --seq-len {limit} or less")
 

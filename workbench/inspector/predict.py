@@ -15,7 +15,7 @@ import torch
 
 from workbench.inspector.loading import LoadedModel
 from workbench.inspector.text import token_display, token_id_for, token_key, trim_span, with_mask_token
-from workbench.models import fit_to_positions
+from workbench.models import fit_to_positions, position_limit
 
 LN2 = math.log(2.0)
 MAX_TOKENS = 256
@@ -132,7 +132,7 @@ def next_token(side: LoadedModel, prompt: str) -> Distribution:
 def _causal_ids(side: LoadedModel, text: str) -> torch.Tensor:
     """Token ids with BOS prepended when the tokenizer has one, so the first word is scored."""
     tok = side.tokenizer
-    limit = min(MAX_TOKENS, getattr(side.model.config, "max_position_embeddings", MAX_TOKENS) or MAX_TOKENS)
+    limit = min(MAX_TOKENS, position_limit(side.model.config))
     ids = tok(text, add_special_tokens=False)["input_ids"][: limit - 1]
     if tok.bos_token_id is not None:
         ids = [tok.bos_token_id] + ids
@@ -294,7 +294,7 @@ def answer(side: LoadedModel, question: str, context: str, max_answer_tokens: in
     """
     from workbench.tasks.finetune.qa import QAExample, best_spans, encode_windows, examples_table, window_stride
 
-    max_len = min(MAX_TOKENS, getattr(side.model.config, "max_position_embeddings", MAX_TOKENS) or MAX_TOKENS)
+    max_len = min(MAX_TOKENS, position_limit(side.model.config))
     example = QAExample(id="", context=context, question=question)
     windows = encode_windows(side.tokenizer, examples_table([example])[:], max_len, window_stride(max_len))
     starts, ends = [], []
