@@ -4,13 +4,16 @@ Drives the app headless with ``App.run_test()``; a training run streams metrics 
 thread worker (the synthetic engine by default, or a real tiny run with ``--real``). For
 each press of a chart key (m: smoothing, l: log scale, alternately) it times from handing
 the key event to the driver until the first screen update (``App._display``) after the
-key's action ran, and prints p50/p95/max. Also measures the same with no run streaming.
+key's action ran, and prints p50/p95/max. Pane switches the same way: from a pane key (1, 3,
+4, 3, ...: Corpus, Train, Runs) until the first screen update after ``action_show_tab`` ran.
+Both with no run, then back to back in the same process while the run streams.
 
 "quit": from handing ``q`` to the driver until ``asyncio.run`` around the app has returned
 (the app's task done and the loop's thread workers joined), median of several: cold (each in
 a fresh process, pressed 0.3 s after the app is up, while torch & co. are still importing),
 warm (the libraries imported, nothing running) and training (a synthetic run is stopped and
-its checkpoint saved first).
+its checkpoint saved first; with ``--real`` also a real tiny run: its step, checkpoint, quick
+eval and ``model/``).
 
     python benchmarks/tui_latency.py [--presses 40] [--real] [--size 80x24] [--quits 5] [--quit-only]
 """
@@ -53,7 +56,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-async def measure(app, pilot, presses: int, gap: float) -> list[float]:
+async def timed_presses(app, keys: list[str], gap: float, hooks: list[tuple[object, str]]) -> list[float]:
+    """For each key: ms from handing it to the driver until the first screen update
+    (``App._display``) after one of the ``hooks`` (``(object, action method name)``) ran."""
     displays: list[float] = []
     acted: list[float] = []
     original_display = app._display
@@ -63,29 +68,53 @@ async def measure(app, pilot, presses: int, gap: float) -> list[float]:
         return original_display(screen, renderable)
 
     app._display = display  # instance attribute shadows the method
-    pane = app.query_one(TrainPane)
-    for name in ("action_toggle_smoothing", "action_toggle_log"):
-        original = getattr(pane, name)
+    originals = []
+    for owner, name in hooks:
+        original = getattr(owner, name)
+        originals.append((owner, name))
 
-        def wrapped(original=original):
-            original()
+        def wrapped(*args, original=original):
+            result = original(*args)
             acted.append(time.perf_counter())
+            return result
 
-        setattr(pane, name, wrapped)
+        setattr(owner, name, wrapped)
     latencies = []
-    for i in range(presses):
-        key = "m" if i % 2 == 0 else "l"
-        before = len(acted)
-        t0 = time.perf_counter()
-        app._driver.send_message(events.Key(key, key))
-        while len(acted) == before or not displays or displays[-1] < acted[before]:
-            await asyncio.sleep(0.0005)
-            if time.perf_counter() - t0 > 10:
-                raise RuntimeError(f"no repaint 10 s after pressing {key!r} (focus: {app.focused})")
-        latencies.append((displays[-1] - t0) * 1000)
-        await asyncio.sleep(gap)
-    app._display = original_display
+    try:
+        for key in keys:
+            before = len(acted)
+            t0 = time.perf_counter()
+            app._driver.send_message(events.Key(key, key))
+            while len(acted) == before or not displays or displays[-1] < acted[before]:
+                await asyncio.sleep(0.0005)
+                if time.perf_counter() - t0 > 10:
+                    raise RuntimeError(f"no repaint 10 s after pressing {key!r} (focus: {app.focused})")
+            latencies.append((displays[-1] - t0) * 1000)
+            await asyncio.sleep(gap)
+    finally:
+        app._display = original_display
+        for owner, name in originals:
+            owner.__dict__.pop(name, None)
     return latencies
+
+
+async def measure(app, pilot, presses: int, gap: float) -> list[float]:
+    """Chart keys in the Train pane: m (smoothing) and l (log scale), alternately."""
+    keys = ["m" if i % 2 == 0 else "l" for i in range(presses)]
+    pane = app.query_one(TrainPane)
+    return await timed_presses(app, keys, gap, [(pane, "action_toggle_smoothing"), (pane, "action_toggle_log")])
+
+
+SWITCH_KEYS = ["1", "3", "4", "3"]
+"""Panes switched between: Corpus, Train, Runs (those whose first focus is not a text field,
+which would take the next digit as text), ending on Train."""
+
+
+async def measure_switches(app, pilot, presses: int, gap: float) -> list[float]:
+    """Pane keys: from the key until the screen shows the pane (the first update after
+    ``action_show_tab`` ran)."""
+    keys = [SWITCH_KEYS[i % len(SWITCH_KEYS)] for i in range(presses)]
+    return await timed_presses(app, keys, gap, [(app, "action_show_tab")])
 
 
 def report(label: str, values: list[float]) -> None:
@@ -93,17 +122,26 @@ def report(label: str, values: list[float]) -> None:
           f"p95 {percentile(values, 0.95):6.1f} ms  max {max(values):6.1f} ms")
 
 
-async def quit_once(root: Path, size: tuple[int, int], *, wait: float = 0.3, train: bool = False) -> float:
-    """Seconds from pressing q until the app's task is done (``wait`` s after it is up)."""
+TINY = dict(max_steps="100000", batch_size="8", seq_len="32", vocab_size="300")
+"""The Objective pane's fields for a real tiny run (with ``--real``)."""
+
+
+async def quit_once(root: Path, size: tuple[int, int], *, wait: float = 0.3, train: bool = False,
+                    corpus: Path | None = None) -> float:
+    """Seconds from pressing q until the app's task is done (``wait`` s after it is up);
+    ``train``: while a run trains (a real tiny run on ``corpus`` if given, else synthetic)."""
 
     def engine(spec, listeners, control):
         return SyntheticRun(spec, listeners=listeners, control=control, steps=10**9, delay=0.01)
 
-    app = create_app(root, engine, corpora=["general"], runs_poll_seconds=1.0)
+    app = create_app(root, None if corpus else engine, corpora=["general"], runs_poll_seconds=1.0)
     async with app.run_test(size=size):
         await asyncio.sleep(wait)
         if train:
-            app.objective_pane.set_corpus("general")
+            app.objective_pane.set_corpus(str(corpus or "general"))
+            if corpus:
+                for key, value in TINY.items():
+                    app.objective_pane.query_one(f"#f-{key}").value = value
             app.action_start()
             while len(app.curves["live"].snapshot().train_loss) < 3:
                 await asyncio.sleep(0.05)
@@ -131,6 +169,10 @@ def quit_figures(args: argparse.Namespace, size: tuple[int, int]) -> None:
         report("quit, warm (nothing running)", warm)
         training = [quit_figure(Path(tmp) / f"train{i}", size, train=True) * 1000 for i in range(args.quits)]
         report("quit, training (synthetic run)", training)
+        if args.real:  # the stop's checkpoint, a quick eval and model/ of a real tiny model
+            corpus = write_corpus(Path(tmp) / "corpus.txt")
+            real = [quit_figure(Path(tmp) / f"real{i}", size, train=True, corpus=corpus) * 1000 for i in range(args.quits)]
+            report("quit, training (real tiny run)", real)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -151,11 +193,12 @@ async def main(args: argparse.Namespace) -> None:
             await app.workers.wait_for_complete()
             await pilot.press("3")
             await pilot.pause(0.5)
-            report("idle (no run)", await measure(app, pilot, args.presses, args.gap))
+            report("chart key, idle (no run)", await measure(app, pilot, args.presses, args.gap))
+            report("pane switch, idle (no run)", await measure_switches(app, pilot, args.presses, args.gap))
             pane = app.objective_pane
             pane.set_corpus(str(corpus))
             if args.real:
-                for key, value in dict(max_steps="100000", batch_size="8", seq_len="32", vocab_size="300").items():
+                for key, value in TINY.items():
                     pane.query_one(f"#f-{key}").value = value
             app.action_start()
             started = time.perf_counter()
@@ -166,10 +209,12 @@ async def main(args: argparse.Namespace) -> None:
             await pilot.pause(0.2)
             snap_before = app.curves["live"].snapshot()
             values = await measure(app, pilot, args.presses, args.gap)
+            switches = await measure_switches(app, pilot, args.presses, args.gap)
             snap_after = app.curves["live"].snapshot()
             streamed = len(snap_after.train_loss) - len(snap_before.train_loss)
             kind = "real tiny run" if args.real else f"synthetic run, {args.rate:g} points/s"
-            report(f"training ({kind})", values)
+            report(f"chart key, training ({kind})", values)
+            report(f"pane switch, training ({kind})", switches)
             out(f"  points streamed during the presses: {streamed}; chart points now: {len(snap_after.train_loss)}")
             app.action_stop()
             await app.workers.wait_for_complete()
@@ -185,12 +230,14 @@ if __name__ == "__main__":
     parser.add_argument("--quits", type=int, default=5, help="quits measured for each quit figure")
     parser.add_argument("--quit-only", action="store_true", help="print one cold quit's seconds (used by the quit figure)")
     parser.add_argument("--no-quit", action="store_true", help="skip the quit figures")
+    parser.add_argument("--no-keys", action="store_true", help="skip the key and pane-switch figures")
     arguments = parser.parse_args()
     dimensions = tuple(int(v) for v in arguments.size.split("x"))
     if arguments.quit_only:
         with tempfile.TemporaryDirectory() as folder:
             out(f"{quit_figure(Path(folder) / 'runs', dimensions):.4f}")
         sys.exit(0)
-    asyncio.run(main(arguments))
+    if not arguments.no_keys:
+        asyncio.run(main(arguments))
     if not arguments.no_quit:
         quit_figures(arguments, dimensions)

@@ -22,6 +22,8 @@ CORE_MODULES = [
     "workbench.cli",
     "workbench.inspector",
     "workbench.tasks.finetune",
+    "workbench.experiments.compare",
+    "workbench.experiments.scaling",
 ]
 
 

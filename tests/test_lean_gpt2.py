@@ -73,7 +73,7 @@ def lean_spec(lean_model: str = "auto", base: str | None = None) -> RunSpec:
 
 
 def test_training_module_choice() -> None:
-    """The clm task picks the module the loop trains; other tasks never take the lean twin."""
+    """The clm task picks the module the loop trains; no other task takes the lean GPT-2."""
     clm, generation, mlm = CausalLMTask(), GenerationTask(), MaskedLMTask()
     hf = gpt2()
     assert isinstance(clm.training_module(hf, lean_spec()), LeanGPT2)

@@ -76,7 +76,7 @@ async def test_choose_corpus_objective_start_see_points_stop_and_list(run_root: 
         table = app.query_one("#runs-table", DataTable)
         assert table.row_count == 1
         row = table.get_row_at(0)
-        assert (row[1], row[4], row[5]) == ("stopped", "mlm", "domain")
+        assert (row[1], row[4], row[5], row[6]) == ("stopped", "mlm", "full", "domain")
 
 
 async def test_pause_resume_and_chart_toggles(run_root: Path) -> None:

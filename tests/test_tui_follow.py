@@ -135,7 +135,8 @@ def test_a_detached_default_run_is_followed_to_the_finish(tmp_path: Path) -> Non
     assert code == 0, run.log_path.read_text()
     assert run.run_dir == tmp_path / "runs" / run.name
     kinds = [e.kind for e in events]
-    assert set(kinds[: kinds.index("started")]) <= {"message"}  # what it says while loading, from its log
+    assert set(kinds[: kinds.index("started")]) <= {"message", "preparing"}  # what it says while loading, from its log
+    assert "preparing" in kinds[: kinds.index("started")]  # tokenizing's progress reaches a follower too
     assert kinds.count("started") == 1 and kinds[-1] == "finished" and events[-1].status == "finished"
     assert [e.step for e in events if e.kind == "step"] == [1, 2]
     assert not run.spec_path.exists()  # the run keeps its spec in run.toml

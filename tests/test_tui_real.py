@@ -57,7 +57,7 @@ async def test_real_tiny_run_from_the_tui(story_corpus: Path, run_root: Path) ->
         assert table.row_count == 1
         row = table.get_row_at(0)
         assert row[0] == run_dir.name or row[0] == run_dir.name[:27] + "…"
-        assert (row[4], row[5]) == ("clm", story_corpus.name) and row[1] in ("stopped", "finished")
+        assert (row[4], row[5], row[6]) == ("clm", "full", story_corpus.name) and row[1] in ("stopped", "finished")
 
 
 @pytest.mark.slow  # a detached process

@@ -233,6 +233,76 @@ async def test_quit_does_not_wait_for_a_resolve_still_importing(run_root: Path, 
         heavy._thread.join(5)
 
 
+async def test_quitting_while_training_says_it_saves_a_checkpoint_then_exits(run_root: Path) -> None:
+    """q while a run trains: the status line and the header say "saving checkpoint…" for as
+    long as the stop's checkpoint takes (held here by a gate), and the app exits after it."""
+    import threading
+
+    from workbench.engine.events import CheckpointSaved
+
+    saving, release = threading.Event(), threading.Event()
+
+    def gated(event) -> None:
+        if isinstance(event, CheckpointSaved):  # the stop's checkpoint: hold it until the test has looked
+            saving.set()
+            release.wait(30)
+
+    def engine(spec, listeners, control):
+        return SyntheticRun(spec, listeners=[gated, *listeners], control=control, steps=100_000, delay=0.01)
+
+    app = create_app(run_root, engine, corpora=["general"], runs_poll_seconds=0)
+    status = lambda: app.query_one("#train-status").text  # noqa: E731
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("s")
+            await wait_until(pilot, lambda: "running" in status())
+            assert "saving checkpoint" not in status() and "saving checkpoint" not in app.sub_title
+            await pilot.press("q")
+            await wait_until(pilot, saving.is_set)
+            await pilot.pause(0.1)
+            assert "saving checkpoint…" in status() and app.sub_title == "quitting: saving checkpoint…"
+            assert app.is_running and app.is_training  # still saving: not gone yet
+            release.set()
+            await app.workers.wait_for_complete([app.train_worker])
+            await pilot.pause(0.2)
+    finally:
+        release.set()
+    assert app.return_code == 0 and not app.is_running
+    (run_dir,) = run_root.iterdir()
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "stopped"
+
+
+# ---------------------------------------------------------------------------- responsiveness
+async def test_pane_switches_leave_no_footer_keys_behind(run_root: Path) -> None:
+    """Each focus change recomposes the footer; Textual 8.2 kept every old key alive through
+    a ``data_bind`` watcher (textual#6666), so objects grew and GC pauses with them."""
+    from textual.widgets._footer import FooterKey
+
+    from workbench.tui.widgets.footer import WorkbenchFooter
+
+    app = make_app(run_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        footer = app.query_one(WorkbenchFooter)
+        watchers = lambda: getattr(footer, "__watchers", {}).get("compact", [])  # noqa: E731
+        for key in "343434":
+            await pilot.press(key)
+            await pilot.pause()
+        await pilot.pause(0.2)
+        live = set(footer.query(FooterKey))
+        assert live and {node for node, _ in watchers()} <= live, "removed footer keys are still watched"
+
+
+def test_freezing_long_lived_objects_happens_once_per_batch_of_imports(monkeypatch) -> None:
+    import gc
+    import sys
+
+    from workbench.tui import heavy
+
+    monkeypatch.setattr(heavy, "_modules_frozen", len(sys.modules) - heavy.NEW_MODULES)
+    assert heavy.freeze_long_lived() and gc.get_freeze_count() > 0
+    assert not heavy.freeze_long_lived()  # nothing imported since: no new freeze
+
+
 # ---------------------------------------------------------------------------- the chart
 def test_axis_ticks_are_whole_numbers_in_human_units() -> None:
     from workbench.tui.widgets.loss_chart import axis_ticks, fmt_count
@@ -280,15 +350,17 @@ async def test_overlay_chooser_lists_the_other_runs_only(run_root: Path) -> None
 async def test_status_line_shows_each_preparation_stage_until_the_run_starts(run_root: Path) -> None:
     import threading
 
-    from workbench.engine.events import Message
+    from workbench.engine.events import Message, Preparing
 
-    gate = threading.Event()
+    gates = [threading.Event(), threading.Event()]
 
     class PreparingRun(SyntheticRun):
         def run(self) -> object:
-            for listener in self.listeners:
-                listener(Message(text="Training a bpe tokenizer (vocab 4096) on general"))
-            gate.wait(30)
+            for event, gate in ((Message(text="Training a bpe tokenizer (vocab 4096) on general"), gates[0]),
+                                (Preparing(stage="tokenizing", fraction=0.427), gates[1])):
+                for listener in self.listeners:
+                    listener(event)
+                gate.wait(30)
             return super().run()
 
     def engine(spec, listeners, control):
@@ -301,7 +373,39 @@ async def test_status_line_shows_each_preparation_stage_until_the_run_starts(run
         try:
             await wait_until(pilot, lambda: "preparing: Training a bpe tokenizer" in status())
             assert "No run yet" not in status()
+            gates[0].set()
+            await wait_until(pilot, lambda: "preparing: tokenizing 42%" in status())  # the engine's progress event
         finally:
-            gate.set()
+            for gate in gates:
+                gate.set()
         await wait_until(pilot, lambda: "finished" in status())
         assert "preparing" not in status()
+
+
+async def test_a_log_scale_chart_draws_the_same_points_every_time() -> None:
+    """plotext's own log scale rewrote the data on each draw, so a second draw (a resize)
+    came out empty; the chart plots log10 values itself and labels the ticks as losses."""
+    from textual.app import App, ComposeResult
+
+    from workbench.tui.curves import CurveSnapshot
+    from workbench.tui.widgets.loss_chart import LossChart, log_ticks
+
+    class ChartApp(App):
+        def compose(self) -> ComposeResult:
+            yield LossChart()
+
+    app = ChartApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        chart = app.query_one(LossChart)
+        losses = [8.0 * 0.97 ** i for i in range(60)]
+        chart.show(CurveSnapshot(train_steps=list(range(60)), train_tokens=list(range(60)), train_loss=losses))
+        chart.log_scale = True
+        await pilot.pause()
+        first = chart.render().plain
+        second = chart.render().plain
+        assert first == second
+        marked = sum(row.count("⠄") + row.count("•") + sum(ch not in " │─┌┐└┘├┤┬┴┼0123456789.-stepk" for ch in row) for row in second.splitlines())
+        assert marked > 20, second
+        assert "5" in second and "2" in second  # 1-2-5 tick labels between 8 and 1.4
+    positions, labels = log_ticks(1.4, 8.0)
+    assert labels == ["2", "5"] and positions == pytest.approx([0.30103, 0.69897], abs=1e-5)

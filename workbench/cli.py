@@ -13,10 +13,13 @@ import sys
 import typer
 
 from workbench.commands.common import OneLineErrorGroup
+from workbench.commands.compare import compare_command
 from workbench.commands.corpora import corpora_app
+from workbench.commands.export import export_command
 from workbench.commands.inspect import inspect_command
 from workbench.commands.run import run_command
 from workbench.commands.runs import runs_command
+from workbench.commands.sweep import sweep_command
 from workbench.commands.tui import open_tui, tui_command
 from workbench.quiet import quiet_libraries
 
@@ -31,9 +34,12 @@ app = typer.Typer(
 )
 app.command("run")(run_command)
 app.command("runs")(runs_command)
+app.command("sweep")(sweep_command)
 app.add_typer(corpora_app, name="corpora")
 app.command("tui")(tui_command)
 app.command("inspect")(inspect_command)
+app.command("compare")(compare_command)
+app.command("export")(export_command)
 
 
 @app.callback()

@@ -41,6 +41,10 @@ NONFINITE_POLICIES = ("stop", "skip")
 OOM_POLICIES = ("halve", "stop")
 SAMPLING = ("random", "blocks")
 HOLDOUTS = ("random", "tail")
+REPORT_TO = ("none", "tensorboard", "trackio", "tensorboard,trackio")
+"""Where a run's events go besides ``metrics.jsonl`` (``engine/reporting.py``; optional extras)."""
+METHODS = ("full", "lora", "frozen")
+"""Fine-tuning methods (``workbench/methods.py``): every weight, LoRA adapters, or the head only."""
 EVAL_WORDS = ("auto", "all")
 """``eval_batches`` as a word: ``all`` (the whole split), ``auto`` (all of it up to
 ``EVAL_AUTO_TOKENS``, else a fixed seeded sample of that size)."""
@@ -73,6 +77,13 @@ def usable_lr(value: float) -> None:
     """A learning rate of 10 or more only diverges; said as a learning rate, not just a number."""
     if value >= 10:
         raise SpecError(f"{value:g} is too large for a learning rate", fix="use a learning rate below 10, e.g. 1e-3")
+
+
+def module_names(value: str) -> None:
+    """``lora_targets``: comma-separated module names (``query,value``), nothing else."""
+    names = [name.strip() for name in value.split(",")]
+    if not all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name) for name in names):
+        raise SpecError(f"{value!r} is not a comma-separated list of module names", fix="write e.g. query,value or c_attn,c_proj")
 
 
 def not_blank(value: str) -> None:
@@ -132,6 +143,18 @@ class RunSpec:
     objective: str = _setting("What to train: {choices} (fine-tuning ones need --base).", "clm",
                               choices=objective_names, short="-o")
     base: str | None = _setting("Start from this run dir, local HF model dir or hub id.", short="-b")
+    method: str = _setting(
+        "How a run from --base trains: {choices} (full: every weight; lora: low-rank adapters through peft, the task "
+        "head fully trained; frozen: only the task head, or for language modelling only the output layer). An unset "
+        "lr is the objective's times 10 for lora and 100 for frozen.", "full",
+        choices=METHODS)
+    lora_r: int | None = _setting("LoRA rank (method lora; default 8).", minimum=1, maximum=4096)
+    lora_alpha: float | None = _setting("LoRA scaling alpha (method lora; default 2 x lora_r).", above=0, maximum=1e6)
+    lora_dropout: float | None = _setting("Dropout on the LoRA branch (method lora; default 0.05).", minimum=0, below=1)
+    lora_targets: str | None = _setting(
+        "Comma-separated module names LoRA adapts (method lora; default: every attention and MLP projection inside the "
+        "base's transformer blocks, e.g. query,key,value,dense for BERT and c_attn,c_proj,c_fc for GPT-2).",
+        check=module_names)
     size: str = _setting("From-scratch preset: {choices}; fills the shape fields left unset.", "tiny", choices=SIZES)
     n_layer: int | None = _setting("Transformer layers (from scratch; default from --size).", minimum=1, maximum=256)
     n_head: int | None = _setting("Attention heads; must divide d_model (from scratch; default from --size).", minimum=1, maximum=1024)
@@ -198,9 +221,14 @@ class RunSpec:
         "With several processes (--gpus): ddp (a full replica per GPU) or fsdp (parameters, gradients and "
         "optimizer state sharded over the GPUs, for models too big to replicate).", "ddp", choices=PARALLEL_CHOICES)
     lean_model: str = _setting(
-        "Train from-scratch clm with the workbench's lean GPT-2, which shares GPT2LMHeadModel's weights and "
-        "checkpoints but has less per-step overhead: {choices}; auto is on for from-scratch clm.", "auto",
+        "Train through a lean twin that shares the transformers model's weights and checkpoints but does less "
+        "per step: the lean GPT-2 for clm, the masked-positions-only head for mlm and nsp: {choices}; auto is on "
+        "for from-scratch clm and for mlm and nsp.", "auto",
         choices=COMPILE_CHOICES, switch=ON_OFF, flag="lean")
+    report_to: str = _setting(
+        "Where else the run's metrics go: {choices} (tensorboard: event files in the run's tensorboard/ folder; "
+        "trackio: its local store). metrics.jsonl is written either way. Each needs the lm-workbench extra of its name.",
+        "none", choices=REPORT_TO)
     probes: list[str] = _setting(
         "Inputs whose predictions are recorded at every eval ('A ||| B' is a pair; repeat the flag for several).",
         default_factory=lambda: list(DEFAULT_PROBES), flag="probe",

@@ -67,6 +67,14 @@ def fmt_eta(value: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def trained_share(event: RunStarted) -> str:
+    """`` (method lora: 0.30M trainable, 1.31%)`` when not every parameter trains; else empty."""
+    trainable = event.trainable_parameters
+    if trainable is None or event.method == "full" or not event.parameters:
+        return ""
+    return f" (method {event.method}: {trainable / 1e6:.2f}M trainable, {100 * trainable / event.parameters:.2f}%)"
+
+
 class JsonPrinter:
     """One JSON object per event on stdout (``--json``)."""
 
@@ -100,7 +108,7 @@ class _EventPrinter:
     def on_started(self, event: RunStarted) -> None:
         self.say(
             f"[bold]{escape(event.name)}[/]: {escape(event.objective)} on {escape(event.corpus)}, "
-            f"{event.parameters / 1e6:.2f}M parameters, {event.device} {event.precision}"
+            f"{event.parameters / 1e6:.2f}M parameters{trained_share(event)}, {event.device} {event.precision}"
             + (f", resumed at step {event.resumed_from_step}" if event.resumed_from_step else "")
         )
         spec = event.spec or {}

@@ -1,4 +1,4 @@
-"""`workbench inspect`: base vs fine-tuned predictions side by side (or any two models)."""
+"""`workbench inspect`: base vs fine-tuned predictions side by side (or any two or more models)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from workbench.errors import WorkbenchError
 
 INSPECT_PARAMETERS = [
     inspect.Parameter("models", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[str], default=typer.Argument(
-        ..., help="A run (its base vs its result), or two models: run dirs, local HF dirs or hub ids.")),
+        ..., help="A run (its base vs its result), or two or more models side by side (e.g. BASE LORA_RUN FULL_RUN): "
+                  "run dirs, local HF dirs, hub ids, or a LoRA adapter/ folder (loaded on the first model).")),
     keyword_option("text", Optional[list[str]], typer.Option(
         None, "--text", "-t", help="Query: text with [MASK] or ___, a prompt, or 'A ||| B'. Repeatable. Default: the run's probes.")),
     keyword_option("pair", Optional[str], typer.Option(

@@ -40,7 +40,7 @@ WRAP_MIN = 12
 LOSS_WIDTH = 9
 """The best eval loss column: its header on two lines ("best eval" / "loss"), a loss on one."""
 
-JSON_FIELDS = ("name", "path", "objective", "corpus", "base", "steps", "total_steps", "best_eval_loss", "status", "state",
+JSON_FIELDS = ("name", "path", "objective", "method", "corpus", "base", "steps", "total_steps", "best_eval_loss", "status", "state",
                "created", "problems")
 
 

@@ -39,6 +39,9 @@ class RunStarted(Event):
     spec: dict = field(default_factory=dict)
     time_budget_s: float | None = None
     """With ``total_steps`` 0: the run ends when this budget of training time is spent."""
+    trainable_parameters: int | None = None
+    """Parameters that train (fewer than ``parameters`` with method lora or frozen)."""
+    method: str = "full"
 
 
 @dataclass
@@ -118,9 +121,21 @@ class Message(Event):
     text: str
 
 
+@dataclass
+class Preparing(Event):
+    """A stage of the set-up before the first step, and how far it is: ``fraction`` 0 at its
+    start, 1 at its end, and in between at most a few times a second (``corpora.progress``);
+    None for a stage that cannot say (a cache hit, several processes)."""
+
+    kind: ClassVar[str] = "preparing"
+    stage: str
+    fraction: float | None = None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (RunStarted, StepLogged, EvalDone, ProbesRecorded, CheckpointSaved, RunFinished, RunFailed, Message)
+    for cls in (RunStarted, StepLogged, EvalDone, ProbesRecorded, CheckpointSaved, RunFinished, RunFailed, Message,
+                Preparing)
 }
 
 Listener = Callable[[Event], None]

@@ -460,6 +460,8 @@ class RunRow:
     """running, finished, stopped, failed, interrupted or unknown, damaged or not."""
     problems: list[str] = field(default_factory=list)
     """Why the run is damaged (files or lines that could not be read); empty when it is not."""
+    method: str = "full"
+    """How it trained from its base: full, lora or frozen (``RunSpec.method``)."""
 
 
 def pid_alive(pid: int) -> bool:
@@ -532,7 +534,7 @@ def run_row(run: RunDir) -> RunRow:
     return RunRow(
         name=run.path.name, path=str(run.path), objective=spec.get("objective", "?"), corpus=spec.get("corpus", "?"),
         base=spec.get("base", ""), steps=steps, total_steps=total, best_eval_loss=best, status=label,
-        created=created, state=state, problems=problems,
+        created=created, state=state, problems=problems, method=str(spec.get("method", "full")),
     )
 
 

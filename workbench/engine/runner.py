@@ -25,19 +25,21 @@ from typing import Any, Iterable
 import torch
 
 from workbench.config import RunSpec
-from workbench.corpora import cache
+from workbench.corpora import cache, progress
 from workbench.engine.control import RunControl
 from workbench.engine.evaluation import Evaluator, perplexity
-from workbench.engine.events import Event, Listener, Message, RunFailed, RunFinished, RunStarted, StepLogged
+from workbench.engine.events import Event, Listener, Message, Preparing, RunFailed, RunFinished, RunStarted, StepLogged
 from workbench.engine.failed_start import discard_failed_start
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.hooks import HookFactory, default_eval_hooks
 from workbench.engine.meter import LossWindow, ThroughputMeter
+from workbench.engine.reporting import check_reporters, open_reporters
 from workbench.engine.rundir import MetricsWriter, RunDir
 from workbench.engine.saving import Saver
 from workbench.engine.setup import RunState, set_up
 from workbench.engine.stepping import Stepper, StepResult
 from workbench.errors import TrainingError, WorkbenchError
+from workbench.methods import trainable_count
 from workbench.models import parameter_count
 
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
@@ -75,6 +77,10 @@ class TrainingRun:
         self.state: RunState | None = None
         self.is_main = True
         self._writer: MetricsWriter | None = None
+        self._reporters: list[Any] = []
+        """``--report-to``'s TensorBoard or trackio writers (``reporting.py``); the extra is checked here, before set-up."""
+        if spec is not None:
+            check_reporters(spec.report_to)
 
     @property
     def step(self) -> int:
@@ -85,16 +91,20 @@ class TrainingRun:
             return
         if self._writer is not None:
             self._writer(event)
+        for reporter in self._reporters:
+            reporter(event)
         for listener in self.listeners:
             listener(event)
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> RunResult:
-        with cache.notices_to(lambda text: self.emit(Message(text=text))):  # a cache entry discarded and rebuilt
+        with cache.notices_to(lambda text: self.emit(Message(text=text))), \
+                progress.reported_to(lambda stage, fraction: self.emit(Preparing(stage=stage, fraction=fraction))):
             s = set_up(self.spec_in, self.resume_from, self.out, self.emit, on_run_dir=self._opened, overrides=self.overrides)
         self.state, spec = s, s.spec
         if s.strategy.is_main:
             self._writer = MetricsWriter(s.run_dir.metrics)
+            self._reporters = open_reporters(spec.report_to, s.run_dir.path, spec.to_dict())
         scaler_active = getattr(s.accelerator, "scaler", None) is not None
         guard = NonFiniteGuard(spec, s.accelerator.device, scaler_active, int(s.saved.get("nonfinite_skips", 0)), s.step, self.emit)
         meter = ThroughputMeter(int(s.saved.get("tokens_seen", 0)), s.step, spec.time_budget, float(s.saved.get("train_time_s", 0.0)))
@@ -143,12 +153,15 @@ class TrainingRun:
         if s.strategy.is_main:
             s.run_dir.write_status("running", step=s.step)
         self.emit(RunStarted(run_dir=str(s.run_dir.path), name=s.run_dir.path.name, objective=s.spec.objective, corpus=s.spec.corpus,
-                             total_steps=s.plan.total_steps or 0, parameters=parameter_count(s.model), device=s.device, precision=s.precision,
+                             total_steps=s.plan.total_steps or 0, parameters=parameter_count(s.model), trainable_parameters=trainable_count(s.model), method=s.spec.method, device=s.device, precision=s.precision,
                              resumed_from_step=s.step, spec=s.spec.to_dict(), time_budget_s=s.spec.time_budget))
         if s.resumed_from is not None:
             self.emit(Message(text=f"Resumed from {s.resumed_from.name} (step {s.step})"))
-        if type(s.accelerator.unwrap_model(s.module)).__name__ == "LeanGPT2":
+        trained = type(s.accelerator.unwrap_model(s.module)).__name__
+        if trained == "LeanGPT2":
             self.emit(Message(text="Training with the lean GPT-2 (same weights and checkpoints as GPT2LMHeadModel)"))
+        elif trained == "SparseMaskedLM":
+            self.emit(Message(text=f"Scoring masked positions only (same weights, loss and checkpoints as {type(s.model).__name__})"))
         if s.strategy.sharded:
             self.emit(Message(text=f"FSDP: parameters, gradients and optimizer state sharded over {s.strategy.world} processes"))
 
@@ -237,6 +250,8 @@ class TrainingRun:
         finally:
             if self._writer is not None:
                 self._writer.close()
+            for reporter in self._reporters:
+                reporter.close()
             if self.state is not None and self.state.lock is not None:
                 self.state.lock.release()  # after the last write: the run may be resumed from here
 

@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from safetensors import SafetensorError
 
+from workbench import methods
 from workbench.engine import checkpoint as ckpt
 from workbench.engine.events import CheckpointSaved, Event, Message
 from workbench.engine.guard import NonFiniteGuard
@@ -69,7 +70,8 @@ class Saver:
         if not s.strategy.is_main:
             return
         self.guard.before_save(step)
-        folder = ckpt.save_checkpoint(s.run_dir.checkpoints, step, s.model, s.tokenizer, optimizer, s.scheduler, self.record())
+        weights = methods.checkpoint_view(s.model, s.spec.method)  # lora/frozen: the trainable weights only
+        folder = ckpt.save_checkpoint(s.run_dir.checkpoints, step, weights, s.tokenizer, optimizer, s.scheduler, self.record())
         ckpt.rotate(s.run_dir.checkpoints, s.spec.keep_checkpoints)
         progress = s.progress
         self.emit(CheckpointSaved(step=step, path=str(folder), best=progress.last is not None and progress.last == progress.best))
@@ -92,11 +94,24 @@ class Saver:
         }
 
     def final_model(self) -> None:
-        """``model/`` with the trained weights and tokenizer, like a checkpoint: written into a
-        temp folder made fresh here, fsynced, then renamed into place; never through a symlink."""
+        """``model/`` with the trained weights and tokenizer (a LoRA run's merged into the
+        base: plain transformers), and a LoRA run's ``adapter/`` as peft saves it."""
         s = self.s
-        root, model_dir = s.run_dir.path, s.run_dir.model_dir
-        tmp, old = root / ".model-tmp", root / ".model-old"
+
+        def write_model(tmp: Path) -> None:
+            methods.merged_model(s.model).save_pretrained(tmp, safe_serialization=True)
+            s.tokenizer.save_pretrained(tmp)
+
+        self._publish(s.run_dir.model_dir, write_model)
+        if methods.is_peft(s.model):
+            self._publish(s.run_dir.path / methods.ADAPTER_DIR, lambda tmp: methods.save_adapter(s.model, tmp))
+
+    def _publish(self, model_dir: Path, write: Callable[[Path], Any]) -> None:
+        """Like a checkpoint: written into a temp folder made fresh here, fsynced, then renamed
+        into place; never through a symlink."""
+        s = self.s
+        root = s.run_dir.path
+        tmp, old = root / f".{model_dir.name}-tmp", root / f".{model_dir.name}-old"
         refuse_symlinks(model_dir)
         if model_dir.exists() and not model_dir.is_dir():
             raise RunDirError("is not a folder, and the final model goes there", where=str(model_dir),
@@ -104,8 +119,7 @@ class Saver:
         self._clear(tmp)
         self._clear(old)
         os.mkdir(tmp)  # fails rather than reuse anything that appeared since
-        s.model.save_pretrained(tmp, safe_serialization=True)
-        s.tokenizer.save_pretrained(tmp)
+        write(tmp)
         fsync_tree(tmp)
         if model_dir.exists():
             os.replace(model_dir, old)

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import torch
 
+from workbench import methods
 from workbench.config import RunSpec, check_out_dir
 from workbench.engine import checkpoint as ckpt
 from workbench.engine import distributed, performance
@@ -167,10 +168,10 @@ def resume_point(run_dir: RunDir, emit: Callable[[Any], None], max_steps: int | 
 def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable[[Any], None]) -> tuple[Any, Any]:
     """From a checkpoint, from the base, or a new tokenizer and a freshly initialised model."""
     spec, task = inputs.spec, inputs.task
-    if resume_ckpt is not None:
+    if resume_ckpt is not None and spec.method == "full":
         ref = BaseRef(given=str(resume_ckpt), kind="local", model_dir=str(resume_ckpt))
         return load_tokenizer(ref), load_model(ref, task.auto_class)
-    if inputs.base_ref is not None:
+    if inputs.base_ref is not None:  # a lora/frozen resume: the base again, then its trainable weights (methods.py)
         tokenizer = load_tokenizer(inputs.base_ref)
         torch.manual_seed(spec.seed)  # a new task head is initialised from the global generator: the same head every time
         model = load_model(inputs.base_ref, task.auto_class, config=inputs.base_config, **task.model_kwargs(inputs.checked, tokenizer))
@@ -183,6 +184,20 @@ def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable
     tokenizer = train_tokenizer(spec.tokenizer, corpus.sample_texts(), spec.vocab_size or 4096, masked=task.masked)
     torch.manual_seed(spec.seed)  # bitwise-identical initial weights for the same spec and seed
     return tokenizer, task.build_model(spec, tokenizer)
+
+
+def prepare_method(model: Any, inputs: Inputs, resume_ckpt: Path | None, emit: Callable[[Any], None]) -> Any:
+    """The model the spec's ``method`` trains (``methods.py``): all of it, LoRA adapters and the
+    head, or the head alone; a lora/frozen resume loads its checkpoint's trainable weights."""
+    spec = inputs.spec
+    if spec.method == "full":
+        return model
+    base_dir = inputs.base_ref.model_dir if inputs.base_ref is not None else None
+    prepared = methods.prepare_model(model, spec, base_dir, resume_ckpt)
+    emit(Message(text=methods.info(prepared, spec.method).line()))
+    if inputs.task.windowed and not inputs.task.masked:  # clm: the lean GPT-2 is a from-scratch, every-weight twin
+        emit(Message(text=f"Method {spec.method} trains transformers' GPT-2 (the lean twin trains every weight from scratch only)"))
+    return prepared
 
 
 def write_run_files(state: RunState, inputs: Inputs) -> None:
@@ -199,6 +214,7 @@ def write_run_files(state: RunState, inputs: Inputs) -> None:
             "eval_source": getattr(inputs.corpus, "eval_source", "") or "",
             **(inputs.base_ref.identity() if inputs.base_ref else {}),
             **state.task.run_meta(state.data),
+            **(methods.info(state.model, spec.method).meta() if spec.method != "full" else {}),
         }
         run_dir.write_run_toml(spec, meta)
     ckpt.ensure_free_space(run_dir.path, 3 * 4 * parameter_count(state.model) + (16 << 20))
@@ -228,8 +244,9 @@ def plan_batches(state: RunState) -> None:
 def make_optimizer(state: RunState) -> None:
     """AdamW (no decay on biases and norms) and the warmup schedule, restored on resume."""
     spec, module = state.spec, state.module
-    decay = [p for _, p in module.named_parameters() if p.ndim >= 2]
-    no_decay = [p for _, p in module.named_parameters() if p.ndim < 2]
+    trained = [p for _, p in module.named_parameters() if p.requires_grad]  # all, except with method lora or frozen
+    decay = [p for p in trained if p.ndim >= 2]
+    no_decay = [p for p in trained if p.ndim < 2]
     state.optimizer = torch.optim.AdamW(  # the spec is resolved: beta2 holds the objective's default
         [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps, **performance.adamw_options(state.device),
@@ -281,6 +298,7 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
         # load the same tokenizer and token cache instead of racing to build their own.
         with accelerator.main_process_first():
             tokenizer, model = tokenizer_and_model(inputs, resume_ckpt, emit)
+            model = prepare_method(model, inputs, resume_ckpt, emit)
             data = inputs.task.prepare(inputs.corpus, tokenizer, spec, inputs.checked)
         state = RunState(spec=spec, task=inputs.task, run_dir=run_dir, accelerator=accelerator, strategy=strategy,
                          device=device, precision=precision, tokenizer=tokenizer, model=model, data=data,

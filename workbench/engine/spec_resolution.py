@@ -34,8 +34,8 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
         )
     defaults = task.base_defaults if spec.base else task.scratch_defaults
     changes: dict = {}
-    if spec.lr is None:
-        changes["lr"] = defaults.lr
+    if spec.lr is None:  # a few adapter or head weights take larger steps than the whole model (methods.py)
+        changes["lr"] = defaults.lr * METHOD_LR_SCALE.get(spec.method, 1.0)
     if spec.batch_size is None:
         changes["batch_size"] = defaults.batch_size
     if spec.seq_len is None:
@@ -52,6 +52,7 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
     if spec.sampling is None and task.windowed:
         changes["sampling"] = "blocks"  # measured: as good as random windows (README, "Training windows"), 2-3% cheaper
     check_sampling(spec, task)
+    changes.update(method_settings(spec))
     check_seq_len(spec.replace(**changes), base_config)
     changes.update(model_shape(spec, changes.get("seq_len", spec.seq_len)))
     if spec.tokenizer == "auto":
@@ -67,6 +68,39 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
     if spec.name is None:
         changes["name"] = f"{spec.objective}-{corpus_label(spec.corpus)}-{time.strftime('%Y%m%d-%H%M%S')}"
     return spec.replace(**changes), task
+
+
+METHOD_LR_SCALE = {"full": 1.0, "lora": 10.0, "frozen": 100.0}
+"""An unset lr: the objective's default times this (e.g. sentiment from a base: 5e-5 full,
+5e-4 lora, 5e-3 frozen), the usual ranges for adapters and linear probes."""
+LORA_DEFAULTS = {"lora_r": 8, "lora_dropout": 0.05}
+"""LoRA's defaults when ``method = "lora"`` leaves them unset (``lora_alpha``: 2 x ``lora_r``)."""
+
+
+def method_settings(spec: RunSpec) -> dict[str, Any]:
+    """The LoRA fields a ``lora`` run leaves unset; a setting the method cannot honour is refused:
+    a method other than full without a base (nothing to adapt or freeze), LoRA fields with
+    another method, and what trains every weight by construction (FSDP, the lean GPT-2)."""
+    lora_fields = [name for name in ("lora_r", "lora_alpha", "lora_dropout", "lora_targets") if getattr(spec, name) is not None]
+    if spec.method != "lora" and lora_fields:
+        raise SpecError(f"{lora_fields[0]} is a LoRA setting, but method is {spec.method}",
+                        fix=f"add --method lora, or drop {lora_fields[0]}")
+    if spec.method == "full":
+        return {}
+    if not spec.base:
+        raise SpecError(f"method {spec.method} adapts a pre-trained model, and this run trains from scratch (no --base)",
+                        fix=f"pass --base RUN_DIR|MODEL_DIR|HUB_ID with --method {spec.method}, or use --method full")
+    if spec.parallel == "fsdp":
+        raise SpecError(f"method {spec.method} trains a small part of the model, which FSDP does not shard",
+                        fix="use --parallel ddp (each process holds the frozen weights once) or --method full")
+    if spec.lean_model == "on" and spec.objective == "clm":  # (mlm's lean twin, masked positions only, works with any method)
+        raise SpecError(f"the lean GPT-2 trains every weight of a from-scratch model, not method {spec.method}",
+                        fix='drop --lean (lean_model = "auto" or "off")')
+    if spec.method != "lora":
+        return {}
+    r = spec.lora_r or LORA_DEFAULTS["lora_r"]
+    return {"lora_r": r, "lora_alpha": spec.lora_alpha or float(2 * r),
+            "lora_dropout": spec.lora_dropout if spec.lora_dropout is not None else LORA_DEFAULTS["lora_dropout"]}
 
 
 def check_seq_len(spec: RunSpec, base_config: Any) -> None:

@@ -134,6 +134,8 @@ def _mtime(ref: BaseRef) -> float:
 def _load_uncached(ref: BaseRef, device: str) -> LoadedModel:
     transformers.utils.logging.disable_progress_bar()  # a bar would corrupt the Rich/TUI output
     transformers.utils.logging.set_verbosity_error()
+    if getattr(ref, "base_dir", ""):  # a LoRA adapter folder (pairing.AdapterRef): on its base
+        return _load_adapter(ref, device)
     config = load_config(ref)  # refuses pickles and auto_map first
     class_name = choose_class(config)
     auto_class = getattr(transformers, class_name)
@@ -142,6 +144,25 @@ def _load_uncached(ref: BaseRef, device: str) -> LoadedModel:
     model.to(device)
     model.eval()
     return LoadedModel(ref=ref, model=model, tokenizer=tokenizer, architecture=class_name,
+                       heads=heads_of(class_name), parameters=parameter_count(model))
+
+
+def _load_adapter(ref: Any, device: str) -> LoadedModel:
+    """A LoRA ``adapter/`` merged into its base (``methods.load_adapter_model``: safetensors
+    only, no remote code, the base it names). Inside a run directory, the run's ``model/``
+    config gives the class and label names (a task head is part of the adapter)."""
+    from workbench.methods import load_adapter_model
+
+    base = BaseRef(given=ref.base_dir, kind="local" if Path(ref.base_dir).exists() else "hub", model_dir=ref.base_dir)
+    run_model = Path(ref.model_dir).parent / "model"
+    config_ref = BaseRef(given=str(run_model), kind="local", model_dir=str(run_model)) if (run_model / "config.json").is_file() else base
+    config = load_config(config_ref)
+    class_name = choose_class(config)
+    model = load_model(base, getattr(transformers, class_name), config=config)
+    model = load_adapter_model(Path(ref.model_dir), model, ref.base_dir)
+    model.to(device)
+    model.eval()
+    return LoadedModel(ref=ref, model=model, tokenizer=load_tokenizer(base), architecture=class_name,
                        heads=heads_of(class_name), parameters=parameter_count(model))
 
 

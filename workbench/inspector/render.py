@@ -108,6 +108,47 @@ def slot_table(slot: Slot, label_a: str, label_b: str) -> RenderableType:
     return Group(table, *lines) if lines else table
 
 
+def slot_table_several(slot: Slot, label_a: str, label_b: str, besides: list[tuple[str, Slot]]) -> RenderableType:
+    """Three or more models side by side: ``a``'s top-k, then each other model's top-k with its
+    probability change against ``a`` (Δp). A model that cannot answer has no columns."""
+    sides = [(label_b, slot.b)] + [(label, other.b) for label, other in besides]
+    shown = [(label, side) for label, side in sides if not _cannot(side)]
+    lines = [left_out(f"{escape(label)} columns", [side.note]) for label, side in sides if _cannot(side)]
+    show_a = not _cannot(slot.a)
+    if not show_a:
+        lines.insert(0, left_out(f"{escape(label_a)} columns", [slot.a.note]))
+    table = Table(title=escape(slot.label), title_justify="left", expand=False, pad_edge=False)
+    table.add_column("#", justify="right", style="dim")
+    if show_a:
+        table.add_column(escape(label_a))
+        table.add_column("p", justify="right")
+    for label, _ in shown:
+        table.add_column(escape(label))
+        table.add_column("p", justify="right")
+        if show_a:
+            table.add_column("Δp", justify="right")
+    rows_a = slot.a.rows if show_a else []
+    top_a = {r.key.lower() for r in rows_a}
+    for i in range(max([len(rows_a)] + [len(side.rows) for _, side in shown] + [1])):
+        cells: list[Any] = [str(i + 1)]
+        if show_a:
+            ra = rows_a[i] if i < len(rows_a) else None
+            cells += [Text(ra.token), _pct(ra.prob)] if ra else ["", ""]
+        for _, side in shown:
+            row = side.rows[i] if i < len(side.rows) else None
+            if row is None:
+                cells += ["", ""] + ([""] if show_a else [])
+                continue
+            cells += [Text(row.token, style="bold" if show_a and row.key.lower() not in top_a else ""), _pct(row.prob)]
+            if show_a:
+                cells.append(_prob_change(row))
+        table.add_row(*cells)
+    captions = [_methods(slot.a, slot.b, label_a, label_b)] + [f"{label}: {other.b.method}" for label, other in besides if other.b.method]
+    table.caption = escape("; ".join(c for c in captions if c) + ("; Δp: points against " + label_a if show_a else ""))
+    table.caption_justify = "left"
+    return Group(table, *lines) if lines else table
+
+
 def _methods(a: SideAnswer, b: SideAnswer, label_a: str, label_b: str) -> str:
     parts = []
     for label, side in ((label_a, a), (label_b, b)):
@@ -217,11 +258,12 @@ def pair_block(data: dict, label_a: str, label_b: str, architectures: tuple[str,
     return Group(table, *lines) if lines else table
 
 
-def task_block(data: dict, label_a: str, label_b: str) -> RenderableType:
-    """The task head's answer per model; a model without the head has no column (a line says so)."""
+def task_block(data: dict, label_a: str, label_b: str, more: list[tuple[str, dict]] = ()) -> RenderableType:
+    """The task head's answer per model; a model without the head has no column (a line says so).
+    ``more``: further models' sides (label, side), each a column after ``b``'s."""
     head = data["head"]
     table = Table(title={"classify": "class probabilities", "tag": "tags", "qa": "answer span"}[head], title_justify="left")
-    sides = [(label, data[name]) for name, label in (("a", label_a), ("b", label_b))]
+    sides = [(label, data[name]) for name, label in (("a", label_a), ("b", label_b))] + list(more)
     shown = [(label, side) for label, side in sides if not side.get("note")]
     lines = [left_out(f"{escape(label)} column", [side["note"]]) for label, side in sides if side.get("note")]
     if not shown:
@@ -240,10 +282,10 @@ def task_block(data: dict, label_a: str, label_b: str) -> RenderableType:
     return Group(table, *lines) if lines else table
 
 
-def continuation_block(data: dict, prompt: str, label_a: str, label_b: str) -> RenderableType:
+def continuation_block(data: dict, prompt: str, label_a: str, label_b: str, more: list[tuple[str, dict]] = ()) -> RenderableType:
     """Each model's continuation; a model that cannot generate has no row (a line says so)."""
     mode = "sampled" if data["sampled"] else "greedy"
-    sides = [(label, data[name]) for name, label in (("a", label_a), ("b", label_b))]
+    sides = [(label, data[name]) for name, label in (("a", label_a), ("b", label_b))] + list(more)
     lines = [left_out(f"{escape(label)} continuation", [side["note"]]) for label, side in sides if side.get("note")]
     if len(lines) == len(sides):
         return Group(*lines)
@@ -257,18 +299,30 @@ def continuation_block(data: dict, prompt: str, label_a: str, label_b: str) -> R
     return Group(table, *lines) if lines else table
 
 
-def query_renderable(result: QueryResult, label_a: str, label_b: str, architectures: tuple[str, str] = ("", "")) -> RenderableType:
+def query_renderable(result: QueryResult, label_a: str, label_b: str, architectures: tuple[str, str] = ("", ""),
+                     more: list[tuple[str, QueryResult]] = ()) -> RenderableType:
+    """One query's answers. ``more``: further models' answers to the same text (each compared
+    with ``a``), shown as more columns (fill-in, task heads) or rows (continuations) of the
+    same tables, and for surprisal and sentence pairs as blocks of their own."""
+    same_mode = [(label, other) for label, other in more if other.mode == result.mode]
     parts: list[RenderableType] = [tokenisation_block(result, label_a, label_b)]
-    parts += [slot_table(slot, label_a, label_b) for slot in result.slots]
+    for index, slot in enumerate(result.slots):
+        besides = [(label, other.slots[index]) for label, other in same_mode if index < len(other.slots)]
+        parts.append(slot_table_several(slot, label_a, label_b, besides) if besides else slot_table(slot, label_a, label_b))
     if result.continuation:
-        parts.append(continuation_block(result.continuation, result.text, label_a, label_b))
+        extra = [(label, other.continuation["b"]) for label, other in same_mode if other.continuation]
+        parts.append(continuation_block(result.continuation, result.text, label_a, label_b, extra))
     if result.surprisal:
         parts.append(surprisal_block(result.text, result.surprisal, label_a, label_b))
+        parts += [surprisal_block(result.text, other.surprisal, label_a, label) for label, other in same_mode if other.surprisal]
     if result.pair:
         parts.append(pair_block(result.pair, label_a, label_b, architectures))
+        parts += [pair_block(other.pair, label_a, label) for label, other in same_mode if other.pair]
     if result.task:
-        parts.append(task_block(result.task, label_a, label_b))
+        extra = [(label, other.task["b"]) for label, other in same_mode if other.task and other.task["head"] == result.task["head"]]
+        parts.append(task_block(result.task, label_a, label_b, extra))
     parts += [Text(note, style="dim") for note in result.notes]
+    parts += [Text(f"{label}: asked as {other.mode} (its heads differ)", style="dim") for label, other in more if other.mode != result.mode]
     return Panel(Group(*parts), title=f"[bold]{result.mode}[/]: {escape(result.text)}", title_align="left")
 
 
@@ -277,7 +331,8 @@ def models_table(report: Any) -> Table:
     for column in ("", "model", "architecture", "parameters", "tokenizer vocab"):
         table.add_column(column)
     pairing = report.pairing
-    for label, ref, side in ((pairing.label_a, pairing.a, report.a), (pairing.label_b, pairing.b, report.b)):
+    besides = [(m.label, m.ref, m.model) for m in getattr(report, "more", [])]
+    for label, ref, side in ((pairing.label_a, pairing.a, report.a), (pairing.label_b, pairing.b, report.b), *besides):
         table.add_row(Text(label), Text(_short(ref.given)), f"{side.architecture} ({side.family})", f"{side.parameters / 1e6:.2f}M",
                       str(len(side.tokenizer)))
     return table
@@ -289,8 +344,9 @@ def _short(path: str, parts: int = 3) -> str:
     return path if len(pieces) <= parts else "…/" + "/".join(pieces[-parts:])
 
 
-def forgetting_table(data: dict) -> Table:
-    table = Table(title=f"forgetting: base eval split, {data['evals']} evals (steps {data['first_step']}-{data['last_step']})",
+def forgetting_table(data: dict, label: str = "") -> Table:
+    who = f" of {label}" if label else ""
+    table = Table(title=f"forgetting{escape(who)}: base eval split, {data['evals']} evals (steps {data['first_step']}-{data['last_step']})",
                   title_justify="left")
     for column in ("curve", "first", "last", "change"):
         table.add_column(column, justify="left" if column == "curve" else "right")
@@ -349,9 +405,18 @@ def report_renderables(report: Any) -> Iterable[RenderableType]:
     else:
         yield Text(report.pairing.note, style="bold")
     architectures = (report.a.architecture, report.b.architecture) if report.a is not None and report.b is not None else ("", "")
-    for query in report.queries:
-        yield query_renderable(query, report.pairing.label_a, report.pairing.label_b, architectures)
-    if report.forgetting:
+    more = getattr(report, "more", [])
+    for index, query in enumerate(report.queries):
+        besides = [(m.label, m.queries[index]) for m in more if index < len(m.queries)]
+        yield query_renderable(query, report.pairing.label_a, report.pairing.label_b, architectures, besides)
+    by_model = getattr(report, "forgetting_by_model", {})
+    if more and by_model:  # several models: each run's forgetting table
+        for label, data in by_model.items():
+            if data:
+                yield forgetting_table(data, label)
+            elif label != report.pairing.label_a:
+                yield Text(f"forgetting of {label}: no base-eval evals logged (its base is no workbench run)", style="dim")
+    elif report.forgetting:
         yield forgetting_table(report.forgetting)
     if report.probes is not None:
         yield from probe_timeline_tables(report.probes)

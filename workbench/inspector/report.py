@@ -68,19 +68,42 @@ class InspectReport:
     forgetting: dict | None = None
     probes: dict | None = None
     timing: dict = field(default_factory=dict)
+    more: list[Beside] = field(default_factory=list)
+    """Models after the second, each compared with ``a`` on the same texts."""
+    forgetting_by_model: dict[str, dict | None] = field(default_factory=dict)
+    """With several models: each run's forgetting numbers, by its label."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        models = None
+        if self.a is not None and self.b is not None:
+            models = {"a": self.a.describe(self.pairing.label_a, self.pairing.a),
+                      "b": self.b.describe(self.pairing.label_b, self.pairing.b)}
+            for index, beside in enumerate(self.more):
+                models[chr(ord("c") + index)] = beside.model.describe(beside.label, beside.ref)
+        out = {
             "schema": SCHEMA,
             "pairing": self.pairing.note,
-            "models": {"a": self.a.describe(self.pairing.label_a, self.pairing.a),
-                       "b": self.b.describe(self.pairing.label_b, self.pairing.b)}
-            if self.a is not None and self.b is not None else None,
+            "models": models,
             "queries": [q.to_json() for q in self.queries],
             "forgetting": self.forgetting,
             "probes": self.probes,
             "timing_s": self.timing,
         }
+        if self.more:
+            out["more"] = [{"label": m.label, "queries": [q.to_json() for q in m.queries]} for m in self.more]
+            out["forgetting_by_model"] = self.forgetting_by_model
+        return out
+
+
+@dataclass
+class Beside:
+    """A third (fourth...) model: its answers to the same texts, compared with model ``a``
+    (its rows' ``other_*`` fields are ``a``'s)."""
+
+    label: str
+    ref: Any
+    model: LoadedModel
+    queries: list[QueryResult] = field(default_factory=list)
 
 
 def load_pair(pairing: Pairing, cache: ModelCache = MODEL_CACHE, device: str = "cpu") -> tuple[LoadedModel, LoadedModel]:
@@ -120,10 +143,14 @@ def inspect_models(
     pairing = choose_pair(models, out=out)
     started = time.perf_counter()
     a, b = load_pair(pairing, cache, device)
-    loaded = time.perf_counter()
     report = InspectReport(pairing, a, b)
+    report.more = [Beside(label, ref, cache.get(ref, device)) for label, ref in pairing.more]
+    loaded = time.perf_counter()
     for text in texts or default_texts(pairing):
         report.queries.append(run_query(a, b, text, options))
+        for beside in report.more:
+            beside.queries.append(run_query(a, beside.model, text, options))
+    report.forgetting_by_model = {label: forgetting_summary(run) for label, run in pairing.runs.items()}
     report.timing = {"load": round(loaded - started, 4), "queries": round(time.perf_counter() - loaded, 4)}
     if pairing.run is not None:
         report.forgetting = forgetting_summary(pairing.run)

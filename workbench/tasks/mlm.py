@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-from workbench.errors import BaseModelError
+from workbench.errors import BaseModelError, SpecError
 from workbench.models import bert_config, is_decoder
 from workbench.tasks.base import BlockData, Task, TaskDefaults
 from workbench.tasks.packing import packed_blocks
@@ -21,6 +21,21 @@ def masking_collator(tokenizer: Any) -> DataCollatorForLanguageModeling:
             fix="use a BERT-family base, or --objective clm",
         )
     return DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=True, mlm_probability=0.15)
+
+
+def masked_positions_module(model: Any, spec: Any) -> Any:
+    """``model``, or its twin that scores the masked positions only (``sparse_mlm.py``: same
+    weights, same loss, a fraction of the head's work); ``lean_model = "off"`` keeps ``model``."""
+    if spec.lean_model == "off":
+        return model
+    from workbench.sparse_mlm import SparseMaskedLM
+
+    problem = SparseMaskedLM.supports(model)
+    if problem is None:
+        return SparseMaskedLM.sharing(model)
+    if spec.lean_model == "on":
+        raise SpecError(f'lean_model = "on", but {problem}', fix='use --no-lean (lean_model = "off") or "auto"')
+    return model
 
 
 def special_ids(tokenizer: Any) -> torch.Tensor:
@@ -60,6 +75,9 @@ class MaskedLMTask(Task):
 
     def build_model(self, spec: Any, tokenizer: Any) -> Any:
         return BertForMaskedLM(bert_config(spec, len(tokenizer), tokenizer))
+
+    def training_module(self, model: Any, spec: Any) -> Any:
+        return masked_positions_module(model, spec)
 
     def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> BlockData:
         train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=False)

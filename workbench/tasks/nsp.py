@@ -15,10 +15,12 @@ import datasets
 import torch
 from transformers import BertForPreTraining
 
+from workbench.corpora import progress
+from workbench.corpora.progress import advance
 from workbench.errors import BaseModelError, CorpusError
 from workbench.models import bert_config, is_decoder
 from workbench.tasks.base import RowData, Task, TaskDefaults
-from workbench.tasks.mlm import masking_collator
+from workbench.tasks.mlm import masked_positions_module, masking_collator
 from workbench.tasks.packing import default_num_proc
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
@@ -73,6 +75,7 @@ def pair_documents(ds: datasets.Dataset, text_column: str, seed: int) -> dataset
                 first.append(sentences[i])
                 second.append(negative if negative is not None else sentences[i + 1])
                 labels.append(0 if negative is None else 1)
+        advance(len(indices))  # a no-op in map's worker processes
         return {"sentence_a": first, "sentence_b": second, "next_sentence_label": labels}
 
     fingerprint = getattr(ds, "_fingerprint", None)
@@ -108,11 +111,15 @@ class NextSentenceTask(Task):
     def build_model(self, spec: Any, tokenizer: Any) -> Any:
         return BertForPreTraining(bert_config(spec, len(tokenizer), tokenizer))
 
+    def training_module(self, model: Any, spec: Any) -> Any:
+        return masked_positions_module(model, spec)
+
     def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> RowData:
         collator = masking_collator(tokenizer)
         splits = {}
         for split, ds, seed in (("train", corpus.train, spec.seed), ("eval", corpus.eval, spec.seed + 1)):
-            table = pair_documents(ds, corpus.text_column, seed) if len(ds) >= 2 else None
+            with progress.stage("building pairs", len(ds)):
+                table = pair_documents(ds, corpus.text_column, seed) if len(ds) >= 2 else None
             if table is None or len(table) == 0:
                 raise CorpusError(
                     f"the {split} split has no sentence pairs (next-sentence prediction needs documents of 2+ sentences, and 2+ documents)",
@@ -123,9 +130,11 @@ class NextSentenceTask(Task):
             def encode(batch: dict[str, list]) -> dict[str, list]:
                 enc = tokenizer(batch["sentence_a"], batch["sentence_b"], truncation="longest_first", max_length=spec.seq_len)
                 enc["next_sentence_label"] = batch["next_sentence_label"]
+                advance(len(batch["sentence_a"]))
                 return enc
 
-            splits[split] = table.map(encode, batched=True, remove_columns=table.column_names, desc="Tokenizing pairs")
+            with progress.stage("tokenizing pairs", len(table)):
+                splits[split] = table.map(encode, batched=True, remove_columns=table.column_names, desc="Tokenizing pairs")
         return RowData(train=splits["train"], eval=splits["eval"], collate=collator)
 
     def eval_metrics(self, outputs: Any, batch: dict[str, torch.Tensor], totals: dict[str, float]) -> None:

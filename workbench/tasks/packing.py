@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from workbench.corpora import Corpus, cache
+from workbench.corpora import Corpus, cache, progress
+from workbench.corpora.progress import advance
 from workbench.errors import CorpusError
 
 ARROW_THRESHOLD_ENV = "WORKBENCH_ARROW_PACK_MB"
@@ -44,6 +45,7 @@ def tokenize_split(ds: Any, column: str, tokenizer: Any, *, append_eos: bool) ->
         ids = tokenizer(batch[column], add_special_tokens=not append_eos, return_attention_mask=False)["input_ids"]
         if append_eos:
             ids = [row + [eos] for row in ids]
+        advance(len(ids))
         return {"input_ids": ids}
 
     return cache.healing(ds, lambda: ds.map(encode, batched=True, remove_columns=ds.column_names, desc="Tokenizing"))
@@ -96,6 +98,7 @@ def packed_block_dataset(ds: Any, column: str, tokenizer: Any, seq_len: int, *, 
 
     def tokenize_and_pack(batch: dict[str, list]) -> dict[str, np.ndarray]:
         ids = tokenizer(batch[column], add_special_tokens=not append_eos, return_attention_mask=False)["input_ids"]
+        advance(len(ids))  # a no-op in map's worker processes
         return {"input_ids": pack_rows(ids, seq_len, eos)}
 
     features = datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32"), length=seq_len)})
@@ -138,17 +141,19 @@ def packed_blocks(corpus: Corpus, tokenizer: Any, seq_len: int, *, append_eos: b
     """Train and eval blocks: tensors for small corpora, ``ArrowBlocks`` above the threshold."""
     large = table_bytes(corpus.train) + table_bytes(corpus.eval) >= arrow_threshold_bytes()
     splits = {}
-    for split, ds in (("train", corpus.train), ("eval", corpus.eval)):
-        if large:
-            blocks: Any = ArrowBlocks(packed_block_dataset(ds, corpus.text_column, tokenizer, seq_len, append_eos=append_eos), seq_len)
-        else:
-            tokens = tokenize_split(ds, corpus.text_column, tokenizer, append_eos=append_eos)
-            blocks = pack(tokens["input_ids"], seq_len)
-        if blocks.shape[0] == 0:
-            raise CorpusError(
-                f"the {split} split has fewer tokens than one sequence of {seq_len}",
-                where=corpus.source.location,
-                fix="use a larger corpus or a smaller --seq-len",
-            )
-        splits[split] = blocks
+    with progress.stage("tokenizing", len(corpus.train) + len(corpus.eval)):  # advanced by the rows of both splits
+        for split, ds in (("train", corpus.train), ("eval", corpus.eval)):
+            if large:
+                blocks: Any = ArrowBlocks(packed_block_dataset(ds, corpus.text_column, tokenizer, seq_len,
+                                                               append_eos=append_eos), seq_len)
+            else:
+                tokens = tokenize_split(ds, corpus.text_column, tokenizer, append_eos=append_eos)
+                blocks = pack(tokens["input_ids"], seq_len)
+            if blocks.shape[0] == 0:
+                raise CorpusError(
+                    f"the {split} split has fewer tokens than one sequence of {seq_len}",
+                    where=corpus.source.location,
+                    fix="use a larger corpus or a smaller --seq-len",
+                )
+            splits[split] = blocks
     return splits["train"], splits["eval"]

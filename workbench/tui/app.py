@@ -23,17 +23,33 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
+from textual.widgets import Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.config import RunSpec
 from workbench.engine.control import RunControl
-from workbench.engine.events import EvalDone, Event, Listener, Message, RunFailed, RunFinished, RunStarted, StepLogged
+from workbench.engine.events import (
+    EvalDone,
+    Event,
+    Listener,
+    Message,
+    Preparing,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StepLogged,
+)
 from workbench.engine.launch import DetachedRun
 from workbench.errors import WorkbenchError
 from workbench.tui.commands import WorkbenchCommands
-from workbench.tui.curves import Curves, short_label
-from workbench.tui.heavy import import_heavy_libraries, libraries_ready
+from workbench.tui.curves import SAVING, Curves, short_label
+from workbench.tui.heavy import (
+    collect_young_less_often,
+    freeze_long_lived,
+    import_heavy_libraries,
+    leave_a_core_for_the_ui,
+    libraries_ready,
+)
 from workbench.tui.keys import ANYWHERE, HELP_ONLY, KeyEntry, key_entries, pane_keys
 from workbench.tui.messages import (
     CorpusChosen,
@@ -46,6 +62,7 @@ from workbench.tui.messages import (
     RunsChanged,
 )
 from workbench.tui.panes import PANES, PaneContext, pane_css_paths
+from workbench.tui.panes.compare import ComparePane
 from workbench.tui.panes.corpus import corpus_names
 from workbench.tui.panes.inspector import InspectorPane
 from workbench.tui.panes.objective import ObjectivePane
@@ -54,6 +71,7 @@ from workbench.tui.panes.train import TrainPane
 from workbench.tui.screens.error import ErrorScreen
 from workbench.tui.screens.help import HelpScreen
 from workbench.tui.screens.pick_run import PickRunScreen
+from workbench.tui.widgets.footer import WorkbenchFooter
 
 EngineFactory = Callable[[RunSpec, list[Listener], RunControl], Any]
 """(spec, listeners, control) -> an object whose blocking ``run()`` trains and emits events."""
@@ -64,6 +82,10 @@ def default_engine(spec: RunSpec, listeners: list[Listener], control: RunControl
 
     return TrainingRun(spec, listeners=listeners, control=control)
 
+
+FREEZE_CHECK_SECONDS = 2.0
+"""How often the app looks whether libraries were imported since it last froze the objects
+they left behind (``heavy.freeze_long_lived``: keeps the garbage collector's pauses short)."""
 
 PANE_KEYS = [
     Binding(str(number), f"show_tab('{entry.id}')", entry.title, show=False, tooltip=f"Go to {entry.name}: {entry.about}")
@@ -122,10 +144,13 @@ class WorkbenchApp(App[None]):
             for number, entry in enumerate(PANES, 1):
                 with TabPane(f"{number} {entry.title}", id=entry.id):
                     yield entry.factory(context, entry.pane_id)
-        yield Footer(compact=True)
+        yield WorkbenchFooter(compact=True)
 
     def on_mount(self) -> None:
         self._focus_pane(PANES[0].id)
+        collect_young_less_often()  # short-lived objects of each frame die before a collection looks
+        # workers import libraries as they need them: freeze what they leave (cheap when nothing new)
+        self.set_interval(FREEZE_CHECK_SECONDS, freeze_long_lived)
 
     # ------------------------------------------------------------------ state
     @property
@@ -209,10 +234,12 @@ class WorkbenchApp(App[None]):
         self.action_show_tab("objective")
 
     def on_runs_changed(self, message: RunsChanged) -> None:
-        self.query_one(InspectorPane).set_runs(message.paths)
+        for pane in self.query(InspectorPane):  # none while the app closes (a run just ended)
+            pane.set_runs(message.paths)
 
     def on_run_highlighted(self, message: RunHighlighted) -> None:
-        self.query_one(InspectorPane).suggested_run = message.path
+        for pane in self.query(InspectorPane):
+            pane.suggested_run = message.path
 
     def on_run_chosen(self, message: RunChosen) -> None:
         if message.action == "finetune":
@@ -259,6 +286,12 @@ class WorkbenchApp(App[None]):
 
     def on_overlay_requested(self, message: OverlayRequested) -> None:
         self.action_pick_overlay()
+
+    def on_compare_pane_sweep_requested(self, message: ComparePane.SweepRequested) -> None:
+        """A sweep of the Objective pane's spec over the grid typed in the Compare pane, which starts and shows it."""
+        spec = self._spec_or_error()
+        if spec is not None:
+            self.query_one(ComparePane).start_sweep(spec, message.axes)
 
     def shown_run(self) -> Path | None:
         """The directory of the run the Train pane shows (``None``: none, or not known yet)."""
@@ -341,6 +374,7 @@ class WorkbenchApp(App[None]):
         if not import_heavy_libraries(lambda: get_current_worker().is_cancelled or control.stop_requested):
             curves.set_status("stopped")  # stopped (or quit) before the run began: nothing to save
             return None
+        leave_a_core_for_the_ui()
         listener = self._listener("live", curves)
         signals = [self._signals] if self._signals is not None else []  # they learn of the run's checkpoints
         return self.engine_factory(spec, [listener, *signals], control).run()
@@ -350,7 +384,7 @@ class WorkbenchApp(App[None]):
 
         def listener(event: Event) -> None:
             curves.add(event)
-            if isinstance(event, (StepLogged, EvalDone)):
+            if isinstance(event, (StepLogged, EvalDone, Preparing)):
                 # one notice in flight at a time: the points are in ``curves`` already, so a
                 # burst wakes the UI once (and CurvesChanged.can_replace collapses the rest)
                 if source not in self._curves_pending:
@@ -372,10 +406,17 @@ class WorkbenchApp(App[None]):
     def action_stop(self) -> None:
         if self.control is not None and self.is_training:
             self.control.request_stop("stopped from the workbench")
-            self.train_pane.set_paused(False)
+            self._show_stopping()
             self.notify("Stopping after this step; saving a checkpoint…", timeout=3)
         elif self.view_source == "follow" and self.is_following:
             self.stop_attached()
+
+    def _show_stopping(self) -> None:
+        """The status line says the run is saving its checkpoint (``Curves.mark_stopping``)."""
+        self.curves["live"].mark_stopping()
+        self.train_pane.set_paused(False)
+        if self.view_source == "live":
+            self._redraw()
 
     def stop_attached(self) -> None:
         """Ask the process writing the followed run to stop; it finishes the step and saves a checkpoint."""
@@ -506,6 +547,7 @@ class WorkbenchApp(App[None]):
             self._redraw()
         if isinstance(event, RunStarted):
             self.run_paths[message.source] = event.run_dir
+            freeze_long_lived()  # the set-up imported more (accelerate, the model's modules)
             if message.source == "follow":
                 self.follow_path = Path(event.run_dir)  # a detached run says where it writes
             self.runs_pane.action_refresh()
@@ -556,6 +598,8 @@ class WorkbenchApp(App[None]):
             if not self.quitting:
                 self.quitting = True
                 self.control.request_stop("quit")
+                self.sub_title = f"quitting: {SAVING}"  # the header, on every pane
+                self._show_stopping()
                 self.notify("Saving a checkpoint before quitting…", timeout=30)
             return
         self.exit()

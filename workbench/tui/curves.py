@@ -16,12 +16,16 @@ from workbench.engine.events import (
     EvalDone,
     Event,
     Message,
+    Preparing,
     RunFailed,
     RunFinished,
     RunStarted,
     StepLogged,
     event_from_json,
 )
+
+SAVING = "saving checkpoint…"
+"""The status of a run asked to stop, while it finishes its step and saves its checkpoint."""
 
 
 @dataclass
@@ -60,13 +64,17 @@ class Curves:
         with self._lock:
             d = self._data
             if isinstance(event, RunStarted):
-                d.name, d.total_steps, d.status = event.name, event.total_steps, "running"
+                d.name, d.total_steps = event.name, event.total_steps
+                d.status = SAVING if d.status == "stopping" else "running"  # a stop asked for while it prepared
                 d.budget_s = event.time_budget_s if not event.total_steps else None
                 d.step = max(d.step, event.resumed_from_step)
                 d.stage = ""
             elif isinstance(event, Message):
                 if d.status in ("idle", "starting", "waiting"):
                     d.stage = event.text
+            elif isinstance(event, Preparing):
+                if d.status in ("idle", "starting", "waiting"):
+                    d.stage = preparing_text(event)
             elif isinstance(event, StepLogged):
                 if math.isfinite(event.loss):
                     d.train_steps.append(event.step)
@@ -86,6 +94,16 @@ class Curves:
     def set_status(self, status: str) -> None:
         with self._lock:
             self._data.status = status
+
+    def mark_stopping(self) -> None:
+        """A stop was asked for: a running run's status says it saves its checkpoint (until
+        its ``RunFinished``); one still preparing says it stops."""
+        with self._lock:
+            d = self._data
+            if d.status == "running":
+                d.status = SAVING
+            elif d.status in ("idle", "starting", "waiting"):
+                d.status = "stopping"
 
     def snapshot(self) -> CurveSnapshot:
         with self._lock:
@@ -107,6 +125,13 @@ class Curves:
             if event is not None:
                 curves.add(event)
         return curves
+
+
+def preparing_text(event: Preparing) -> str:
+    """``tokenizing 42%``; a stage that cannot say how far it is: its name."""
+    if event.fraction is None or not math.isfinite(event.fraction):
+        return event.stage
+    return f"{event.stage} {min(100, max(0, int(100 * event.fraction)))}%"
 
 
 def smooth(values: list[float], weight: float = 0.6) -> list[float]:

@@ -16,6 +16,9 @@ then returns at once, and the app's exit does not wait for the import.
 
 from __future__ import annotations
 
+import gc
+import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -40,10 +43,74 @@ def _import() -> None:
         from workbench.quiet import quiet_libraries
 
         quiet_libraries()
+        freeze_long_lived()
     except BaseException as error:  # noqa: BLE001 - handed to every caller
         _error = error
     finally:
         _READY.set()
+
+
+_modules_frozen = 0
+"""``len(sys.modules)`` at the last ``freeze_long_lived`` that froze."""
+NEW_MODULES = 50
+"""Modules imported since the last freeze that make the next call freeze again."""
+
+
+def freeze_long_lived() -> bool:
+    """Move the objects alive now out of the garbage collector's reach (``gc.freeze``), if
+    many modules were imported since the last time (``True`` when it froze).
+
+    torch, transformers, datasets and what they import later (sympy, scipy, accelerate...)
+    leave about 500,000 objects behind, and a full collection walks all of them: 250-550 ms
+    with the GIL held, a frozen screen every few seconds while the UI allocates (measured in
+    ``benchmarks/tui_latency.py``). Modules, classes and functions live until the process
+    ends anyway, so nothing is lost by not scanning them. The young generations are
+    collected first, so little garbage is frozen with them. Called after the heavy import,
+    every few seconds by the app (a worker may have imported more: a look at
+    ``len(sys.modules)`` when nothing was) and when a run starts training."""
+    global _modules_frozen
+    modules = len(sys.modules)
+    if modules - _modules_frozen < NEW_MODULES:
+        return False
+    _modules_frozen = modules
+    gc.collect(1)
+    gc.freeze()
+    return True
+
+
+YOUNG_THRESHOLD = 10_000
+"""Allocations between two collections of the youngest generation in the TUI's process
+(CPython's default: 700)."""
+
+
+def collect_young_less_often() -> tuple[int, int, int]:
+    """Raise the garbage collector's first threshold to ``YOUNG_THRESHOLD`` (never lower it);
+    the thresholds now in use.
+
+    A pane switch allocates ~10,000 objects that live only until the next frame (widget
+    styles, render strips): at CPython's 700 that was ~15 young collections per switch, which
+    promoted objects still alive mid-switch to the older generations, so a middle collection
+    came every switch and a full one every ~8 (up to 15-50 ms each, the GIL held). At 10,000
+    most of them are gone before a collection looks: one young collection per switch or so,
+    the same total work for it, and middle and full collections become rare (GC time per switch
+    6.2 -> 3.3 ms, measured with ``gc.callbacks``)."""
+    young, middle, old = gc.get_threshold()
+    if 0 < young < YOUNG_THRESHOLD:
+        gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+    return gc.get_threshold()
+
+
+def leave_a_core_for_the_ui() -> int:
+    """Torch's intra-op threads for a run in the TUI's process: one fewer than the cores,
+    so the UI thread is not left waiting for a core while kernels run (torch's default is
+    one thread per core). A smaller count set by the user (``OMP_NUM_THREADS``,
+    ``torch.set_num_threads``) is kept. Returns the count in use."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    if cores > 1 and torch.get_num_threads() >= cores:
+        torch.set_num_threads(cores - 1)
+    return torch.get_num_threads()
 
 
 def start_heavy_import() -> None:

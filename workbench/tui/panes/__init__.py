@@ -15,6 +15,7 @@ from pathlib import Path
 
 from textual.widget import Widget
 
+from workbench.tui.panes.compare import ComparePane
 from workbench.tui.panes.corpus import CorpusPane
 from workbench.tui.panes.inspector import InspectorPane
 from workbench.tui.panes.objective import ObjectivePane
@@ -63,6 +64,8 @@ PANES: tuple[PaneEntry, ...] = (
               lambda ctx, pane_id: RunsPane(ctx.run_root, poll_seconds=ctx.runs_poll_seconds, id=pane_id)),
     PaneEntry("inspector", "Inspector", "Inspector", "Inspector pane", "Base vs fine-tuned predictions",
               lambda ctx, pane_id: InspectorPane(ctx.run_root, id=pane_id)),
+    PaneEntry("compare", "Compare", "Compare", "Compare pane (runs, sweeps, scaling)", "Runs and sweeps side by side, scaling fit",
+              lambda ctx, pane_id: ComparePane(ctx.run_root, poll_seconds=ctx.runs_poll_seconds, id=pane_id)),
 )
 
 

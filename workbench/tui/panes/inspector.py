@@ -1,4 +1,4 @@
-"""Inspector pane: two models' predictions side by side, and a run's probe timeline.
+"""Inspector pane: two or three models' predictions side by side, and a run's probe timeline.
 
 All model work happens in ``workbench.inspector`` (no UI) inside a thread worker; the
 worker builds Rich renderables and posts them back as a message, which the pane shows.
@@ -6,7 +6,11 @@ Models stay in the inspector's LRU cache, so the second query on the same pair i
 
 Choosing a run fills model A with it (its base vs its result) and shows its probe
 timeline; when the pane is shown with model A empty, it preselects ``suggested_run`` (the
-app sets it to the run highlighted in the Runs pane). The run choices are the Runs pane's
+app sets it to the run highlighted in the Runs pane). The second run menu ("beside…")
+puts another run beside them as a third column and runs the query: a run alone in A is
+then its base, the run and the other run, as ``workbench inspect BASE RUN OTHER`` shows
+them (labelled by method: base | lora | full, Δp against the base, each run's forgetting
+table); its blank entry goes back to two models. The run choices are the Runs pane's
 list, which the app hands down (``set_runs``) whenever it changes.
 """
 
@@ -64,6 +68,8 @@ class InspectorPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal(classes="inspect-row"):
             yield Select([], prompt="run…", id="inspect-run", allow_blank=True)
+            yield Select([], prompt="beside…", id="inspect-beside", allow_blank=True,
+                         tooltip="A second run, beside model A (and B) as a third column")
             yield FieldInput(placeholder="model A: run dir, HF folder or hub id", id="inspect-a")
             yield FieldInput(placeholder="model B (empty: A's base vs its result)", id="inspect-b")
         with Horizontal(classes="inspect-row"):
@@ -95,13 +101,13 @@ class InspectorPane(Vertical):
             self._set_runs(paths)
 
     def _set_runs(self, paths: list[str]) -> None:
-        select = self.query_one("#inspect-run", Select)
-        current = select.value
         self._run_paths = list(paths)
-        with select.prevent(Select.Changed):
-            select.set_options([(escape(Path(p).name), p) for p in self._run_paths])  # a name is not markup
-            if current in self._run_paths:
-                select.value = current
+        for select in self.query("#inspect-run, #inspect-beside").results(Select):
+            current = select.value
+            with select.prevent(Select.Changed):
+                select.set_options([(escape(Path(p).name), p) for p in self._run_paths])  # a name is not markup
+                if current in self._run_paths:
+                    select.value = current
 
     def choose_run(self, path: str) -> None:
         """Compare this run's base with its result, and show its probe timeline."""
@@ -122,6 +128,26 @@ class InspectorPane(Vertical):
         self.query_one("#inspect-b", Input).value = ""
         self.action_timeline()
 
+    @property
+    def beside(self) -> str | None:
+        """The run chosen in the second run menu (a third column), or None."""
+        value = self.query_one("#inspect-beside", Select).value
+        return value if isinstance(value, str) else None
+
+    def choose_beside(self, path: str | None) -> None:
+        """Put this run beside model A (and B) as a third column and run the query; None: two
+        models again."""
+        if path is not None and path not in self._run_paths:
+            self._set_runs(self._run_paths + [path])
+        select = self.query_one("#inspect-beside", Select)
+        with select.prevent(Select.Changed):
+            select.value = path if path is not None else Select.NULL
+        self.action_inspect()
+
+    @on(Select.Changed, "#inspect-beside")
+    def _beside_selected(self, event: Select.Changed) -> None:
+        self.action_inspect()
+
     # ------------------------------------------------------------------ queries
     @on(Input.Submitted)
     @on(Button.Pressed, "#inspect-go")
@@ -138,8 +164,10 @@ class InspectorPane(Vertical):
             self._status("Pick a run, or give model A (and B).", error=True)
             return
         text = self.query_one("#inspect-text", Input).value
-        self._status(f"Inspecting {' vs '.join(Path(m).name or m for m in models)}…")
-        self.inspect(models, text)
+        beside = self.beside
+        with_third = f", {Path(beside).name} beside" if beside else ""
+        self._status(f"Inspecting {' vs '.join(Path(m).name or m for m in models)}{with_third}…")
+        self.inspect(models, text, beside)
 
     def action_timeline(self) -> None:
         models = self.models()
@@ -148,17 +176,21 @@ class InspectorPane(Vertical):
             self.inspect(models, None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspect")
-    def inspect(self, models: list[str], text: str | None) -> None:
-        """Thread worker: load (cached) and query both models, build Rich output."""
+    def inspect(self, models: list[str], text: str | None, beside: str | None = None) -> None:
+        """Thread worker: load (cached) and query the models, build Rich output. ``beside``:
+        a third model (a run alone in ``models`` is then its base and itself)."""
         if not import_heavy_libraries():
             return  # cancelled while the libraries load
         from workbench.inspector import QueryOptions, inspect_models
+        from workbench.inspector.pairing import with_beside
         from workbench.inspector.probes import unreadable_notes
         from workbench.inspector.render import report_renderables
 
         worker = get_current_worker()
         started = time.perf_counter()
         out = str(self.run_root)
+        if beside and text is not None:
+            models = with_beside(models, beside, out)  # reads the run's base from its run.toml
         if text is None:
             report = inspect_models(models, out=out, probes_only=True)
         else:

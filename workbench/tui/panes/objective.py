@@ -36,7 +36,7 @@ from workbench.tui.heavy import import_heavy_libraries
 from workbench.tui.widgets.field import FieldInput
 
 MAIN_FIELDS = (
-    "corpus", "objective", "base", "size", "tokenizer", "vocab_size", "seq_len", "batch_size", "lr", "max_steps",
+    "corpus", "objective", "base", "method", "size", "tokenizer", "vocab_size", "seq_len", "batch_size", "lr", "max_steps",
     "eval_interval", "log_interval", "name", "device", "gpus", "parallel",
 )
 """Shown first, in this order; the other settings are under "More settings"."""
@@ -355,6 +355,12 @@ class ObjectivePane(VerticalScroll):
         values = {k: getattr(resolved, k) for k in defaults}
         values.update(tokenizer=resolved.tokenizer, epochs=resolved.epochs,
                       parameters=None if resolved.base else scratch_parameters(resolved, task))
+        if resolved.base:  # from the base's config: how many parameters the method trains
+            from workbench.methods import preview
+
+            counts = preview(resolved, task)
+            if counts is not None:
+                values.update(parameters=counts.total, trainable=counts.trainable, method=resolved.method)
         self.post_message(Resolved(values, ""))
 
     def on_resolved(self, message: Resolved) -> None:
@@ -373,6 +379,9 @@ class ObjectivePane(VerticalScroll):
             return
         length = f"{values['max_steps']} steps" if values.get("max_steps") else f"{_fmt(values.get('epochs'))} epochs"
         size = f" · {values['parameters'] / 1e6:.2f}M parameters" if values.get("parameters") else ""
+        if values.get("trainable") is not None and values.get("method") != "full":
+            share = 100 * values["trainable"] / max(1, values["parameters"])
+            size += f" · {values['method']}: {values['trainable'] / 1e6:.2f}M trainable ({share:.2f}%)"
         resolved.update(
             f"[dim]defaults:[/dim] lr {_fmt(values.get('lr'))} · batch {values.get('batch_size')} · "
             f"seq {values.get('seq_len')} · {length} · {values.get('tokenizer')} tokenizer · "

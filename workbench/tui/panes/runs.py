@@ -31,7 +31,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from workbench.console import fmt_loss
 from workbench.tui.messages import RunChosen, RunHighlighted, RunsChanged
 
-COLUMNS = ("name", "status", "steps", "best eval", "objective", "corpus", "date")
+COLUMNS = ("name", "status", "steps", "best eval", "objective", "method", "corpus", "date")
 """Most telling first, so an 80-column terminal shows name, status, steps and loss."""
 NAME_WIDTH = 28
 
@@ -79,7 +79,7 @@ def row_cells(row: Any) -> tuple[str, ...]:
     status = f"[red]{escape(row.status)}[/red]" if row.problems else escape(row.status)
     date = dt.datetime.fromtimestamp(row.created).strftime("%m-%d %H:%M")
     return (escape(name), status, steps, fmt_loss(row.best_eval_loss), escape(row.objective),
-            escape(corpus_short(row.corpus)), date)
+            escape(getattr(row, "method", "full")), escape(corpus_short(row.corpus)), date)
 
 
 def runs_hint(rows: list) -> str:

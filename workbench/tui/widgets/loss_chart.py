@@ -67,6 +67,18 @@ def axis_ticks(low: float, high: float, count: int = 5) -> tuple[list[float], li
     return ticks, [fmt_count(t) for t in ticks]
 
 
+def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis drawn as log10 values on a linear one: 1-2-5 values between
+    ``low`` and ``high`` (positive losses), at their log10 positions, labelled as losses."""
+    if not (0 < low <= high) or not math.isfinite(high):
+        return [], []
+    values = [m * 10.0 ** e for e in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1) for m in (1, 2, 5)]
+    inside = [v for v in values if low <= v <= high]
+    if len(inside) < 2:  # a narrow range: its ends
+        inside = sorted({low, high})
+    return [math.log10(v) for v in inside], [f"{v:.3g}" for v in inside]
+
+
 class LossChart(PlotextPlot):
     DEFAULT_CSS = """
     LossChart {
@@ -127,14 +139,20 @@ class LossChart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        # plotext fails on a log axis without data, so the scale is set only with points
-        plt.yscale("log" if self.log_scale and series else "linear")
         plt.xlabel("tokens" if self.x_axis == "tokens" else "step")
+        # A log scale is drawn as log10 values on a linear axis: plotext's own log scale rewrites
+        # the data in place when it draws, so a second draw (a resize) came out empty.
         for xs, ys, color, marker in series:
-            plt.plot(xs, ys, color=color, marker=marker)
+            plt.plot(xs, [math.log10(y) for y in ys] if self.log_scale else ys, color=color, marker=marker)
+        if series and self.log_scale:
+            plt.yticks(*log_ticks(min(y for s in series for y in s[1]), max(y for s in series for y in s[1])))
         if series:
             xs = [x for s in series for x in s[0]]
-            plt.xticks(*axis_ticks(min(xs), max(xs), max(2, self.size.width // 12)))
+            low, high = min(xs), max(xs)
+            if 0 < low <= high / 4:  # curves count from step (or token) 0: the axis starts there, with its tick
+                low = 0
+                plt.xlim(low, high)
+            plt.xticks(*axis_ticks(low, high, max(2, self.size.width // 12)))
         else:
             plt.title("no points yet")
         self.refresh()

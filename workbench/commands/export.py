@@ -1,0 +1,101 @@
+"""`workbench export RUN --format csv|tensorboard`: an existing run's metrics in another format.
+
+``metrics.jsonl`` stays the source of truth; this converts what it holds. ``csv`` writes one
+row per step and eval event (``metrics.csv`` in the run directory by default); ``tensorboard``
+replays the events through the same reporter ``--report-to tensorboard`` uses (event files in
+the run's ``tensorboard/`` folder by default), so a run trained without it can be viewed
+with ``tensorboard --logdir``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+FORMATS = ("csv", "tensorboard")
+
+CSV_COLUMNS = ("event", "split", "step", "time", "loss", "lr", "tokens", "tokens_per_s", "elapsed_s", "grad_norm", "eval_loss",
+               "perplexity", "examples", "eval_tokens", "fraction", "coverage")
+"""The CSV's first columns (``tokens``: training tokens so far, on step rows; ``eval_tokens``: the
+tokens an eval covered); an eval's task metrics follow as ``metric:<name>``."""
+
+
+def csv_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, rows): one row per ``step`` and ``eval`` event, in file order."""
+    rows, metric_names = [], []
+    for event in events:
+        if event["event"] not in ("step", "eval"):
+            continue
+        row = {name: event.get(name) for name in CSV_COLUMNS if name in event}
+        if event["event"] == "eval":
+            row["split"] = event.get("split", "eval")
+            row["eval_tokens"] = row.pop("tokens", None)
+            for name, value in (event.get("metrics") or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    row[f"metric:{name}"] = value
+                    metric_names += [f"metric:{name}"] if f"metric:{name}" not in metric_names else []
+        rows.append(row)
+    return [*CSV_COLUMNS, *metric_names], rows
+
+
+def export_csv(events: list[dict[str, Any]], path: Path) -> int:
+    columns, rows = csv_rows(events)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
+def export_tensorboard(events: list[dict[str, Any]], folder: Path) -> int:
+    from workbench.engine.reporting import TensorBoardReporter, check_reporters
+
+    check_reporters("tensorboard")
+    reporter = TensorBoardReporter(folder)
+    try:
+        for event in events:
+            reporter(event)
+    finally:
+        reporter.close()
+    return sum(1 for event in events if event["event"] in ("step", "eval"))
+
+
+def export_command(
+    run: str = typer.Argument(..., help="Run directory (path or name under --out)."),
+    fmt: str = typer.Option(..., "--format", help="csv (one row per step and eval) or tensorboard (event files)."),
+    to: Optional[Path] = typer.Option(None, "--to", help="Where to write: a .csv file, or a folder for TensorBoard "
+                                      "(default: metrics.csv or tensorboard/ in the run directory)."),
+    out: str = typer.Option("checkpoints", "--out", help="Run root where names are looked up."),
+) -> None:
+    """Convert a run's metrics.jsonl to CSV or TensorBoard event files (the run directory stays as it is)."""
+    from workbench.commands.common import err_console, fail
+    from workbench.engine.reporting import TENSORBOARD_FOLDER
+    from workbench.engine.rundir import find_run
+    from workbench.errors import WorkbenchError
+
+    try:
+        if fmt not in FORMATS:
+            raise WorkbenchError(f"unknown export format {fmt!r}", fix=f"use --format {' or --format '.join(FORMATS)}")
+        found = find_run(run, out)
+        log = found.read_events()
+        if log.unreadable:
+            raise WorkbenchError(f"metrics.jsonl is {log.unreadable}", where=str(found.path), fix="check the file's permissions")
+        if fmt == "csv":
+            target = to or found.path / "metrics.csv"
+            count = export_csv(log.records, target)
+        else:
+            target = to or found.path / TENSORBOARD_FOLDER
+            count = export_tensorboard(log.records, target)
+    except WorkbenchError as error:
+        fail(error)
+    except OSError as error:
+        fail(WorkbenchError(f"cannot write there ({error.strerror or error})", where=str(error.filename or to),
+                            fix="pass --to a folder you can write to"))
+    for problem in log.problems():
+        err_console.print(f"skipped: {problem}")
+    view = f"; view it with: tensorboard --logdir {target}" if fmt == "tensorboard" else ""
+    print(f"Wrote {count} step and eval events of {found.path.name} to {target}{view}")

@@ -1,0 +1,302 @@
+"""The sweep spec: a fixed run spec, the swept fields, and how trials are chosen.
+
+``sweep.toml`` (written into the sweep folder, and what ``--config`` reads)::
+
+    seeds = 1                 # repeats of every point, seeds seed, seed+1, ...
+    trials = 12               # a search's trial count (absent for a grid)
+    sampler = "tpe"           # grid | random | tpe
+    prune = true
+    pruner = "median"         # median | halving
+    metric = "eval_loss"
+    direction = "minimize"
+    storage = "postgresql://..."   # absent: study.db in the sweep folder
+
+    [fixed]                   # RunSpec fields, keys as in run.toml
+    corpus = "general"
+    max_steps = 40
+
+    [grid]                    # field -> values
+    lr = [1e-3, 3e-4]
+
+    [search]                  # field -> distribution
+    lr = "loguniform:1e-4:3e-3"
+
+RunSpec fields may also sit at the top level (or in a ``[spec]`` table, as in ``run.toml``):
+they go into ``fixed``, so any run spec file is a sweep config too. Every value is checked
+by the RunSpec field's own rules before anything starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from workbench.config import RunSpec, checked_value, spec_field_types, tomllib
+from workbench.errors import SpecError
+
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("median", "halving")
+DIRECTIONS = ("minimize", "maximize")
+DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
+NOT_SWEPT = ("name", "out", "probes")
+"""Fields a sweep cannot vary: the sweep names and places its trials; probes are a list."""
+SWEEP_KEYS = ("seeds", "trials", "sampler", "prune", "pruner", "metric", "direction", "storage")
+
+
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(RunSpec)}
+
+
+@dataclass
+class Distribution:
+    """One searched field: ``loguniform:1e-4:3e-3``, ``uniform:0:0.2``, ``int:1:4``, ``choice:a,b``."""
+
+    field: str
+    kind: str
+    low: Any = None
+    high: Any = None
+    choices: list = dataclasses.field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        if self.kind == "choice":
+            return "choice:" + ",".join(str(c) for c in self.choices)
+        return f"{self.kind}:{self.low:g}:{self.high:g}" if self.kind != "int" else f"int:{self.low}:{self.high}"
+
+
+@dataclass
+class SweepSpec:
+    fixed: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list] = field(default_factory=dict)
+    search: dict[str, str] = field(default_factory=dict)
+    seeds: int = 1
+    trials: int | None = None
+    sampler: str | None = None
+    prune: bool = True
+    pruner: str = "median"
+    metric: str = "eval_loss"
+    direction: str = "minimize"
+    storage: str | None = None
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def base_seed(self) -> int:
+        return int(self.fixed.get("seed", RunSpec().seed))
+
+    @property
+    def seed_values(self) -> list[int]:
+        return [self.base_seed + i for i in range(self.seeds)] if self.seeds > 1 else []
+
+    @property
+    def swept(self) -> list[str]:
+        """The params a results row shows: swept fields, then ``seed`` with repeats."""
+        return [*self.grid, *self.search, *(["seed"] if self.seeds > 1 else [])]
+
+    def distributions(self) -> dict[str, Distribution]:
+        return {name: parse_distribution(name, text) for name, text in self.search.items()}
+
+    def points(self) -> list[dict[str, Any]]:
+        """A grid's trials in order (each point with each seed); a search's fixed part per
+        trial (the seed when repeated; the searched values are sampled when it starts)."""
+        seeds = [{"seed": s} for s in self.seed_values] or [{}]
+        if self.search:
+            return [dict(s) for _ in range(self.trials or 0) for s in seeds]
+        names = list(self.grid)
+        combos = itertools.product(*(self.grid[n] for n in names)) if names else [()]
+        return [{**dict(zip(names, combo)), **s} for combo in combos for s in seeds]
+
+    def run_spec(self, params: dict[str, Any], out: str, name: str) -> RunSpec:
+        """The trial's run spec: the fixed part, its params, in the sweep folder."""
+        values = {**self.fixed, **params, "out": out, "name": name}
+        spec = RunSpec(**values)
+        spec.validate()
+        return spec
+
+    # ------------------------------------------------------------------ TOML
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"seeds": self.seeds}
+        if self.trials is not None:
+            data["trials"] = self.trials
+        data.update(sampler=self.sampler_name, prune=self.prune, pruner=self.pruner, metric=self.metric,
+                    direction=self.direction)
+        if self.storage:
+            data["storage"] = self.storage
+        data["fixed"] = {k: v for k, v in self.fixed.items() if v is not None}
+        data["grid"] = dict(self.grid)
+        data["search"] = dict(self.search)
+        return data
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    @property
+    def sampler_name(self) -> str:
+        return self.sampler or ("tpe" if self.search else "grid")
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two sweeps the same study (where it is stored is not part of it)."""
+        data = self.to_dict()
+        data.pop("storage", None)
+        return data
+
+
+# ---------------------------------------------------------------------- parsing
+def parse_distribution(name: str, text: str) -> Distribution:
+    kind, _, rest = str(text).partition(":")
+    where = f"--search {name}"
+    if kind not in DISTRIBUTIONS or not rest:
+        raise SpecError(f"{where}: cannot read {text!r}",
+                        fix="write loguniform:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH or choice:A,B,...")
+    if kind == "choice":
+        return Distribution(name, kind, choices=[typed_value(name, v, where) for v in rest.split(",")])
+    low_text, _, high_text = rest.partition(":")
+    low, high = typed_value(name, low_text, where), typed_value(name, high_text, where)
+    if not isinstance(low, (int, float)) or isinstance(low, bool) or not isinstance(high, (int, float)):
+        raise SpecError(f"{where}: {kind} needs a numeric field", fix="use choice:A,B for this field")
+    if kind == "int" and not (isinstance(low, int) and isinstance(high, int)):
+        raise SpecError(f"{where}: int needs whole-number bounds, not {text!r}", fix="write int:LOW:HIGH with whole numbers")
+    if kind != "int":
+        low, high = float(low), float(high)
+    if not low < high or (kind == "loguniform" and low <= 0):
+        raise SpecError(f"{where}: the range {text!r} is empty or not positive",
+                        fix="write LOW below HIGH (and above 0 for loguniform)")
+    return Distribution(name, kind, low, high)
+
+
+def typed_value(name: str, value: Any, where: str) -> Any:
+    """One swept value as the field's type, checked by the field's own rules."""
+    fields = _fields()
+    if name not in fields or name in NOT_SWEPT:
+        allowed = ", ".join(n for n in fields if n not in NOT_SWEPT)
+        raise SpecError(f"{where}: {name!r} is not a field a sweep can vary", fix=f"use one of: {allowed}")
+    spec_field, annotation = fields[name], spec_field_types()[name]
+    if isinstance(value, str):
+        value = _from_text(spec_field, value.strip())
+    try:
+        return checked_value(spec_field, annotation, value, f"{where}={value}" if where.startswith("--") else where)
+    except SpecError as error:
+        problem = error.problem if where in error.problem else f"{where}: {error.problem}"
+        raise SpecError(problem, fix=error.fix) from None
+
+
+def _from_text(spec_field: dataclasses.Field, text: str) -> Any:
+    """Command-line text as the field's value: a number where the field takes one."""
+    if "switch" in spec_field.metadata or "choices" in spec_field.metadata:
+        return text
+    parse = spec_field.metadata.get("parse")
+    if parse is not None:
+        return text  # checked_value applies the field's parser (5m, auto)
+    for convert in (int, float):
+        try:
+            number = convert(text)
+        except ValueError:
+            continue
+        return number if not isinstance(number, float) or math.isfinite(number) else text
+    return text
+
+
+def parse_grid_flag(text: str) -> tuple[str, list]:
+    """``lr=1e-3,3e-4`` -> ("lr", [0.001, 0.0003]), each value checked."""
+    name, sep, values = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not values.strip():
+        raise SpecError(f"--grid {text!r}: expected FIELD=V1,V2,...", fix="write e.g. --grid lr=1e-3,3e-4")
+    return name, [typed_value(name, v, f"--grid {name}") for v in values.split(",")]
+
+
+def parse_search_flag(text: str) -> tuple[str, str]:
+    """``lr=loguniform:1e-4:3e-3`` -> ("lr", "loguniform:1e-4:3e-3"), checked."""
+    name, sep, dist = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep:
+        raise SpecError(f"--search {text!r}: expected FIELD=DISTRIBUTION", fix="write e.g. --search lr=loguniform:1e-4:3e-3")
+    parse_distribution(name, dist.strip())
+    return name, dist.strip()
+
+
+def read_sweep_toml(path: Path) -> SweepSpec:
+    """A sweep config (or any run spec file: its fields are the fixed part)."""
+    if not path.is_file():
+        raise SpecError("config file not found", where=str(path), fix="check the path passed to --config")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text (byte {exc.start})", where=str(path), fix="save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"invalid TOML: {exc}", where=str(path), fix="correct the TOML syntax") from None
+    return sweep_from_dict(data, str(path))
+
+
+def sweep_from_dict(data: dict[str, Any], where: str) -> SweepSpec:
+    data = dict(data)
+    fixed = {}
+    for table in ("spec", "fixed"):
+        part = data.pop(table, {})
+        if not isinstance(part, dict):
+            raise SpecError(f"[{table}] is not a table", where=where, fix=f"write [{table}] followed by key = value lines")
+        fixed.update(part)
+    grid, search = data.pop("grid", {}), data.pop("search", {})
+    if not isinstance(grid, dict) or not isinstance(search, dict):
+        raise SpecError("[grid] and [search] must be tables", where=where, fix="write [grid] lr = [1e-3, 3e-4]")
+    sweep_keys = {k: data.pop(k) for k in SWEEP_KEYS if k in data}
+    fixed.update(data)  # run spec fields at the top level
+    RunSpec.from_dict({k: v for k, v in fixed.items()}, source=where)  # unknown keys and bad values, named
+    spec = SweepSpec(fixed=fixed, **sweep_keys)
+    for name, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"grid {name} must be a list of values", where=where, fix=f"write {name} = [v1, v2]")
+        spec.grid[name] = [typed_value(name, v, f"{where}: grid {name}") for v in values]
+    for name, text in search.items():
+        spec.search[name] = parse_search_flag(f"{name}={text}")[1]
+    return spec
+
+
+def check_sweep(spec: SweepSpec) -> None:
+    """The sweep's own settings, and a grid and a search not mixed."""
+    if spec.grid and spec.search:
+        raise SpecError("a sweep is a grid or a search, not both", fix="turn the grid fields into choice:A,B in --search")
+    for name in ("name", "out"):  # the sweep names its trials and puts them in its folder
+        spec.fixed.pop(name, None)
+    overlap = set(spec.grid) & set(spec.fixed) | set(spec.search) & set(spec.fixed)
+    for name in sorted(overlap):
+        spec.fixed.pop(name)  # the swept values win over a fixed one from the same file
+    if spec.seeds > 1 and "seed" in spec.grid | dict.fromkeys(spec.search):
+        raise SpecError("--seeds repeats each point with seeds seed, seed+1, ...; do not also sweep seed",
+                        fix="drop --seeds, or seed from --grid/--search")
+    checks = [("seeds", isinstance(spec.seeds, int) and not isinstance(spec.seeds, bool) and 1 <= spec.seeds <= 1000,
+               "a whole number from 1 to 1000"),
+              ("trials", spec.trials is None or (isinstance(spec.trials, int) and 1 <= spec.trials <= 100000),
+               "a whole number from 1"),
+              ("sampler", spec.sampler in (None, *SAMPLERS), " or ".join(SAMPLERS)),
+              ("pruner", spec.pruner in PRUNERS, " or ".join(PRUNERS)),
+              ("direction", spec.direction in DIRECTIONS, " or ".join(DIRECTIONS)),
+              ("prune", isinstance(spec.prune, bool), "true or false"),
+              ("metric", isinstance(spec.metric, str) and spec.metric, "a metric name such as eval_loss")]
+    for name, ok, wanted in checks:
+        if not ok:
+            raise SpecError(f"{name} must be {wanted}, not {getattr(spec, name)!r}", fix=f"set {name} to {wanted}")
+    if spec.search and spec.trials is None:
+        raise SpecError("a search needs a trial count", fix="pass --trials N (e.g. --trials 12)")
+    if spec.sampler == "grid" and spec.search:
+        raise SpecError("the grid sampler takes --grid, not --search", fix="use --sampler random or tpe with --search")
+    if spec.sampler in ("random", "tpe") and not spec.search:
+        raise SpecError(f"the {spec.sampler} sampler needs --search FIELD=DISTRIBUTION", fix="add --search, or use --grid")
+    if spec.trials is not None and not spec.search:
+        raise SpecError("--trials is a search's trial count; a grid runs every point", fix="drop --trials, or use --search")
+    RunSpec.from_dict(dict(spec.fixed), source="the fixed part of the sweep")
+
+
+def default_name(spec: SweepSpec) -> str:
+    from workbench.engine.spec_resolution import corpus_label
+
+    fixed = RunSpec(**{k: v for k, v in spec.fixed.items()})
+    label = re.sub(r"[^A-Za-z0-9._-]", "_", corpus_label(fixed.corpus))
+    return f"sweep-{fixed.objective}-{label}-{time.strftime('%Y%m%d-%H%M%S')}"
