@@ -284,14 +284,7 @@ class RunSpec:
     def from_toml(cls, path: str | Path) -> RunSpec:
         """Load a spec file; a ``[spec]`` table (as in ``run.toml``) is also accepted."""
         path = Path(path)
-        if not path.is_file():
-            raise SpecError("config file not found", where=str(path), fix="check the path passed to --config")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise SpecError(f"not UTF-8 text (byte {exc.start})", where=str(path), fix="save the file as UTF-8") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SpecError(f"invalid TOML: {exc}", where=str(path), fix="correct the TOML syntax") from None
+        data = read_config_toml(path)
         if isinstance(data.get("spec"), dict):
             data = data["spec"]
         return cls.from_dict(data, source=str(path))
@@ -317,6 +310,18 @@ class RunSpec:
 
 RESUME_OVERRIDES = ("max_steps", "epochs", "time_budget", "eval_interval", "device")
 """The settings ``--resume`` may change: how long the run goes on and where, not what it trains."""
+
+
+def read_config_toml(path: Path) -> dict[str, Any]:
+    """A ``--config`` file's table; a missing file, bad bytes or bad TOML is one line."""
+    if not path.is_file():
+        raise SpecError("config file not found", where=str(path), fix="check the path passed to --config")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"not UTF-8 text (byte {exc.start})", where=str(path), fix="save the file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"invalid TOML: {exc}", where=str(path), fix="correct the TOML syntax") from None
 
 
 def _shown(value: Any) -> str:

@@ -39,7 +39,7 @@ from typing import Any
 
 import tomli_w
 
-from workbench.config import RunSpec, checked_value, spec_field_types, tomllib
+from workbench.config import RunSpec, checked_value, read_config_toml, spec_field_types
 from workbench.errors import SpecError
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -224,15 +224,7 @@ def parse_search_flag(text: str) -> tuple[str, str]:
 
 def read_sweep_toml(path: Path) -> SweepSpec:
     """A sweep config (or any run spec file: its fields are the fixed part)."""
-    if not path.is_file():
-        raise SpecError("config file not found", where=str(path), fix="check the path passed to --config")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"not UTF-8 text (byte {exc.start})", where=str(path), fix="save the file as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(f"invalid TOML: {exc}", where=str(path), fix="correct the TOML syntax") from None
-    return sweep_from_dict(data, str(path))
+    return sweep_from_dict(read_config_toml(path), str(path))
 
 
 def sweep_from_dict(data: dict[str, Any], where: str) -> SweepSpec:

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from workbench.errors import BaseModelError
+from workbench.errors import BaseModelError, SpecError
 
 Batch = dict[str, torch.Tensor]
 
@@ -226,3 +226,15 @@ class Task:
         into ``run_dir.path``. Default: nothing beyond the eval loss.
         """
         return {}
+
+
+def lean_twin(model: Any, spec: Any, twin: Any) -> Any:
+    """``twin.sharing(model)`` (a module on ``model``'s own parameters that does less per
+    step), or ``model`` itself when the twin cannot mirror it: quietly for ``lean_model =
+    "auto"``, as a one-line error for ``"on"``."""
+    problem = twin.supports(model)
+    if problem is None:
+        return twin.sharing(model)
+    if spec.lean_model == "on":
+        raise SpecError(f'lean_model = "on", but {problem}', fix='use --no-lean (lean_model = "off") or "auto"')
+    return model

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from transformers import GPT2LMHeadModel
 
-from workbench.errors import BaseModelError, SpecError
+from workbench.errors import BaseModelError
 from workbench.models import gpt2_config, is_decoder
-from workbench.tasks.base import BlockData, Task, TaskDefaults
+from workbench.tasks.base import BlockData, Task, TaskDefaults, lean_twin
 from workbench.tasks.packing import packed_blocks
 
 
@@ -63,9 +63,4 @@ class CausalLMTask(Task):
             return model
         from workbench.lean_gpt2 import LeanGPT2
 
-        problem = LeanGPT2.supports(model)
-        if problem is None:
-            return LeanGPT2.sharing(model)
-        if spec.lean_model == "on":
-            raise SpecError(f'lean_model = "on", but {problem}', fix='use --no-lean (lean_model = "off") or "auto"')
-        return model
+        return lean_twin(model, spec, LeanGPT2)

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
-from workbench.errors import BaseModelError, SpecError
+from workbench.errors import BaseModelError
 from workbench.models import bert_config, is_decoder
-from workbench.tasks.base import BlockData, Task, TaskDefaults
+from workbench.tasks.base import BlockData, Task, TaskDefaults, lean_twin
 from workbench.tasks.packing import packed_blocks
 
 
@@ -30,12 +30,7 @@ def masked_positions_module(model: Any, spec: Any) -> Any:
         return model
     from workbench.sparse_mlm import SparseMaskedLM
 
-    problem = SparseMaskedLM.supports(model)
-    if problem is None:
-        return SparseMaskedLM.sharing(model)
-    if spec.lean_model == "on":
-        raise SpecError(f'lean_model = "on", but {problem}', fix='use --no-lean (lean_model = "off") or "auto"')
-    return model
+    return lean_twin(model, spec, SparseMaskedLM)
 
 
 def special_ids(tokenizer: Any) -> torch.Tensor:
