@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from workbench.config import RunSpec
-from workbench.engine.events import EvalDone, RunFinished, RunStarted, StepLogged
-from workbench.engine.rundir import MetricsWriter, RunDir
 from workbench.models import PRESETS
+from workbench.runs.events import EvalDone, RunFinished, RunStarted, StepLogged
+from workbench.runs.rundir import MetricsWriter, RunDir
 
 WORKBENCH = [sys.executable, "-m", "workbench"]
 

@@ -156,7 +156,7 @@ class _Watcher(threading.Thread):
         self.folder, self.stop, self.armed, self.gaps = folder, threading.Event(), False, 0
 
     def run(self) -> None:
-        from workbench.engine import checkpoint as ckpt
+        from workbench.runs import checkpoint as ckpt
 
         while not self.stop.wait(0.02):
             complete = bool(ckpt.complete_checkpoints(self.folder))
@@ -173,7 +173,7 @@ def kill_and_resume(workdir: Path, corpus: Path, kills: int, seed: int, save_int
     mid-save), resuming after each; finally let a resume train on and stop it with SIGINT."""
     import random
 
-    from workbench.engine import checkpoint as ckpt
+    from workbench.runs import checkpoint as ckpt
 
     rng = random.Random(seed)
     report = KillReport()

@@ -19,7 +19,7 @@ from typing import Any
 import tomli_w
 
 from workbench.config import RunSpec
-from workbench.engine.rundir import RunDir
+from workbench.runs.rundir import RunDir
 
 _MADE: dict[str, Path] = {}
 """Sweeps already trained this session, by name."""

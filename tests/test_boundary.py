@@ -14,7 +14,7 @@ CORE_MODULES = [
     "workbench.corpora",
     "workbench.corpora.stats",
     "workbench.engine",
-    "workbench.engine.follow",
+    "workbench.runs.follow",
     "workbench.tasks",
     "workbench.models",
     "workbench.tokenization",

@@ -22,9 +22,9 @@ from faults_helpers import subprocess_env, workbench_cmd
 from typer.testing import CliRunner
 
 from workbench.cli import app as cli_app
-from workbench.engine.events import event_from_json, event_problem
-from workbench.engine.follow import follow
-from workbench.engine.rundir import RunDir, list_runs
+from workbench.runs.events import event_from_json, event_problem
+from workbench.runs.follow import follow
+from workbench.runs.rundir import RunDir, list_runs
 
 runner = CliRunner()
 

@@ -11,8 +11,9 @@ from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelFo
 
 from tests.conftest import tiny_overrides
 from workbench.config import RunSpec
-from workbench.engine import RunControl, TrainingRun, list_runs, resume_run, run_spec
-from workbench.engine import checkpoint as ckpt
+from workbench.engine import TrainingRun, resume_run, run_spec
+from workbench.runs import RunControl, list_runs
+from workbench.runs import checkpoint as ckpt
 
 AUTO = {"mlm": AutoModelForMaskedLM, "nsp": AutoModelForPreTraining, "clm": AutoModelForCausalLM}
 

@@ -16,7 +16,7 @@ from workbench.config import EVAL_AUTO_TOKENS, RunSpec
 from workbench.console import RichPrinter
 from workbench.engine import TrainingRun
 from workbench.engine.evaluation import Evaluator, eval_set, periodic_size, seeded_sample
-from workbench.engine.events import EvalDone, Message
+from workbench.runs.events import EvalDone, Message
 
 
 @pytest.fixture(scope="module")

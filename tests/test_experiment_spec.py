@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 from workbench.cli import app
 from workbench.config import RunSpec
 from workbench.engine import TrainingRun
-from workbench.engine.control import RunControl
 from workbench.engine.order import BatchOrder, seed_generators
 from workbench.engine.plan import LrShape, Plan
 from workbench.engine.spec_resolution import resolve_spec
 from workbench.errors import SpecError
+from workbench.runs.control import RunControl
 from workbench.tasks.base import BlockData, windows
 
 runner = CliRunner()

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from tests.conftest import tiny_overrides
 from workbench.cli import app
 from workbench.config import RunSpec
-from workbench.engine.reporting import check_reporters, destinations, event_scalars
 from workbench.errors import SpecError
+from workbench.runs.reporting import check_reporters, destinations, event_scalars
 
 runner = CliRunner()
 TINY = dict(objective="clm", max_steps=8, n_layer=1, n_head=2, d_model=16, device="cpu",

@@ -14,7 +14,7 @@ import pytest
 from faults_helpers import fault_spec
 from safetensors.torch import load_file
 
-import workbench.engine.checkpoint as ckpt
+import workbench.runs.checkpoint as ckpt
 from workbench.engine import TrainingRun
 from workbench.engine.runner import resume_run
 from workbench.errors import TrainingError

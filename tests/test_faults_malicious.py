@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 
 from workbench.cli import app
 from workbench.engine import TrainingRun
-from workbench.engine import checkpoint as ckpt
 from workbench.errors import WorkbenchError
 from workbench.models import load_model, resolve_base
+from workbench.runs import checkpoint as ckpt
 
 HOSTILE = ("pickle_bin", "pickle_pt", "trainer_pickles", "auto_map", "truncated", "huge_header")
 

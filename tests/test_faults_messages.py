@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from workbench.cli import app
 from workbench.corpora import load_corpus
-from workbench.engine.failed_start import discard_failed_start, only_start_files
-from workbench.engine.lock import claim
+from workbench.runs.failed_start import discard_failed_start, only_start_files
+from workbench.runs.lock import claim
 
 runner = CliRunner()
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from faults_helpers import endless_clm_config, events, start_run, subprocess_env, workbench_cmd
 
-from workbench.engine import checkpoint as ckpt
-from workbench.engine import rundir
-from workbench.engine.control import RunControl
-from workbench.engine.rundir import RunDir
-from workbench.engine.signals import EXIT_CODES, install_stop_signals
+from workbench.runs import checkpoint as ckpt
+from workbench.runs import rundir
+from workbench.runs.control import RunControl
+from workbench.runs.rundir import RunDir
+from workbench.runs.signals import EXIT_CODES, install_stop_signals
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")]  # real signals to real processes: CI runs it, `pytest -m "not slow"` skips it
 
@@ -36,7 +36,7 @@ INJECT = textwrap.dedent('''
     faults = os.environ.get("WORKBENCH_TEST_FAULTS", "").split(",")
     here = Path(os.environ.get("WORKBENCH_TEST_DIR", "."))
     if any(faults):
-        from workbench.engine import checkpoint, rundir
+        from workbench.runs import checkpoint, rundir
         from workbench.tasks.clm import CausalLMTask
 
         save, atomic, saves = checkpoint.save_checkpoint, rundir.atomic_write_text, []
@@ -193,8 +193,8 @@ def test_hangup_deadline_exits_a_stuck_process(tmp_path: Path) -> None:
 
     script = (
         "import os, signal, sys, time\n"
-        "from workbench.engine.control import RunControl\n"
-        "from workbench.engine.signals import install_stop_signals\n"
+        "from workbench.runs.control import RunControl\n"
+        "from workbench.runs.signals import install_stop_signals\n"
         "install_stop_signals(RunControl(), hangup_deadline_s=1.0)\n"
         "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
         "time.sleep(60)\n"
@@ -301,10 +301,10 @@ def test_hangup_deadline_starts_only_once_the_checkpoint_is_saved(tmp_path: Path
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from workbench.engine.control import RunControl
-        from workbench.engine.events import CheckpointSaved, RunStarted
-        from workbench.engine.rundir import RunDir
-        from workbench.engine.signals import install_stop_signals
+        from workbench.runs.control import RunControl
+        from workbench.runs.events import CheckpointSaved, RunStarted
+        from workbench.runs.rundir import RunDir
+        from workbench.runs.signals import install_stop_signals
 
         signals = install_stop_signals(RunControl(), hangup_deadline_s=0.2, wait_for_checkpoint=True)
         signals(RunStarted(run_dir={str(run_dir)!r}, name="run", objective="clm", corpus="c", total_steps=9, parameters=1,
@@ -362,7 +362,7 @@ def test_write_status_anyway_on_a_really_full_tmpfs(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import json, os, sys
         from pathlib import Path
-        from workbench.engine.rundir import RunDir
+        from workbench.runs.rundir import RunDir
 
         root = Path(sys.argv[1])
         run = RunDir(root / "run")

@@ -10,11 +10,12 @@ import pytest
 import torch
 from faults_helpers import TrainingForwardPatch, events, fault_spec, nan_like, step_losses
 
-from workbench.engine import RunControl, StepLogged, TrainingRun
-from workbench.engine import checkpoint as ckpt
+from workbench.engine import TrainingRun
 from workbench.engine.runner import resume_run
 from workbench.errors import TrainingError
 from workbench.lean_gpt2 import LeanGPT2
+from workbench.runs import RunControl, StepLogged
+from workbench.runs import checkpoint as ckpt
 
 GPT2 = LeanGPT2  # from-scratch clm trains through the lean twin
 

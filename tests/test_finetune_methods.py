@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 from tests.conftest import tiny_overrides, write_story_corpus
 from workbench.cli import app
 from workbench.config import RunSpec
-from workbench.engine.control import RunControl
-from workbench.engine.rundir import RunDir, list_runs
 from workbench.engine.runner import TrainingRun
+from workbench.runs.control import RunControl
+from workbench.runs.rundir import RunDir, list_runs
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import transformers
 
 from tests.conftest import tiny_overrides
 from workbench.config import RunSpec
-from workbench.engine.rundir import RunDir
 from workbench.engine.runner import run_spec
+from workbench.runs.rundir import RunDir
 
 STEPS = dict(max_steps=4, eval_interval=2, eval_batches=1)
 PEOPLE = ["Ada", "Bob", "Cleo", "Dan", "Eve", "Finn"]
@@ -164,7 +164,8 @@ def test_continued_mlm_from_run_reports_forgetting(bases, tmp_path: Path):
 
 def test_ner_stop_and_resume_uses_the_same_run_format(bases, tmp_path: Path):
     """Stopped mid-run, a fine-tuning run resumes from its checkpoint like a pre-training run."""
-    from workbench.engine import RunControl, StepLogged, TrainingRun, resume_run
+    from workbench.engine import TrainingRun, resume_run
+    from workbench.runs import RunControl, StepLogged
 
     train_file = write_conll(tmp_path / "train.conll", 40, 1)
     control = RunControl()

@@ -14,7 +14,7 @@ from conftest import REPO, tiny_overrides, write_story_corpus
 from rich.console import Console
 
 from workbench.console import PlainPrinter, RichPrinter
-from workbench.engine.events import EvalDone, Message, RunFinished, RunStarted, StepLogged
+from workbench.runs.events import EvalDone, Message, RunFinished, RunStarted, StepLogged
 
 
 def started(total_steps: int = 30, time_budget_s: float | None = None) -> RunStarted:

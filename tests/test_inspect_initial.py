@@ -19,12 +19,12 @@ import transformers
 from conftest import tiny_overrides
 
 from workbench.config import RunSpec
-from workbench.engine import checkpoint as ckpt
-from workbench.engine.rundir import RunDir, list_runs
 from workbench.engine.runner import TrainingRun, resume_run
 from workbench.engine.saving import Saver
 from workbench.engine.setup import set_up
 from workbench.inspector.pairing import pair_for_run
+from workbench.runs import checkpoint as ckpt
+from workbench.runs.rundir import RunDir, list_runs
 from workbench.tasks import get_task
 
 

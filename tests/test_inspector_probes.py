@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 from workbench.cli import app
 from workbench.config import RunSpec
 from workbench.engine import run_spec
-from workbench.engine.events import EvalDone
-from workbench.engine.rundir import RunDir
 from workbench.inspector import inspect_models
 from workbench.inspector.loading import ModelCache
 from workbench.inspector.probes import PROBES_FILE, probe_timeline, record_probes
 from workbench.models import resolve_base
+from workbench.runs.events import EvalDone
+from workbench.runs.rundir import RunDir
 
 runner = CliRunner()
 

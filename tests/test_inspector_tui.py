@@ -12,8 +12,8 @@ from inspector_models import built_models
 from textual.widgets import Input, Select, Static, TabbedContent
 
 from workbench.config import RunSpec
-from workbench.engine.rundir import RunDir
 from workbench.engine.runner import TrainingRun
+from workbench.runs.rundir import RunDir
 from workbench.tui.app import create_app
 from workbench.tui.panes.inspector import InspectorPane
 

@@ -9,11 +9,12 @@ from conftest import tiny_overrides, write_story_corpus
 
 from workbench.config import RunSpec
 from workbench.corpora import progress
-from workbench.engine.events import Preparing, RunStarted
+from workbench.runs.events import Preparing, RunStarted
 
 
 def test_tokenizing_reports_rising_fractions_before_the_run_starts(tmp_path: Path, monkeypatch) -> None:
-    from workbench.engine import RunControl, TrainingRun
+    from workbench.engine import TrainingRun
+    from workbench.runs import RunControl
 
     monkeypatch.setattr(progress, "INTERVAL", 0.0)  # every map batch (1,000 rows) reports
     corpus = write_story_corpus(tmp_path / "many.txt", documents=3200)

@@ -24,9 +24,9 @@ from safetensors.torch import load_file
 
 from workbench.config import RunSpec
 from workbench.engine.evaluation import Evaluator
-from workbench.engine.events import EvalDone
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.setup import set_up
+from workbench.runs.events import EvalDone
 from workbench.tasks import get_objective, objective_names
 from workbench.tokenization import train_tokenizer
 

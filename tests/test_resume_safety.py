@@ -23,9 +23,9 @@ import pytest
 from faults_helpers import REPO, fault_spec
 
 from workbench.engine import TrainingRun
-from workbench.engine import checkpoint as ckpt
 from workbench.engine.runner import resume_run
 from workbench.errors import RunDirError
+from workbench.runs import checkpoint as ckpt
 
 STEPS = ("step-0000002", "step-0000004")
 

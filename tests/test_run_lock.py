@@ -16,13 +16,14 @@ from types import SimpleNamespace
 import pytest
 from faults_helpers import REPO, endless_clm_config, events, fault_spec, subprocess_env, workbench_cmd
 
-import workbench.engine.checkpoint as ckpt
-from workbench.engine import TrainingRun, lock
-from workbench.engine.events import Message
-from workbench.engine.rundir import MetricsWriter, RunDir, atomic_write_text, new_run_dir
+import workbench.runs.checkpoint as ckpt
+from workbench.engine import TrainingRun
 from workbench.engine.runner import resume_run
 from workbench.engine.saving import Saver
 from workbench.errors import RunDirError
+from workbench.runs import lock
+from workbench.runs.events import Message
+from workbench.runs.rundir import MetricsWriter, RunDir, atomic_write_text, new_run_dir
 
 POSIX = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
 
@@ -58,7 +59,7 @@ def test_a_second_claim_is_refused_with_the_holders_pid_until_released(tmp_path:
 HOLD = """
 import sys, time
 from pathlib import Path
-from workbench.engine import lock
+from workbench.runs import lock
 lock.claim(Path(sys.argv[1]))
 print("held", flush=True)
 time.sleep(600)

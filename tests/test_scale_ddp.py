@@ -17,8 +17,8 @@ from safetensors import safe_open
 
 from workbench.config import RunSpec
 from workbench.engine import TrainingRun
-from workbench.engine.checkpoint import read_state
 from workbench.engine.runner import resume_run
+from workbench.runs.checkpoint import read_state
 
 STEPS = 6
 GLOBAL_BATCH = 8

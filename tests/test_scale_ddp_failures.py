@@ -23,7 +23,7 @@ import pytest
 from conftest import tiny_overrides
 
 from workbench.config import RunSpec
-from workbench.engine.checkpoint import complete_checkpoints, read_state
+from workbench.runs.checkpoint import complete_checkpoints, read_state
 
 pytestmark = pytest.mark.slow  # several processes: CI runs it, `pytest -m "not slow"` skips it
 
@@ -90,7 +90,7 @@ def test_bad_input_under_torchrun_is_one_line_from_rank_0(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(("exitcode", "expected", "words"), [(2, 2, None), (1, 1, "exited with code 1"), (-9, 137, "SIGKILL")])
 def test_launcher_exit_codes(exitcode: int, expected: int, words: str | None) -> None:
-    from workbench.engine.torchrun import describe, exit_code_for
+    from workbench.runs.torchrun import describe, exit_code_for
 
     assert exit_code_for(exitcode) == expected
     if words:

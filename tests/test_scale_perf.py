@@ -74,7 +74,7 @@ def test_models_use_sdpa_attention() -> None:
 
 def test_torchrun_command_for_one_node_and_several() -> None:
     one = distributed.torchrun_command(["--config", "s.toml"], gpus=4)
-    assert one[:3] == [sys.executable, "-m", "workbench.engine.torchrun"]
+    assert one[:3] == [sys.executable, "-m", "workbench.runs.torchrun"]
     assert "--nproc-per-node=4" in one and "--standalone" in one
     assert one[-5:] == ["-m", "workbench", "run", "--config", "s.toml"]
     two = distributed.torchrun_command(["--config", "s.toml"], gpus=8, nnodes=2, node_rank=1, rdzv_endpoint="node0:29400")

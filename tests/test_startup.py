@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from workbench.config import RunSpec
-from workbench.engine.events import RunStarted, StepLogged
-from workbench.engine.rundir import MetricsWriter, RunDir
+from workbench.runs.events import RunStarted, StepLogged
+from workbench.runs.rundir import MetricsWriter, RunDir
 
 HEAVY = ("torch", "transformers", "datasets", "textual")
 

@@ -211,8 +211,8 @@ def test_queue_hands_each_trial_out_once_and_repeats_a_drawn_point_per_seed(tmp_
 
 
 def test_trial_watch_reports_evals_prunes_and_calls_divergence() -> None:
-    from workbench.engine.control import RunControl
-    from workbench.engine.events import EvalDone, RunStarted
+    from workbench.runs.control import RunControl
+    from workbench.runs.events import EvalDone, RunStarted
     from workbench.sweep.runner import TrialWatch
 
     class FakeTrial:

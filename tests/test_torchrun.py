@@ -1,4 +1,4 @@
-"""How a stop signal travels through ``python -m workbench.engine.torchrun`` (what
+"""How a stop signal travels through ``python -m workbench.runs.torchrun`` (what
 ``workbench run --gpus N`` starts) to the ranks, with stand-in ranks that only record the
 signals they get, so the mechanism is checked in seconds rather than through training.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine.torchrun import STOP_GRACE_S, allow_graceful_stop
+from workbench.runs.torchrun import STOP_GRACE_S, allow_graceful_stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="torchrun's signal handling is tested on Linux/macOS")]
 
@@ -34,7 +34,7 @@ RANK = textwrap.dedent('''
         with open(os.path.join(folder, f"rank{rank}.signals"), "a") as log:
             log.write(f"{signum}\\n")
         got.append(signum)
-        if len(got) > 1:  # like workbench.engine.signals: a second signal leaves at once
+        if len(got) > 1:  # like workbench.runs.signals: a second signal leaves at once
             os._exit(128 + got[0])
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -55,7 +55,7 @@ def start(tmp_path: Path, checkpoint_s: float) -> tuple[subprocess.Popen, list[i
     returns it once both ranks are up, with the ranks' pids."""
     script = tmp_path / "rank.py"
     script.write_text(RANK)
-    command = [sys.executable, "-m", "workbench.engine.torchrun", "--standalone", "--nproc-per-node=2",
+    command = [sys.executable, "-m", "workbench.runs.torchrun", "--standalone", "--nproc-per-node=2",
                str(script), str(tmp_path), str(checkpoint_s)]
     process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -15,8 +15,8 @@ import pytest
 from conftest import wait_until
 from textual.widgets import DataTable, Input, Select, TabbedContent
 
-from workbench.engine.events import RunFailed
 from workbench.errors import TrainingError
+from workbench.runs.events import RunFailed
 from workbench.tui.app import WorkbenchApp, create_app
 from workbench.tui.screens.error import ErrorScreen
 from workbench.tui.screens.help import HelpScreen
@@ -297,7 +297,7 @@ async def test_stop_key_signals_the_attached_process_which_checkpoints(run_root:
 
 def test_recently_used_hub_corpora_are_listed(run_root: Path) -> None:
     from workbench.config import RunSpec
-    from workbench.engine.rundir import RunDir
+    from workbench.runs.rundir import RunDir
     from workbench.tui.panes.corpus import corpus_names
 
     for i, corpus in enumerate(["hf:imdb", "hf:ag_news:default", "general", "hf:imdb"]):

@@ -1,4 +1,4 @@
-"""``workbench.engine.follow`` and ``workbench.engine.launch``: tailing metrics.jsonl that another
+"""``workbench.runs.follow`` and ``workbench.runs.launch``: tailing metrics.jsonl that another
 process writes, and starting, following and stopping runs in other processes (no Textual)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from conftest import tiny_overrides
 
 from workbench.config import RunSpec
-from workbench.engine.follow import MetricsTail, follow
-from workbench.engine.launch import DetachedRun, detached_command, follow_detached, follow_run, start_detached, stop_run
 from workbench.errors import WorkbenchError
+from workbench.runs.follow import MetricsTail, follow
+from workbench.runs.launch import DetachedRun, detached_command, follow_detached, follow_run, start_detached, stop_run
 
 STEP = {"event": "step", "time": 0, "step": 1, "total_steps": 3, "loss": 2.0, "lr": 1e-3, "tokens": 10,
         "tokens_per_s": 1.0, "elapsed_s": 1.0, "eta_s": 1.0}
@@ -115,7 +115,7 @@ def test_detached_command_adds_torchrun_only_for_several_gpus() -> None:
 
 
 def test_launch_module_does_not_import_textual() -> None:
-    code = "import sys, workbench.engine.launch; print(any(m.split('.')[0] == 'textual' for m in sys.modules))"
+    code = "import sys, workbench.runs.launch; print(any(m.split('.')[0] == 'textual' for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from workbench.config import RunSpec
-from workbench.engine.rundir import RunDir
+from workbench.runs.rundir import RunDir
 from workbench.tui.app import create_app
 
 CREATED = 1_767_225_600.0  # 2026-01-01 00:00 UTC

@@ -238,7 +238,7 @@ async def test_quitting_while_training_says_it_saves_a_checkpoint_then_exits(run
     long as the stop's checkpoint takes (held here by a gate), and the app exits after it."""
     import threading
 
-    from workbench.engine.events import CheckpointSaved
+    from workbench.runs.events import CheckpointSaved
 
     saving, release = threading.Event(), threading.Event()
 
@@ -350,7 +350,7 @@ async def test_overlay_chooser_lists_the_other_runs_only(run_root: Path) -> None
 async def test_status_line_shows_each_preparation_stage_until_the_run_starts(run_root: Path) -> None:
     import threading
 
-    from workbench.engine.events import Message, Preparing
+    from workbench.runs.events import Message, Preparing
 
     gates = [threading.Event(), threading.Event()]
 

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from workbench.engine.events import (
+from workbench.runs.events import (
     EvalDone,
     Event,
     Message,

@@ -52,7 +52,7 @@ def export_csv(events: list[dict[str, Any]], path: Path) -> int:
 
 
 def export_tensorboard(events: list[dict[str, Any]], folder: Path) -> int:
-    from workbench.engine.reporting import TensorBoardReporter, check_reporters
+    from workbench.runs.reporting import TensorBoardReporter, check_reporters
 
     check_reporters("tensorboard")
     reporter = TensorBoardReporter(folder)
@@ -73,9 +73,9 @@ def export_command(
 ) -> None:
     """Convert a run's metrics.jsonl to CSV or TensorBoard event files (the run directory stays as it is)."""
     from workbench.commands.common import err_console, fail
-    from workbench.engine.reporting import TENSORBOARD_FOLDER
-    from workbench.engine.rundir import find_run
     from workbench.errors import WorkbenchError
+    from workbench.runs.reporting import TENSORBOARD_FOLDER
+    from workbench.runs.rundir import find_run
 
     try:
         if fmt not in FORMATS:

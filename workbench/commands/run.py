@@ -189,8 +189,9 @@ def run_command(**options: Any) -> None:
         overrides = resume_overrides(options) if resume else {}
         spec = None if resume else build_spec(options["config"], spec_overrides(options))
         from workbench.console import JsonPrinter, PlainPrinter, RichPrinter
-        from workbench.engine import RunControl, TrainingRun
-        from workbench.engine.signals import install_stop_signals
+        from workbench.engine import TrainingRun
+        from workbench.runs import RunControl
+        from workbench.runs.signals import install_stop_signals
 
         control = RunControl()
         # a live bar on a terminal; one line per log interval in a log file or a pipe (nohup, CI)

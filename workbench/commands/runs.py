@@ -22,7 +22,7 @@ from rich.text import Text
 from workbench.console import fmt_loss
 
 if TYPE_CHECKING:
-    from workbench.engine.rundir import RunRow
+    from workbench.runs.rundir import RunRow
 
 COLUMNS = ("name", "objective", "corpus", "steps", "best eval loss", "status", "date")
 """The columns, in the order shown."""
@@ -105,8 +105,8 @@ def runs_command(
 ) -> None:
     """List runs with objective, corpus, steps, best eval loss and status."""
     from workbench.commands.common import fail
-    from workbench.engine.rundir import list_runs
     from workbench.errors import WorkbenchError
+    from workbench.runs.rundir import list_runs
 
     try:
         rows = list_runs(out)

@@ -105,7 +105,7 @@ def check_resume_flags(options: dict[str, Any]) -> None:
 
 def open_sweep(options: dict[str, Any]) -> tuple[Any, bool]:
     """(the Sweep, whether it is new): made from the flags, or the one --resume names."""
-    from workbench.engine.rundir import atomic_write_text
+    from workbench.runs.rundir import atomic_write_text
     from workbench.sweep import SPEC_FILE, is_sweep, read_sweep_spec
     from workbench.sweep.runner import Sweep
     from workbench.sweep.spec import default_name

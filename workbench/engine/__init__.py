@@ -1,7 +1,9 @@
-"""The training engine: no UI imports here, ever (a test checks ``sys.modules``).
+"""The training engine: set-up, the loop and its parts. No UI imports here, ever (a test checks
+``sys.modules``). What a run directory is (files, checkpoints, locks, events, following,
+launching, signals) lives in ``workbench.runs``, which the engine writes through.
 
-The public names below are imported on first use (PEP 562), so reading a run directory or
-an event does not load torch: only ``TrainingRun`` and friends pull in the runner.
+The public names below are imported on first use (PEP 562), so importing the package does
+not load torch: only ``TrainingRun`` and friends pull in the runner.
 """
 
 from __future__ import annotations
@@ -10,20 +12,6 @@ import importlib
 from typing import Any
 
 _HOME = {
-    "RunControl": "workbench.engine.control",
-    "CheckpointSaved": "workbench.engine.events",
-    "EvalDone": "workbench.engine.events",
-    "Event": "workbench.engine.events",
-    "Message": "workbench.engine.events",
-    "ProbesRecorded": "workbench.engine.events",
-    "RunFailed": "workbench.engine.events",
-    "RunFinished": "workbench.engine.events",
-    "RunStarted": "workbench.engine.events",
-    "StepLogged": "workbench.engine.events",
-    "event_from_json": "workbench.engine.events",
-    "RunDir": "workbench.engine.rundir",
-    "find_run": "workbench.engine.rundir",
-    "list_runs": "workbench.engine.rundir",
     "RunResult": "workbench.engine.runner",
     "TrainingRun": "workbench.engine.runner",
     "resume_run": "workbench.engine.runner",
@@ -35,7 +23,7 @@ __all__ = sorted(_HOME)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _HOME:  # AttributeError lets `from workbench.engine import checkpoint` find the submodule
+    if name not in _HOME:  # AttributeError lets `from workbench.engine import setup` find the submodule
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(_HOME[name]), name)
     globals()[name] = value

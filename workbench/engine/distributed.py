@@ -1,6 +1,6 @@
 """Several processes: the ``--gpus N`` launcher (torchrun) and what ranks must agree on.
 
-``workbench run --gpus N`` re-runs the same spec as ``python -m workbench.engine.torchrun
+``workbench run --gpus N`` re-runs the same spec as ``python -m workbench.runs.torchrun
 --nproc-per-node N -m workbench run --config SPEC.toml`` (torchrun, quieter on failure). Accelerate's ``prepare`` wraps the
 model in DDP in each process; the runner slices each global batch by rank; only rank 0
 writes the run directory (metrics, probes, checkpoints, the final model).
@@ -26,8 +26,8 @@ from typing import Any
 import torch
 
 from workbench.config import RunSpec
-from workbench.engine.rundir import RunDir, new_run_dir
 from workbench.errors import SpecError, TrainingError
+from workbench.runs.rundir import RunDir, new_run_dir
 
 PATH_BYTES = 4096
 """Room for the run directory's path when rank 0 broadcasts it (a fixed-size tensor)."""
@@ -133,8 +133,8 @@ def torchrun_command(
     node_rank: int = 0,
     rdzv_endpoint: str | None = None,
 ) -> list[str]:
-    """``python -m workbench.engine.torchrun ... -m workbench run CHILD_ARGS``: torchrun's own
-    ``run`` with its crash report replaced by an exit code (see ``workbench/engine/torchrun.py``).
+    """``python -m workbench.runs.torchrun ... -m workbench run CHILD_ARGS``: torchrun's own
+    ``run`` with its crash report replaced by an exit code (see ``workbench/runs/torchrun.py``).
 
     One node uses ``--standalone`` (a free local rendezvous port, so parallel CI jobs never
     collide on 29500). Several nodes use torchrun's static rendezvous at ``HOST:PORT``
@@ -142,7 +142,7 @@ def torchrun_command(
     must be HOST, holds global rank 0 and the run directory (the c10d backend would hand
     out ranks in joining order instead).
     """
-    command = [sys.executable, "-m", "workbench.engine.torchrun", f"--nproc-per-node={gpus}"]
+    command = [sys.executable, "-m", "workbench.runs.torchrun", f"--nproc-per-node={gpus}"]
     if nnodes == 1:
         command.append("--standalone")
     else:
@@ -185,8 +185,8 @@ def launch(
     gets the same run name) and handed to the ranks as a TOML file. ``child_flags`` go to
     every rank's ``workbench run`` as they are (``--json``, a resume's ``--max-steps N``...).
     """
-    from workbench.engine.rundir import find_run
     from workbench.engine.spec_resolution import resolve_spec
+    from workbench.runs.rundir import find_run
 
     if resume is not None:
         run_dir = find_run(resume, out=out or "checkpoints")

@@ -11,10 +11,10 @@ import torch
 
 from workbench.config import EVAL_AUTO_TOKENS
 from workbench.engine import performance
-from workbench.engine.events import EvalDone, Event, Message
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.hooks import EvalContext, EvalHook
 from workbench.engine.setup import RunState
+from workbench.runs.events import EvalDone, Event, Message
 from workbench.tasks.base import BlockData
 
 _EXAMPLES, _TOKENS = "_eval_examples", "_eval_tokens"

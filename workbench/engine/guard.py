@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 import torch
 
-from workbench.engine.events import Message
 from workbench.errors import TrainingError
+from workbench.runs.events import Message
 
 MAX_SCALER_SKIPS = 50
 """fp16 steps the loss scaler may skip in a row (the scale halves each time) before the

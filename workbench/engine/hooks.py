@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from workbench.engine.events import Event
+from workbench.runs.events import Event
 
 
 @dataclass

@@ -26,21 +26,21 @@ import torch
 
 from workbench.config import RunSpec
 from workbench.corpora import cache, progress
-from workbench.engine.control import RunControl
 from workbench.engine.evaluation import Evaluator, perplexity
-from workbench.engine.events import Event, Listener, Message, Preparing, RunFailed, RunFinished, RunStarted, StepLogged
-from workbench.engine.failed_start import discard_failed_start
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.hooks import HookFactory, default_eval_hooks
 from workbench.engine.meter import LossWindow, ThroughputMeter
-from workbench.engine.reporting import check_reporters, open_reporters
-from workbench.engine.rundir import MetricsWriter, RunDir
 from workbench.engine.saving import Saver
 from workbench.engine.setup import RunState, set_up
 from workbench.engine.stepping import Stepper, StepResult
 from workbench.errors import TrainingError, WorkbenchError
 from workbench.methods import trainable_count
 from workbench.models import parameter_count
+from workbench.runs.control import RunControl
+from workbench.runs.events import Event, Listener, Message, Preparing, RunFailed, RunFinished, RunStarted, StepLogged
+from workbench.runs.failed_start import discard_failed_start
+from workbench.runs.reporting import check_reporters, open_reporters
+from workbench.runs.rundir import MetricsWriter, RunDir
 
 DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 """Write failures that are the disk's fault, reported as one-line errors instead of tracebacks."""

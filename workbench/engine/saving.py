@@ -12,13 +12,13 @@ from typing import Any, Callable
 from safetensors import SafetensorError
 
 from workbench import methods
-from workbench.engine import checkpoint as ckpt
-from workbench.engine.events import CheckpointSaved, Event, Message
 from workbench.engine.guard import NonFiniteGuard
-from workbench.engine.lock import fsync_dir, fsync_tree, refuse_symlinks
 from workbench.engine.meter import ThroughputMeter
 from workbench.engine.setup import RunState
 from workbench.errors import RunDirError, TrainingError
+from workbench.runs import checkpoint as ckpt
+from workbench.runs.events import CheckpointSaved, Event, Message
+from workbench.runs.lock import fsync_dir, fsync_tree, refuse_symlinks
 
 
 class Saver:

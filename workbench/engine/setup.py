@@ -18,17 +18,17 @@ import torch
 
 from workbench import methods
 from workbench.config import RunSpec, check_out_dir
-from workbench.engine import checkpoint as ckpt
 from workbench.engine import distributed, performance
-from workbench.engine.events import Message
-from workbench.engine.lock import RunLock, claim
 from workbench.engine.order import BatchOrder
 from workbench.engine.plan import Plan, make_scheduler
-from workbench.engine.rundir import RunDir, find_run, git_commit, versions
 from workbench.engine.spec_resolution import resolve_spec
 from workbench.engine.strategy import SingleProcess, strategy_for
 from workbench.errors import TrainingError
 from workbench.models import BaseRef, load_config, load_model, load_tokenizer, parameter_count, resolve_base
+from workbench.runs import checkpoint as ckpt
+from workbench.runs.events import Message
+from workbench.runs.lock import RunLock, claim
+from workbench.runs.rundir import RunDir, find_run, git_commit, versions
 from workbench.tasks.base import Task, TaskData
 
 

@@ -10,11 +10,11 @@ from typing import Any, Callable
 import torch
 
 from workbench.engine import distributed, performance
-from workbench.engine.events import Message
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.order import seed_generators, step_seed
 from workbench.engine.setup import RunState
 from workbench.errors import TrainingError
+from workbench.runs.events import Message
 
 
 @dataclass

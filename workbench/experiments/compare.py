@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config import tomllib
-from workbench.engine.rundir import RUN_FILES, RunDir, pid_alive, read_jsonl, read_small_file
 from workbench.errors import RunDirError
+from workbench.runs.rundir import RUN_FILES, RunDir, pid_alive, read_jsonl, read_small_file
 
 SWEEP_FILES = ("sweep.toml", "results.jsonl")
 """A folder with either of these is a sweep."""

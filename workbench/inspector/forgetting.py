@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from workbench.engine.rundir import RunDir
+from workbench.runs.rundir import RunDir
 
 SPLIT = "base_eval"
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench.engine import checkpoint as ckpt
-from workbench.engine.rundir import RunDir, find_run
 from workbench.errors import RunDirError, WorkbenchError
 from workbench.models import BaseRef, resolve_base
+from workbench.runs import checkpoint as ckpt
+from workbench.runs.rundir import RunDir, find_run
 
 
 @dataclass

@@ -26,13 +26,13 @@ from typing import Any
 
 import torch
 
-from workbench.engine.events import ProbesRecorded, probe_line_problem
-from workbench.engine.lock import open_append
-from workbench.engine.rundir import JsonLines, RunDir, read_jsonl
 from workbench.inspector import predict
 from workbench.inspector.loading import LoadedModel, heads_of
 from workbench.inspector.text import count_masks, fill_masks, is_wordlike, prefix_before_mask, split_pair
 from workbench.models import BaseRef
+from workbench.runs.events import ProbesRecorded, probe_line_problem
+from workbench.runs.lock import open_append
+from workbench.runs.rundir import JsonLines, RunDir, read_jsonl
 
 PROBES_FILE = "probes.jsonl"
 TOP_K = 5

@@ -49,12 +49,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.config import DEFAULT_PROBES
-from workbench.engine.rundir import find_run
 from workbench.errors import WorkbenchError
 from workbench.inspector.forgetting import forgetting_summary
 from workbench.inspector.loading import MODEL_CACHE, LoadedModel, ModelCache
 from workbench.inspector.pairing import Pairing, choose_pair
 from workbench.inspector.queries import QueryOptions, QueryResult, run_query
+from workbench.runs.rundir import find_run
 
 SCHEMA = "workbench.inspect/1"
 

@@ -100,7 +100,7 @@ def study_rows(study: Any, folder: Path, swept: list[str]) -> list[dict[str, Any
 
 
 def write_results(folder: Path, rows: list[dict[str, Any]], swept: list[str]) -> None:
-    from workbench.engine.rundir import atomic_write_text
+    from workbench.runs.rundir import atomic_write_text
 
     atomic_write_text(folder / RESULTS_FILE, "".join(json.dumps(row) + "\n" for row in rows))
     buffer = io.StringIO()

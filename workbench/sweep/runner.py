@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from workbench.engine.events import EvalDone, Event, RunStarted
 from workbench.errors import WorkbenchError
+from workbench.runs.events import EvalDone, Event, RunStarted
 from workbench.sweep.results import iso, study_rows, write_results
 from workbench.sweep.spec import SweepSpec
 
@@ -162,9 +162,9 @@ def run_trial(sweep: Sweep, trial: Any, resume_dir: Path | None = None) -> Outco
 def train(sweep: Sweep, trial: Any, spec: Any, resume_dir: Path | None) -> Outcome:
     """The trial's training run, with pruning and Ctrl-C; its outcome (not yet told)."""
     from workbench.config import RunSpec
-    from workbench.engine.control import RunControl
     from workbench.engine.runner import TrainingRun
-    from workbench.engine.signals import install_stop_signals
+    from workbench.runs.control import RunControl
+    from workbench.runs.signals import install_stop_signals
 
     control = RunControl()
     watch = TrialWatch(trial, sweep.spec, control, reported=set(trial.study._storage.get_trial(trial._trial_id).intermediate_values))
@@ -205,8 +205,8 @@ def train(sweep: Sweep, trial: Any, spec: Any, resume_dir: Path | None) -> Outco
 
 def loss_before(run_dir: Path, metric: str) -> float | None:
     """A resumed trial's metric before training (its step-0 eval), for the divergence check."""
-    from workbench.engine.events import event_from_json
-    from workbench.engine.rundir import RunDir
+    from workbench.runs.events import event_from_json
+    from workbench.runs.rundir import RunDir
 
     for data in RunDir(run_dir).events():
         event = event_from_json(data)
@@ -219,7 +219,7 @@ def finished_summary(run_dir: Path | None) -> dict[str, Any] | None:
     """A resumed trial whose run had already finished: its summary (nothing to train)."""
     if run_dir is None:
         return None
-    from workbench.engine.rundir import RunDir
+    from workbench.runs.rundir import RunDir
 
     run = RunDir(run_dir)
     summary = run.summary() if run.summary_file.is_file() else {}

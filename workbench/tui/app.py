@@ -6,7 +6,7 @@ run state and routes messages: it builds its tabs and pane keys from ``PANES``
 (``workbench/tui/panes/__init__.py``); the help screen and the command palette list its and
 the panes' ``BINDINGS`` (``workbench/tui/keys.py``); it hands each pane what it needs through its
 constructor and methods, and reacts to the messages panes post ("attributes down, messages
-up"). Starting, following and stopping runs in other processes is ``workbench.engine.launch``,
+up"). Starting, following and stopping runs in other processes is ``workbench.runs.launch``,
 called from thread workers.
 """
 
@@ -27,8 +27,9 @@ from textual.widgets import Header, Input, Select, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.config import RunSpec
-from workbench.engine.control import RunControl
-from workbench.engine.events import (
+from workbench.errors import WorkbenchError
+from workbench.runs.control import RunControl
+from workbench.runs.events import (
     EvalDone,
     Event,
     Listener,
@@ -39,8 +40,7 @@ from workbench.engine.events import (
     RunStarted,
     StepLogged,
 )
-from workbench.engine.launch import DetachedRun
-from workbench.errors import WorkbenchError
+from workbench.runs.launch import DetachedRun
 from workbench.tui.commands import WorkbenchCommands
 from workbench.tui.curves import SAVING, Curves, short_label
 from workbench.tui.heavy import (
@@ -276,7 +276,7 @@ class WorkbenchApp(App[None]):
         """A run's curves from the events of its ``metrics.jsonl`` that can be used, and what
         was skipped ("" if nothing), which is also said in a notification: a damaged run
         opens with what is left rather than not at all."""
-        from workbench.engine.rundir import RunDir
+        from workbench.runs.rundir import RunDir
 
         log = RunDir(Path(path)).read_events()
         skipped = "; ".join(log.problems())
@@ -349,7 +349,7 @@ class WorkbenchApp(App[None]):
         the signal's code, as `workbench run` does. Handlers live only while a run trains; a
         SIGHUP ignored at start (``nohup``) stays ignored, and the hang-up deadline starts only
         once the stop's checkpoint is saved (the handlers listen to the run: see ``train``)."""
-        from workbench.engine.signals import install_stop_signals
+        from workbench.runs.signals import install_stop_signals
 
         def on_signal(signum: int) -> None:
             self.quitting = True
@@ -420,7 +420,7 @@ class WorkbenchApp(App[None]):
 
     def stop_attached(self) -> None:
         """Ask the process writing the followed run to stop; it finishes the step and saves a checkpoint."""
-        from workbench.engine.launch import stop_run
+        from workbench.runs.launch import stop_run
 
         try:
             pid = stop_run(self.follow_path, self.launched)
@@ -473,7 +473,7 @@ class WorkbenchApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
     def launch_and_follow(self, spec: RunSpec, gpus: int, curves: Curves) -> None:
-        from workbench.engine.launch import follow_detached, start_detached
+        from workbench.runs.launch import follow_detached, start_detached
 
         worker = get_current_worker()
         if not import_heavy_libraries():
@@ -503,7 +503,7 @@ class WorkbenchApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
     def follow_attached(self, path: str, curves: Curves) -> None:
-        from workbench.engine.launch import follow_run
+        from workbench.runs.launch import follow_run
 
         worker = get_current_worker()
         self._relay(follow_run(path, should_stop=lambda: worker.is_cancelled), "follow", curves)

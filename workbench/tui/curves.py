@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.engine.events import (
+from workbench.runs.events import (
     EvalDone,
     Event,
     Message,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from textual.message import Message
 from textual.worker import Worker
 
-from workbench.engine.events import Event
-from workbench.engine.launch import DetachedRun
+from workbench.runs.events import Event
+from workbench.runs.launch import DetachedRun
 
 
 @dataclass

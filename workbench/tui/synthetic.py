@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterable
 
 from workbench.config import RunSpec
-from workbench.engine.control import RunControl
-from workbench.engine.events import CheckpointSaved, EvalDone, Event, Listener, RunFinished, RunStarted, StepLogged
-from workbench.engine.rundir import MetricsWriter, new_run_dir
+from workbench.runs.control import RunControl
+from workbench.runs.events import CheckpointSaved, EvalDone, Event, Listener, RunFinished, RunStarted, StepLogged
+from workbench.runs.rundir import MetricsWriter, new_run_dir
 
 
 class SyntheticRun:

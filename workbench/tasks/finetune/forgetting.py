@@ -15,10 +15,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from workbench.corpora import Corpus, load_corpus
-from workbench.engine.events import EvalDone, Event, Message
-from workbench.engine.rundir import RunDir
 from workbench.errors import WorkbenchError
 from workbench.models import resolve_base
+from workbench.runs.events import EvalDone, Event, Message
+from workbench.runs.rundir import RunDir
 
 
 def _ppl(loss: float) -> float:

@@ -169,8 +169,8 @@ class ComparePane(Horizontal):
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
     def load(self, target: tuple[str, tuple[str, ...]], known_root: tuple, known_target: tuple) -> None:
         """Read what changed since the signatures ``known_root`` and ``known_target`` (empty: everything)."""
-        from workbench.engine.rundir import RunDir
         from workbench.experiments.compare import collect, is_sweep, list_targets
+        from workbench.runs.rundir import RunDir
         from workbench.tui.curves import Curves
 
         root_signature = folder_signature(self.run_root)

@@ -153,8 +153,8 @@ def base_is_decoder(base: str) -> tuple[bool | None, str]:
     when it cannot be told (a hub id, an unreadable config). Reads files: call it in a worker."""
     path = Path(base).expanduser()
     if (path / "run.toml").is_file():
-        from workbench.engine.rundir import RunDir
         from workbench.errors import WorkbenchError
+        from workbench.runs.rundir import RunDir
 
         try:
             objective = str(RunDir(path).read_run_toml().get("spec", {}).get("objective", ""))

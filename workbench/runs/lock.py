@@ -85,7 +85,7 @@ def claim(run_path: Path, emit: Callable[[Any], None] | None = None) -> RunLock:
         lock.release()
         raise
     if lock.previous and emit is not None:
-        from workbench.engine.events import Message
+        from workbench.runs.events import Message
 
         old = lock.previous
         emit(Message(text=f"Took over the run's lock from pid {old.get('pid')} on {old.get('host', '?')}, which is no longer running"))

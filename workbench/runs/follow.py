@@ -1,6 +1,6 @@
 """Tail a run's ``metrics.jsonl`` while another process writes it (``workbench run``).
 
-UI-free so it is testable without Textual: ``workbench.engine.launch`` builds on it to
+UI-free so it is testable without Textual: ``workbench.runs.launch`` builds on it to
 follow detached and attached runs, and the TUI runs those from a thread worker and posts
 each event as a message. Hand-written (not ``tail -f``) because the workbench needs three
 things a generic tail does not give: a torn last line (the writer is mid-``write``) is held
@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.events import Event, Message, event_from_json, event_problem
-from workbench.engine.rundir import RunDir, open_regular, parse_json_line, pid_alive, skipped_note
+from workbench.runs.events import Event, Message, event_from_json, event_problem
+from workbench.runs.rundir import RunDir, open_regular, parse_json_line, pid_alive, skipped_note
 
 ENDING_EVENTS = ("finished", "failed")
 """Event kinds after which a run writes nothing more."""

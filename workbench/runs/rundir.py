@@ -33,9 +33,9 @@ from typing import Any, BinaryIO, Callable
 import tomli_w
 
 from workbench.config import RunSpec, tomllib
-from workbench.engine.events import Event, event_problem, probe_line_problem, value_problem
-from workbench.engine.lock import open_append
 from workbench.errors import RunDirError
+from workbench.runs.events import Event, event_problem, probe_line_problem, value_problem
+from workbench.runs.lock import open_append
 
 
 def atomic_write_text(path: Path, text: str) -> None:

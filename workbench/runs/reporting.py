@@ -19,8 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from workbench.engine.events import Event
 from workbench.errors import SpecError
+from workbench.runs.events import Event
 
 MODULES = {"tensorboard": "tensorboard", "trackio": "trackio"}
 """Reporter -> the module it needs (the extra of the same name installs it)."""

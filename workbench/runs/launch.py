@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.config import RunSpec
-from workbench.engine.events import Event, RunFailed, RunStarted
-from workbench.engine.follow import MetricsTail, follow
-from workbench.engine.rundir import RunDir
 from workbench.errors import WorkbenchError
+from workbench.runs.events import Event, RunFailed, RunStarted
+from workbench.runs.follow import MetricsTail, follow
+from workbench.runs.rundir import RunDir
 
 
 @dataclass

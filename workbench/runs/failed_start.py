@@ -19,8 +19,8 @@ import os
 import shutil
 from pathlib import Path
 
-from workbench.engine.lock import RunLock, claim
 from workbench.errors import WorkbenchError
+from workbench.runs.lock import RunLock, claim
 
 START_FILES = (".lock", "status.json", "run.toml")
 """Plain files a start writes (``tokenizer/`` and an empty ``metrics.jsonl`` are checked apart)."""

@@ -31,9 +31,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from workbench.engine.events import Message
-from workbench.engine.lock import fsync_dir
 from workbench.errors import RunDirError, TrainingError
+from workbench.runs.events import Message
+from workbench.runs.lock import fsync_dir
 
 MANIFEST = "MANIFEST.json"
 PREFIX = "step-"
@@ -143,7 +143,7 @@ def save_checkpoint(
     state: dict[str, Any],
 ) -> Path:
     """Write a complete checkpoint for ``step`` or raise; never leaves a half folder in place."""
-    from workbench.engine.lock import refuse_symlinks
+    from workbench.runs.lock import refuse_symlinks
 
     # never write through a link inside the run (checkpoints/, the step folder, the temp folder)
     refuse_symlinks(root, root / step_dir_name(step), root / f"{TMP_PREFIX}{step_dir_name(step)}-{os.getpid()}")
