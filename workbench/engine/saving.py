@@ -18,7 +18,8 @@ from workbench.engine.setup import RunState
 from workbench.errors import RunDirError, TrainingError
 from workbench.runs import checkpoint as ckpt
 from workbench.runs.events import CheckpointSaved, Event, Message
-from workbench.runs.lock import fsync_dir, fsync_tree, refuse_symlinks
+from workbench.runs.lock import refuse_symlinks
+from workbench.runs.publish import publish_folder
 
 
 class Saver:
@@ -40,26 +41,22 @@ class Saver:
         if not s.strategy.is_main or s.resumed_from is not None or s.spec.base:
             return
         root = s.run_dir.checkpoints
-        folder, tmp = root / ckpt.INITIAL, root / f"{ckpt.TMP_PREFIX}{ckpt.INITIAL}-{os.getpid()}"
-        refuse_symlinks(root, folder, tmp)
+        folder = root / ckpt.INITIAL
+        refuse_symlinks(root, folder)
         if os.path.lexists(folder):
             return
-        try:
-            root.mkdir(exist_ok=True)
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            os.mkdir(tmp)
+
+        def write(tmp: Path) -> None:
             s.model.save_pretrained(tmp, safe_serialization=True)
             s.tokenizer.save_pretrained(tmp)
-            fsync_tree(tmp)
-            os.replace(tmp, folder)
-            fsync_dir(root)
+
+        try:
+            root.mkdir(exist_ok=True)
+            publish_folder(folder, root / f"{ckpt.TMP_PREFIX}{ckpt.INITIAL}-{os.getpid()}", write)
         except (OSError, SafetensorError) as exc:  # disk full, quota, read-only: checkpoints would fail the same way
             reason = (exc.strerror if isinstance(exc, OSError) else None) or " ".join(str(exc).split())[:200]
             raise TrainingError(f"could not write the initial weights ({reason})", where=str(folder),
                                 fix="free disk space (df -h) or pass --out on another disk, then start the run again") from None
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def checkpoint(self, step: int) -> None:
         """A resumable checkpoint of ``step``. Every rank calls it (a sharded save gathers
@@ -118,14 +115,8 @@ class Saver:
                               fix="move that file out of the run directory, then resume the run")
         self._clear(tmp)
         self._clear(old)
-        os.mkdir(tmp)  # fails rather than reuse anything that appeared since
-        write(tmp)
-        fsync_tree(tmp)
-        if model_dir.exists():
-            os.replace(model_dir, old)
-        os.replace(tmp, model_dir)
-        fsync_dir(root)
-        shutil.rmtree(old, ignore_errors=True)
+        publish_folder(model_dir, tmp, write, displace=lambda folder: os.replace(folder, old))
+        shutil.rmtree(old, ignore_errors=True)  # the previous final model, now replaced by this one
 
     def _clear(self, path: Path) -> None:
         """Remove a leftover temp folder of an earlier save; anything else there (a symlink, a

@@ -33,7 +33,9 @@ from safetensors.torch import load_file, save_file
 
 from workbench.errors import RunDirError, TrainingError
 from workbench.runs.events import Message
-from workbench.runs.lock import fsync_dir
+from workbench.runs.lock import fsync_dir, refuse_symlinks
+from workbench.runs.processes import pid_alive
+from workbench.runs.publish import publish_folder
 
 MANIFEST = "MANIFEST.json"
 PREFIX = "step-"
@@ -143,31 +145,24 @@ def save_checkpoint(
     state: dict[str, Any],
 ) -> Path:
     """Write a complete checkpoint for ``step`` or raise; never leaves a half folder in place."""
-    from workbench.runs.lock import refuse_symlinks
-
-    # never write through a link inside the run (checkpoints/, the step folder, the temp folder)
-    refuse_symlinks(root, root / step_dir_name(step), root / f"{TMP_PREFIX}{step_dir_name(step)}-{os.getpid()}")
     final = root / step_dir_name(step)
+    refuse_symlinks(root, final)  # never write through a link inside the run
     if is_complete(final):
         return final
-    tmp = root / f"{TMP_PREFIX}{step_dir_name(step)}-{os.getpid()}"
-    renamed = False
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
+
+    def write(tmp: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         optimizer_to_safetensors(optimizer, tmp / "optimizer.safetensors")
         full_state = dict(state, step=step, scheduler=scheduler.state_dict())
         (tmp / "trainer_state.json").write_text(json.dumps(full_state, default=float), encoding="utf-8")
-        _write_manifest(tmp, step)
-        if final.exists():  # an incomplete or damaged folder in the way: set aside, never deleted
-            move_aside(final, "incomplete")
-        os.replace(tmp, final)
-        renamed = True
-        fsync_dir(root)
+        _write_manifest(tmp, step)  # hashes and fsyncs every file
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        # an incomplete or damaged folder in the way is set aside, never deleted
+        publish_folder(final, root / f"{TMP_PREFIX}{final.name}-{os.getpid()}", write,
+                       displace=lambda folder: move_aside(folder, "incomplete"), synced=True)
     except (OSError, SafetensorError) as exc:  # disk full, quota, read-only, I/O error
         reason = (exc.strerror if isinstance(exc, OSError) else None) or " ".join(str(exc).split())[:200]
         disk = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -176,9 +171,6 @@ def save_checkpoint(
             where=str(root),
             fix=("free disk space (df -h) and " if disk else "check the disk, then ") + "resume with `workbench run --resume`",
         ) from None
-    finally:
-        if not renamed:
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
@@ -347,24 +339,6 @@ def _reject(folder: Path, failure: tuple[str, str], emit: Callable[[Any], None] 
         emit(Message(text=f"Checkpoint {folder.name} failed verification ({failure[1]}): moved it to {target}, nothing deleted"))
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a running process: another user's counts, a zombie does not."""
-    if pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _abandoned(entry: Path) -> bool:
     """A temp folder whose writer is gone: a save that never finished (the checkpoint before it
     is intact) or a rotation cut short. Names without a pid are left alone, except an older
@@ -373,7 +347,7 @@ def _abandoned(entry: Path) -> bool:
         return False
     match = _TEMP_NAME.fullmatch(entry.name)
     if match:
-        return not _alive(int(match.group(1)))
+        return not pid_alive(int(match.group(1)))
     return re.fullmatch(r"\.tmp-delete-step-[0-9]+", entry.name) is not None
 
 

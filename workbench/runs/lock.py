@@ -21,13 +21,13 @@ import errno
 import json
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from workbench.errors import RunDirError
+from workbench.runs.processes import pid_alive
 
 try:
     import fcntl
@@ -198,36 +198,6 @@ def holder_alive(holder: dict[str, Any]) -> bool:
     if holder.get("host") not in (None, socket.gethostname()):
         return True
     return pid_alive(pid)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
-        return _windows_pid_alive(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    except (OverflowError, OSError):
-        return False
-    return True
-
-
-def _windows_pid_alive(pid: int) -> bool:
-    import ctypes
-
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return kernel32.GetLastError() == 5  # access denied: it exists
-    code = ctypes.c_ulong()
-    try:
-        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
-    finally:
-        kernel32.CloseHandle(handle)
 
 
 def busy(run_path: Path, holder: dict[str, Any]) -> RunDirError:

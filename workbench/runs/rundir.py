@@ -36,6 +36,7 @@ from workbench.config import RunSpec, tomllib
 from workbench.errors import RunDirError
 from workbench.runs.events import Event, event_problem, probe_line_problem, value_problem
 from workbench.runs.lock import open_append
+from workbench.runs.processes import pid_alive
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -462,19 +463,6 @@ class RunRow:
     """Why the run is damaged (files or lines that could not be read); empty when it is not."""
     method: str = "full"
     """How it trained from its base: full, lora or frozen (``RunSpec.method``)."""
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (one of another user's counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except (OSError, OverflowError, ValueError):  # not a pid this system can have
-        return False
-    return True
 
 
 def _progress(events: list[dict[str, Any]]) -> tuple[int, int, float | None]:

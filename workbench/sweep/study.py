@@ -229,7 +229,7 @@ def reopen(study: Any, number: int, spec: SweepSpec) -> Any | None:
 
 def owner_gone(frozen: Any) -> bool:
     """A RUNNING trial whose process on this machine is gone (killed, or stopped by Ctrl-C)."""
-    from workbench.runs.lock import pid_alive
+    from workbench.runs.processes import pid_alive
 
     owner = frozen.user_attrs.get("owner") or {}
     if frozen.user_attrs.get("state") == "stopped":
