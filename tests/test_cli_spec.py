@@ -25,7 +25,7 @@ DOCUMENTED_FLAGS = (
     "--on-nonfinite", "--compile", "--no-compile", "--lean", "--no-lean", "--parallel",
     "--config", "--gpus", "--nnodes", "--node-rank", "--rdzv-endpoint", "--resume", "--json",
 )
-"""Flags the README and scripts use: generating the options must keep every one."""
+"""Flags the README, docs/guide.md and scripts use: generating the options must keep every one."""
 
 
 def run_click_command():

@@ -32,7 +32,7 @@ def test_objective_trains_and_reloads(objective: str, story_corpus: Path, run_ro
     assert summary["eval_loss_after"] < summary["eval_loss_before"] - 0.5
     assert result.status == "finished" and result.step == 30
 
-    # The run dir holds what the README promises.
+    # The run dir holds what docs/run-directory.md promises.
     run_dir = result.run_dir
     for name in ("run.toml", "metrics.jsonl", "status.json", "summary.json", "model/config.json", "model/model.safetensors"):
         assert (run_dir / name).is_file(), name

@@ -50,7 +50,7 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
         else:
             changes["epochs"] = defaults.epochs
     if spec.sampling is None and task.windowed:
-        changes["sampling"] = "blocks"  # measured: as good as random windows (README, "Training windows"), 2-3% cheaper
+        changes["sampling"] = "blocks"  # measured: as good as random windows (docs/results.md, "Training windows"), 2-3% cheaper
     check_sampling(spec, task)
     changes.update(method_settings(spec))
     check_seq_len(spec.replace(**changes), base_config)
