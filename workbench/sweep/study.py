@@ -18,6 +18,7 @@ import math
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -82,14 +83,27 @@ STORAGE_CAUSES = (
 )
 
 
+def missing_module(error: BaseException, url: str) -> str | None:
+    """The driver module a storage error says is missing (Optuna wraps the driver's own
+    ``ModuleNotFoundError`` in an ``ImportError`` of its own), else None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError) and seen.name:
+            return seen.name.split(".")[0]
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(error, ImportError):
+        dialect = url.split(":", 1)[0]
+        return dialect.split("+", 1)[1] if "+" in dialect else {"postgresql": "psycopg2", "mysql": "MySQLdb"}.get(dialect)
+    return None
+
+
 def storage_problem(error: Exception, url: str) -> tuple[str, str]:
     """What went wrong opening a storage, and its fix, from the driver's error."""
     text = f"{type(error).__name__}: {error}"
-    if isinstance(error, ModuleNotFoundError) or "No module named" in text:
-        module = getattr(error, "name", None) or text.rsplit("No module named", 1)[-1].strip(" '\"")
-        return (f"its database driver {module} is not installed",
-                f"install it into this environment (e.g. pip install {module}-binary)" if module == "psycopg2"
-                else f"install {module} into this environment")
+    module = missing_module(error, url)
+    if module is not None:
+        package = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "MySQLdb": "mysqlclient"}.get(module, module)
+        return f"its database driver {module} is not installed", f"install it into this environment (pip install {package})"
     lowered = text.lower()
     for needles, problem, fix in STORAGE_CAUSES:
         if any(needle in lowered for needle in needles):
@@ -250,7 +264,11 @@ def trial_sampler(study: Any, number: int, spec: SweepSpec) -> Any:
     if not (spec.search and spec.seeds > 1 and number % spec.seeds):
         return sampler
     drawn = repeated_point(study, number - number % spec.seeds, spec)
-    return optuna.samplers.PartialFixedSampler(drawn, sampler) if drawn else sampler
+    if not drawn:
+        return sampler
+    with warnings.catch_warnings():  # experimental in name only: public and documented since Optuna 2.4
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.PartialFixedSampler(drawn, sampler)
 
 
 def frozen_trial(study: Any, number: int) -> Any:
