@@ -386,11 +386,12 @@ def stop_at_checkpoint(monkeypatch, trial_number: int, step: int) -> None:
     from workbench.runs.events import CheckpointSaved
     from workbench.sweep.runner import TrialWatch
 
-    original = TrialWatch.__call__
+    original, sent = TrialWatch.__call__, []
 
     def call(self: TrialWatch, event) -> None:
         original(self, event)
-        if isinstance(event, CheckpointSaved) and self.trial.number == trial_number and event.step == step:
+        if isinstance(event, CheckpointSaved) and self.trial.number == trial_number and event.step == step and not sent:
+            sent.append(step)  # once: a second Ctrl-C means "exit now"
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(TrialWatch, "__call__", call)
