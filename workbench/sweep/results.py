@@ -59,9 +59,11 @@ def trial_row(frozen: Any, folder: Path, swept: list[str]) -> dict[str, Any] | N
     """One row from an Optuna trial and the attributes the sweep recorded on it."""
     from optuna.trial import TrialState
 
-    if frozen.state == TrialState.WAITING:
-        return None
+    from workbench.sweep.study import EXTRA
+
     attrs = frozen.user_attrs
+    if frozen.state == TrialState.WAITING or attrs.get(EXTRA):
+        return None
     state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}.get(frozen.state)
     reason = attrs.get("reason")
     if state is None:  # RUNNING: running, or stopped (Ctrl-C) / interrupted (its process died)

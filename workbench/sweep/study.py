@@ -208,6 +208,8 @@ def study_name_in(url: str) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
+EXTRA = "not_of_the_sweep"
+"""Trial user attribute of a trial ``ask`` made because the queue was empty by then."""
 QUEUED = "queued"
 """Trial user attribute set when the sweep queues it: a trial without it was never the sweep's."""
 
@@ -246,7 +248,7 @@ def _take_next(study: Any, spec: SweepSpec) -> Any | None:
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         trial = study.ask()
         if not trial.user_attrs.get(QUEUED):  # the last queued one went to another process first
-            trial.set_user_attr("reason", "not a trial of the sweep (made while another process took the last one)")
+            trial.set_user_attr(EXTRA, True)  # told FAIL at once; never listed (results.trial_row)
             study.tell(trial, state=TrialState.FAIL)
             continue
         claim(trial)
