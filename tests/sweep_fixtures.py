@@ -42,8 +42,9 @@ def write_results(folder: Path, results: list[dict[str, Any]]) -> None:
 
 def result(trial: int, params: dict[str, Any], state: str, value: float | None, step: int, folder: Path) -> dict[str, Any]:
     name = f"t{trial:03d}"
-    return {"trial": trial, "name": name, "run_dir": str(folder / name), "params": params, "state": state, "reason": "",
-            "value": value, "step": step, "updated": 1_767_225_600.0 + trial}
+    return {"trial": trial, "name": name, "run_dir": name, "params": params, "state": state, "reason": "",
+            "value": value, "value_step": step if value is not None else None, "value_is_final": state == "complete",
+            "step": step, "updated": 1_767_225_600.0 + trial}
 
 
 def real_sweep(root: Path, corpus: Path, name: str, grid: dict[str, list]) -> Path:

@@ -60,8 +60,18 @@ def started_events(run_dir: Path) -> list[dict]:
     (["--grid", "seed=1,2", "--seeds", "2"], ("do not also sweep seed",)),
     (["--grid", "lr=1e-3", "--parallel", "0"], ("--parallel must be at least 1",)),
     (["--grid", "lr=1e-3", "--epochs", "0"], ("--epochs",)),
+    (["--grid", "lr=1e-3", "--grid", "lr=3e-3"], ("--grid lr is given twice",)),
+    (["--search", "lr=uniform:0.001:0.1", "--trials", "100000", "--seeds", "1000"], ("100000000 trials", "--max-trials")),
+    (["--grid", "lr=1e-3,2e-3", "--seeds", "600"], ("1200 trials", "limit of 1000")),
+    (["--grid", "lr=1e-3,2e-3", "--seeds", "6", "--max-trials", "10"], ("12 trials", "--max-trials 12")),
+    (["--grid", "lr=1e-3", "--metric", "bogus"], ("--metric bogus", "eval_loss")),
+    (["--grid", "lr=1e-3", "--metric", "accuracy"], ("objective clm does not report it",)),
+    (["--grid", "objective=clm,nsp", "--metric", "nsp_accuracy"], ("objective clm does not report it",)),
+    (["--grid", "objective=clm,mlm", "--prune"], ("cannot prune a sweep over objective", "--no-prune")),
 ], ids=["field", "value", "lr-range", "int-range", "no-trials", "distribution", "numeric-only", "grid-and-search",
-        "trials-with-grid", "tpe-without-search", "seed-twice", "parallel", "fixed-flag"])
+        "trials-with-grid", "tpe-without-search", "seed-twice", "parallel", "fixed-flag", "grid-field-twice", "huge-search",
+        "huge-grid", "max-trials", "metric-unknown", "metric-of-another-task", "metric-not-in-every-objective",
+        "prune-across-objectives"])
 def test_bad_sweep_input_is_one_line(tmp_path: Path, args: list[str], needles: tuple[str, ...]) -> None:
     result = invoke("--out", str(tmp_path / "runs"), "--name", "bad", *args)
     assert_one_line_error(result, *needles)
@@ -129,8 +139,8 @@ def test_grid_of_four_trials_finishes_with_a_results_table(story_corpus: Path, t
     printed = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert printed == rows
     for row in rows:  # each trial an ordinary run directory, its values in run.toml, trained once
-        run_dir = Path(row["run_dir"])
-        assert run_dir == folder / row["name"]
+        run_dir = folder / row["run_dir"]
+        assert row["run_dir"] == row["name"]  # relative to the sweep folder
         spec = (run_dir / "run.toml").read_text(encoding="utf-8")
         assert f"lr = {row['params']['lr']}" in spec and f"d_model = {row['params']['d_model']}" in spec
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
@@ -140,7 +150,7 @@ def test_grid_of_four_trials_finishes_with_a_results_table(story_corpus: Path, t
     assert (folder / "study.db").is_file() and (folder / "results.csv").read_text().count("\n") == 5
     again = invoke("--resume", str(folder))  # nothing left to do: no trial runs twice
     assert again.exit_code == 0, again.output
-    assert all(len(started_events(Path(r["run_dir"]))) == 1 for r in rows)
+    assert all(len(started_events(folder / r["run_dir"])) == 1 for r in rows)
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["t000", "t001", "t002", "t003"]
     assert_one_line_error(invoke(*tiny_sweep_flags(story_corpus, out, "grid"), "--grid", "lr=1e-3"), "exists already")
 
@@ -196,7 +206,7 @@ def test_queue_hands_each_trial_out_once_and_repeats_a_drawn_point_per_seed(tmp_
     assert reopen(first, 2, grid) is None and resumable(first) == []  # running in a live process (this one)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     owner = {"host": socket.gethostname(), "pid": int(gone.stdout)}
-    first._storage.set_trial_user_attr(taken[1]._trial_id, "owner", owner)  # as if killed (SIGKILL) while training
+    taken[1].set_user_attr("owner", owner)  # as if killed (SIGKILL) while training
     assert [t.number for t in resumable(second)] == [1] and reopen(second, 1, grid).number == 1
     assert resumable(first) == []  # reopened: this process runs it now
     search = SweepSpec(search={"lr": "loguniform:1e-4:1e-2"}, trials=2, seeds=2, sampler="random")
@@ -231,7 +241,7 @@ def test_trial_watch_reports_evals_prunes_and_calls_divergence() -> None:
         for step, loss in points:
             watch(EvalDone(step=step, eval_loss=loss, perplexity=1.0))
 
-    spec = SweepSpec(grid={"lr": [1e-3]})
+    spec = SweepSpec(grid={"lr": [1e-3]}, prune=True)  # a grid prunes only when asked
     watch = TrialWatch(FakeTrial(prune_at=10), spec, RunControl())
     evals(watch, (0, 5.0), (5, 4.0), (10, 3.9), (15, 3.8))
     assert watch.trial.reports == [(5, 4.0), (10, 3.9)] and watch.control.stop_reason == "pruned"  # step 0 never reported
@@ -245,3 +255,210 @@ def test_trial_watch_reports_evals_prunes_and_calls_divergence() -> None:
     off = TrialWatch(FakeTrial(prune_at=5), SweepSpec(grid={"lr": [1e-3]}, prune=False), RunControl())
     evals(off, (0, 5.0), (5, 80.0))
     assert off.verdict is None and not off.control.stop_requested and off.trial.reports == [(5, 80.0)]
+
+
+# ---------------------------------------------------------------------- storage, size, pruning (no training)
+def test_a_bad_storage_names_its_cause_leaves_nothing_and_never_shows_the_password(tmp_path: Path, monkeypatch) -> None:
+    import sqlite3
+
+    import workbench.sweep.study as study_module
+
+    out = tmp_path / "runs"
+
+    def attempt(url: str, *needles: str) -> str:
+        result = invoke("--out", str(out), "--name", "s", "--grid", "lr=1e-3", "--storage", url)
+        assert_one_line_error(result, *needles)
+        assert not (out / "s").exists()  # the name is still free
+        return result.output
+
+    import importlib.util
+
+    if importlib.util.find_spec("pg8000") is None:  # a driver this environment lacks
+        shown = attempt("postgresql+pg8000://alice:s3cret@localhost:5432/sweeps", "database driver pg8000 is not installed",
+                        "alice@localhost")
+        assert "s3cret" not in shown
+    if importlib.util.find_spec("psycopg") or importlib.util.find_spec("psycopg2"):  # nothing listens on port 1
+        driver = "psycopg" if importlib.util.find_spec("psycopg") else "psycopg2"
+        shown = attempt(f"postgresql+{driver}://alice:s3cret@127.0.0.1:1/sweeps", "refused the connection")
+        assert "s3cret" not in shown
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database, just bytes " * 100)
+    attempt(f"sqlite:///{garbage}", "not a study database", "restore study.db")
+    attempt(f"sqlite:///{tmp_path / 'no' / 'such' / 'folder.db'}", "cannot be opened")
+    locked = tmp_path / "locked.db"
+    holder = sqlite3.connect(locked, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(study_module, "SQLITE_TIMEOUT_S", 0.2)
+    try:
+        attempt(f"sqlite:///{locked}", "locked by another process")
+    finally:
+        holder.close()
+    assert garbage.read_bytes().startswith(b"this is not a database")  # nothing of the user's is touched
+
+
+def test_storage_causes_and_the_stored_url_has_no_password() -> None:
+    from workbench.sweep.study import storage_problem
+
+    url = "postgresql://bob:hunter2@db.example:5432/sweeps"
+    for error, needle in [(OSError("connection to server failed: Connection refused"), "refused the connection"),
+                          (OSError('could not translate host name "db.example" to address'), "host is unknown"),
+                          (OSError('password authentication failed for user "bob"'), "PGPASSWORD"),
+                          (RuntimeError("weird failure with hunter2 inside"), "***")]:
+        problem, fix = storage_problem(error, url)
+        assert needle in problem + fix and "hunter2" not in problem + fix
+    spec = SweepSpec(grid={"lr": [1e-3]}, storage=url)
+    check_sweep(spec)
+    assert "hunter2" not in spec.to_toml() and 'storage = "postgresql://bob@db.example:5432/sweeps"' in spec.to_toml()
+
+
+def test_pruning_is_off_for_grids_and_seeds_and_warms_up_for_a_search() -> None:
+    import optuna
+
+    from workbench.sweep.study import make_pruner, pruning_line
+
+    grid = SweepSpec(grid={"lr": [1e-3, 3e-4]}, fixed={"max_steps": 20})
+    seeds = SweepSpec(fixed={"max_steps": 20}, seeds=3)
+    for spec in (grid, seeds):
+        check_sweep(spec)
+        assert not spec.pruning and isinstance(make_pruner(spec, 20), optuna.pruners.NopPruner)
+        assert pruning_line(spec).startswith("pruning: off") and "--prune" in pruning_line(spec)
+    search = SweepSpec(search={"lr": "loguniform:1e-4:1e-2"}, trials=8, fixed={"max_steps": 100})
+    check_sweep(search)
+    assert search.pruning and pruning_line(search) == ("pruning: median, after 3 finished trials, from step 34 of 100; "
+                                                       "diverged trials stop")
+    assert "successive halving, rungs from step 34 of 100" in pruning_line(SweepSpec(**{**vars(search), "pruner": "halving"}))
+    assert not SweepSpec(search={"objective": "choice:clm,mlm"}, trials=4).pruning  # never across objectives
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=make_pruner(search, 100))
+    for value in (1.0, 1.1, 1.2):  # three finished trials, good all along
+        trial = study.ask()
+        for step in (10, 50, 100):
+            trial.report(value, step)
+        study.tell(trial, value)
+    behind = study.ask()
+    behind.report(9.0, 10)
+    assert not behind.should_prune()  # step 10 of 100: too early to judge
+    behind.report(9.0, 50)
+    assert behind.should_prune()  # past a third of the steps, behind the median
+
+
+def test_no_private_optuna_access_in_the_sweep_code() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "workbench"
+    for path in [*(root / "sweep").glob("*.py"), root / "commands" / "sweep.py", root / "runs" / "sweepdir.py"]:
+        found = re.findall(r"\._(?:storage|trial_id|study_id|backend|cached_frozen_trial)\b", path.read_text(encoding="utf-8"))
+        assert not found, f"{path.name}: {found}"
+
+
+def test_sweepdir_lists_trials_relative_and_a_deleted_one_as_missing(tmp_path: Path) -> None:
+    from workbench.runs import sweepdir
+    from workbench.runs.rundir import RunDir
+
+    folder, elsewhere = tmp_path / "sw", tmp_path / "original"
+    (folder / "t000").mkdir(parents=True)
+    (folder / "t000" / "run.toml").write_text("", encoding="utf-8")
+    (elsewhere / "t001").mkdir(parents=True)
+    (elsewhere / "t001" / "run.toml").write_text("", encoding="utf-8")
+    (folder / "sweep.toml").write_text('study = "first-name"\n[grid]\nlr = [1e-3]\n', encoding="utf-8")
+    rows = [{"trial": 0, "name": "t000", "run_dir": "t000", "params": {}, "state": "complete", "value": 3.0},
+            {"trial": 1, "name": "t001", "run_dir": str(elsewhere / "t001"), "params": {}, "state": "complete", "value": 2.0},
+            {"trial": 2, "name": "t002", "run_dir": "t002", "params": {}, "state": "failed", "value": None}]
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert sweepdir.is_sweep(folder) and not sweepdir.is_sweep(elsewhere)
+    assert sweepdir.read_sweep_toml(folder)[0]["study"] == "first-name"
+    listed = sweepdir.trials(folder)
+    assert [(r["run_dir"], r["state"], r["value"]) for r in listed] == [("t000", "complete", 3.0), ("t001", "missing", None),
+                                                                         ("t002", "failed", None)]
+    from workbench.experiments.compare import is_sweep as compare_is_sweep
+    from workbench.experiments.compare import read_sweep_toml as compare_read
+
+    assert compare_is_sweep(folder) and compare_read(folder) == sweepdir.read_sweep_toml(folder)
+    run = RunDir(tmp_path / "run")  # a run's own files name it relative to itself, read back where it is now
+    run.path.mkdir()
+    run.write_summary({"objective": "clm", "run_dir": str(run.path), "model_dir": str(run.model_dir),
+                       "inspect_command": f"workbench inspect {run.path}"})
+    assert str(tmp_path) not in (run.path / "summary.json").read_text(encoding="utf-8")
+    moved = RunDir(tmp_path / "moved")
+    run.path.rename(moved.path)
+    assert moved.summary()["model_dir"] == str(moved.model_dir) and moved.summary()["run_dir"] == str(moved.path)
+
+
+# ---------------------------------------------------------------------- copied, moved and pruned sweeps
+def stop_at_checkpoint(monkeypatch, trial_number: int, step: int) -> None:
+    """Ctrl-C (a real SIGINT to this process) once trial ``trial_number`` has saved step ``step``."""
+    import os
+    import signal
+
+    from workbench.runs.events import CheckpointSaved
+    from workbench.sweep.runner import TrialWatch
+
+    original, sent = TrialWatch.__call__, []
+
+    def call(self: TrialWatch, event) -> None:
+        original(self, event)
+        if isinstance(event, CheckpointSaved) and self.trial.number == trial_number and event.step == step and not sent:
+            sent.append(step)  # once: a second Ctrl-C means "exit now"
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(TrialWatch, "__call__", call)
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_copied_or_moved_stopped_sweep_resumes_itself_alone(story_corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+    import signal
+
+    from workbench.runs import sweepdir
+
+    out = tmp_path / "sw"
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with monkeypatch.context() as patch:
+        stop_at_checkpoint(patch, trial_number=1, step=2)
+        try:
+            stopped = invoke(*tiny_sweep_flags(story_corpus, out, "C2", steps=4, every=2), "--save-interval", "2",
+                             "--grid", "lr=1e-3,3e-3")
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)  # the stopped sweep leaves a second Ctrl-C ignored
+    assert stopped.exit_code == 130, stopped.output
+    assert "pruning: off" in stopped.output
+    original = out / "C2"
+    assert [(r["run_dir"], r["state"]) for r in load_results(original)] == [("t000", "complete"), ("t001", "stopped")]
+    assert str(tmp_path) not in (original / "results.jsonl").read_text() + (original / "sweep.toml").read_text()
+    before = file_hashes(original)
+
+    copy = tmp_path / "cp" / "C2"
+    shutil.copytree(original, copy, symlinks=True)
+    resumed = invoke("--resume", str(copy))
+    assert resumed.exit_code == 0, resumed.output
+    assert file_hashes(original) == before  # the original is untouched, byte for byte
+    rows = load_results(copy)
+    assert [(r["run_dir"], r["state"], r["value_step"], r["value_is_final"]) for r in rows] == [
+        ("t000", "complete", 4, True), ("t001", "complete", 4, True)]
+    assert [e["resumed_from_step"] for e in started_events(copy / "t001")] == [0, 2]  # from its checkpoint
+    assert sorted(p.name for p in copy.iterdir() if p.is_dir()) == ["t000", "t001"]  # no t001-2
+
+    moved = tmp_path / "mv" / "B_moved"  # renamed too: the study is found from the folder, not its name
+    moved.parent.mkdir()
+    original.rename(moved)
+    again = invoke("--resume", str(moved))
+    assert again.exit_code == 0, again.output
+    assert [r["state"] for r in load_results(moved)] == ["complete", "complete"]
+    assert [e["resumed_from_step"] for e in started_events(moved / "t001")] == [0, 2]
+
+    shutil.rmtree(copy / "t000")  # a trial deleted from a sweep is missing, not complete with borrowed numbers
+    shown = invoke("--resume", str(copy), "--json")
+    assert shown.exit_code == 0, shown.output
+    assert [(r["state"], r["value"]) for r in sweepdir.trials(copy)] == [("missing", None), ("complete", rows[1]["value"])]
+    assert load_results(copy)[0]["state"] == "missing"
+    header = (copy / "results.csv").read_text().splitlines()[0].split(",")
+    assert header == ["trial", "name", "lr", "state", "value", "value_step", "value_is_final", "step", "reason", "run_dir",
+                      "updated"]

@@ -89,7 +89,7 @@ def test_two_worker_processes_split_one_study_without_duplicates(story_corpus: P
     assert sorted(r["params"]["seed"] for r in rows) == [42, 43, 44, 45]
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["t000", "t001", "t002", "t003"]
     for row in rows:
-        assert len(started_events(Path(row["run_dir"]))) == 1
+        assert len(started_events(folder / row["run_dir"])) == 1
     trials = study_trials(folder)
     assert len(trials) == 4
     owners = {t.user_attrs["owner"]["pid"] for t in trials}

@@ -26,6 +26,11 @@ from workbench.config import RunSpec, check_out_dir, spec_field_types
 from workbench.errors import SpecError, WorkbenchError
 
 SWEEP_PANEL = "Sweep"
+MAX_TRIALS = 1000
+"""The default of --max-trials (the same as ``workbench.sweep.spec.MAX_TRIALS``, which
+this module does not import at start-up)."""
+STORAGE_ENV = "WORKBENCH_SWEEP_STORAGE"
+"""How a --parallel worker gets a --storage URL given with a password (never on its command line)."""
 NOT_FLAGS = ("parallel",)
 """RunSpec fields with no flag here: ``--parallel`` is the sweep's trial count side by side."""
 SWEEP_SETTINGS = ("seeds", "trials", "sampler", "prune", "pruner", "metric", "direction", "storage")
@@ -47,13 +52,15 @@ SWEEP_PARAMETERS = [
     _option("sampler", Optional[str], None, "--sampler", help_text="grid (with --grid), random or tpe (with --search; "
             "default tpe), seeded by --seed."),
     _option("prune", Optional[bool], None, "--prune/--no-prune", help_text="Stop hopeless or diverged trials early "
-            "(default on)."),
+            "(default: on for a search, after a third of each trial's steps and 3 finished trials; off for a grid or --seeds)."),
     _option("pruner", Optional[str], None, "--pruner", help_text="median (default) or halving (successive halving)."),
     _option("metric", Optional[str], None, "--metric", help_text="What a trial scores: eval_loss (default), "
             "best_eval_loss or a task metric such as accuracy."),
     _option("direction", Optional[str], None, "--direction", help_text="minimize (default) or maximize."),
     _option("storage", Optional[str], None, "--storage", help_text="Optuna RDB URL shared by several machines, e.g. "
-            "postgresql://user:pass@host/db (default: study.db in the sweep folder)."),
+            "postgresql://user@host/db, the password in PGPASSWORD or ~/.pgpass (default: study.db in the sweep folder)."),
+    _option("max_trials", int, MAX_TRIALS, "--max-trials", help_text="Refuse a sweep of more trials than this "
+            "(grid points x seeds, or trials x seeds)."),
     _option("resume", Optional[str], None, "--resume", help_text="Continue this sweep (name or folder): its stopped "
             "trial from its checkpoint, then the trials not done."),
     _option("workers", int, 1, "--parallel", help_text="Trials side by side, each its own process (one GPU each, "
@@ -79,16 +86,19 @@ def build_sweep(options: dict[str, Any]) -> Any:
     checked = RunSpec(**{**spec.fixed, **given})
     checked.validate(flags=given)  # a bad flag is named as its flag
     spec.fixed.update({k: getattr(checked, k) for k in given})
-    for text in options["grid"]:
-        name, values = parse_grid_flag(text)
-        spec.grid[name] = values
-    for text in options["search"]:
-        name, dist = parse_search_flag(text)
-        spec.search[name] = dist
+    flagged: set[str] = set()
+    for flag, parse, table in (("--grid", parse_grid_flag, spec.grid), ("--search", parse_search_flag, spec.search)):
+        for text in options[flag[2:]]:
+            name, values = parse(text)
+            if name in flagged:
+                raise SpecError(f"{flag} {name} is given twice", fix=f"give each field once, e.g. {flag} {name}=A,B")
+            flagged.add(name)
+            table[name] = values
     for key in SWEEP_SETTINGS:
         if options[key] is not None:
             setattr(spec, key, options[key])
-    check_sweep(spec)
+    spec.study = None  # a new sweep's study is named after its folder, whatever a --config file says
+    check_sweep(spec, options["max_trials"])
     return spec
 
 
@@ -105,36 +115,76 @@ def check_resume_flags(options: dict[str, Any]) -> None:
 
 def open_sweep(options: dict[str, Any]) -> tuple[Any, bool]:
     """(the Sweep, whether it is new): made from the flags, or the one --resume names."""
-    from workbench.runs.rundir import atomic_write_text
-    from workbench.sweep import SPEC_FILE, is_sweep, read_sweep_spec
     from workbench.sweep.runner import Sweep
-    from workbench.sweep.spec import default_name
-    from workbench.sweep.study import open_study, queue_lock, storage_url
+    from workbench.sweep.study import queue_lock, storage_url
+
+    if options["resume"]:
+        folder, spec, study = resume_sweep(options)
+    else:
+        folder, spec, study = new_sweep(options)
+    url = storage_url(folder, spec.storage)
+    return Sweep(folder=folder, spec=spec, study=study, lock_path=queue_lock(url)), not options["resume"]
+
+
+def resume_sweep(options: dict[str, Any]) -> tuple[Path, Any, Any]:
+    """The sweep --resume names: its folder, its spec, and its study, found from the folder
+    (the name in sweep.toml, else the one study in its study.db), never from elsewhere."""
+    from workbench.sweep import is_sweep, read_sweep_spec
+    from workbench.sweep.spec import redact
+    from workbench.sweep.study import open_study, storage_url, study_name_in
 
     out = options["out"] or "checkpoints"
-    if options["resume"]:
-        check_resume_flags(options)
-        folder = next((p for p in (Path(options["resume"]), Path(out) / options["resume"]) if is_sweep(p)), None)
-        if folder is None:
-            raise SpecError("no such sweep (no sweep.toml there)", where=options["resume"],
-                            fix=f"pass a sweep folder or the name of one under {out}/")
-        spec = read_sweep_spec(folder)
-        spec.storage = options["storage"] or spec.storage
-        new = False
-    else:
-        spec = build_sweep(options)
-        check_out_dir(out)
-        folder = Path(out) / (options["name"] or default_name(spec))
-        new = True
-        if is_sweep(folder):
-            raise SpecError(f"sweep {folder} exists already", fix=f"continue it with `workbench sweep --resume {folder}`, "
-                            "or pick another --name")
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / SPEC_FILE, spec.to_toml())
+    check_resume_flags(options)
+    folder = next((p for p in (Path(options["resume"]), Path(out) / options["resume"]) if is_sweep(p)), None)
+    if folder is None:
+        raise SpecError("no such sweep (no sweep.toml there)", where=options["resume"],
+                        fix=f"pass a sweep folder or the name of one under {out}/")
     folder = folder.resolve()
+    spec = read_sweep_spec(folder)
+    given = options["storage"] or os.environ.get(STORAGE_ENV)
+    if given and (options["storage"] or redact(given) == spec.storage):
+        spec.storage = given  # the password stays in memory
+    if spec.storage is None and not (folder / "study.db").is_file():
+        raise SpecError("the sweep has no study.db", where=str(folder),
+                        fix="copy its study.db along with it, or pass --storage where its study is")
     url = storage_url(folder, spec.storage)
-    study = open_study(spec, folder.name, url, create=new)
-    return Sweep(folder=folder, spec=spec, study=study, lock_path=queue_lock(url)), new
+    name = spec.study or (study_name_in(url) if spec.storage is None else None) or folder.name
+    return folder, spec, open_study(spec, name, url, create=False)
+
+
+def new_sweep(options: dict[str, Any]) -> tuple[Path, Any, Any]:
+    """A new sweep: every check first, then its folder, study and sweep.toml. Should the
+    study fail, what this call made is removed again (the name stays free)."""
+    from workbench.runs.rundir import atomic_write_text
+    from workbench.sweep import SPEC_FILE, is_sweep
+    from workbench.sweep.spec import default_name
+    from workbench.sweep.study import open_storage, open_study, storage_url
+
+    out = options["out"] or "checkpoints"
+    spec = build_sweep(options)
+    check_out_dir(out)
+    folder = Path(out) / (options["name"] or default_name(spec))
+    if is_sweep(folder):
+        raise SpecError(f"sweep {folder} exists already", fix=f"continue it with `workbench sweep --resume {folder}`, "
+                        "or pick another --name")
+    if spec.storage:
+        open_storage(spec.storage)  # unreachable, locked, no driver: said before anything is made
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.resolve()
+    spec.study = folder.name
+    before = set(folder.iterdir())
+    try:
+        study = open_study(spec, spec.study, storage_url(folder, spec.storage), create=True)
+        atomic_write_text(folder / SPEC_FILE, spec.to_toml())
+    except BaseException:
+        for path in set(folder.iterdir()) - before:  # only what this call made
+            path.unlink()
+        for path in made:
+            if path.exists() and not any(path.iterdir()):
+                path.rmdir()
+        raise
+    return folder, spec, study
 
 
 def sweep_command(**options: Any) -> None:
@@ -149,8 +199,10 @@ def sweep_command(**options: Any) -> None:
     try:
         if options["workers"] < 1:
             raise SpecError(f"--parallel must be at least 1, not {options['workers']}", fix="pass --parallel 1 or more")
-        sweep, _ = open_sweep(options)
+        sweep, new = open_sweep(options)
         sweep.say = (lambda text: say_console.print(text, markup=False)) if say_console else (lambda text: print(text, flush=True))
+        if options["worker_threads"] is None:
+            say_header(sweep, new)
         code = run_workers(sweep, options) if options["workers"] > 1 else work_here(sweep, options["worker_threads"])
     except WorkbenchError as error:
         fail(error)
@@ -182,13 +234,13 @@ def run_workers(sweep: Any, options: dict[str, Any]) -> int:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     threads = max(1, (os.cpu_count() or 1) // workers)
     args = [sys.executable, "-m", "workbench", "sweep", "--resume", str(sweep.folder), "--worker-threads", str(threads)]
-    if sweep.spec.storage:
-        args += ["--storage", sweep.spec.storage]
     if options["json_rows"]:
         args.append("--json")  # their trial lines to stderr: stdout is for the rows
     procs = []
     for index in range(workers):
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        if sweep.spec.storage:
+            env[STORAGE_ENV] = sweep.spec.storage  # not on the command line, where ps shows it
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
         procs.append(subprocess.Popen(args, env=env, start_new_session=True))
@@ -209,6 +261,18 @@ def run_workers(sweep: Any, options: dict[str, Any]) -> int:
     return stopped[0] if stopped else max(codes, key=abs, default=0)
 
 
+def say_header(sweep: Any, new: bool) -> None:
+    """The sweep's first lines: what it runs, where its study is, and its pruning."""
+    from workbench.sweep.spec import redact
+    from workbench.sweep.study import pruning_line
+
+    spec = sweep.spec
+    where = redact(spec.storage) if spec.storage else "study.db"
+    sweep.say(f"{'sweep' if new else 'resuming'} {sweep.folder.name}: {spec.trial_count} trials ({spec.sampler_name}), "
+              f"{spec.metric} ({spec.direction}), study {sweep.study.study_name} in {where}")
+    sweep.say(pruning_line(spec))
+
+
 def show_results(sweep: Any, json_rows: bool, code: int) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -222,13 +286,14 @@ def show_results(sweep: Any, json_rows: bool, code: int) -> None:
             print(json.dumps(row))
     else:
         table = Table(title=f"{sweep.folder.name}: {sweep.spec.metric} ({sweep.spec.direction})")
-        for column in ["trial", *sweep.spec.swept, "state", "value", "step", "reason"]:
+        for column in ["trial", *sweep.spec.swept, "state", "value", "at step", "reason"]:
             table.add_column(column, overflow="fold")
         for row in rows:
             params = [f"{row['params'].get(k, ''):g}" if isinstance(row["params"].get(k), float) else str(row["params"].get(k, ""))
                       for k in sweep.spec.swept]
-            value = "" if row["value"] is None else f"{row['value']:.4f}"
-            table.add_row(row["name"], *params, row["state"], value, str(row["step"] or ""), row["reason"] or "")
+            value = "" if row["value"] is None else f"{row['value']:.4f}" + ("" if row["value_is_final"] else " (not final)")
+            at = "" if row["value_step"] is None else str(row["value_step"])
+            table.add_row(row["name"], *params, row["state"], value, at, row["reason"] or "")
         Console(highlight=False).print(table)
     waiting = waiting_count(sweep.study)
     stopped = sum(row["state"] == "stopped" for row in rows)

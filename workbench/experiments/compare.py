@@ -24,12 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.config import tomllib
 from workbench.errors import RunDirError
-from workbench.runs.rundir import RUN_FILES, RunDir, pid_alive, read_jsonl, read_small_file
-
-SWEEP_FILES = ("sweep.toml", "results.jsonl")
-"""A folder with either of these is a sweep."""
+from workbench.runs import sweepdir
+from workbench.runs.rundir import RUN_FILES, RunDir, pid_alive, read_jsonl
 
 IGNORED_FIELDS = ("name", "out")
 """Spec fields that always differ between runs and say nothing about them."""
@@ -225,7 +222,7 @@ def _fill_results(row: CompareRow, events: list[dict[str, Any]], summary: dict[s
 
 # ---------------------------------------------------------------------------- sweeps
 def is_sweep(path: Path) -> bool:
-    return any((path / name).is_file() for name in SWEEP_FILES)
+    return sweepdir.is_sweep(path)
 
 
 def _result_problem(data: Any) -> str | None:
@@ -241,14 +238,7 @@ def _result_problem(data: Any) -> str | None:
 
 def read_sweep_toml(folder: Path) -> tuple[dict[str, Any], list[str]]:
     """``sweep.toml`` as a dict (empty when it is missing), and why it could not be read."""
-    path = folder / "sweep.toml"
-    if not path.exists():
-        return {}, []
-    try:
-        data = tomllib.loads(read_small_file(path).decode("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return {}, [f"sweep.toml is unreadable ({exc})"]
-    return data, []
+    return sweepdir.read_sweep_toml(folder)
 
 
 def _trial_path(folder: Path, result: dict[str, Any]) -> Path | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.runs.events import Event, Message, event_from_json, event_problem
-from workbench.runs.rundir import RunDir, open_regular, parse_json_line, pid_alive, skipped_note
+from workbench.runs.rundir import RunDir, open_regular, parse_json_line, pid_alive, resolved_self_paths, skipped_note
 
 ENDING_EVENTS = ("finished", "failed")
 """Event kinds after which a run writes nothing more."""
@@ -77,7 +77,7 @@ class MetricsTail:
             if event_problem(data):
                 self.skipped += 1
                 continue
-            event = event_from_json(data)
+            event = event_from_json(resolved_self_paths(data, self.path.parent))
             if event is not None:
                 out.append(event)
         return out

@@ -79,18 +79,59 @@ def versions() -> dict[str, str]:
     }
 
 
+SELF_PATH_KEYS = ("run_dir", "model_dir", "path")
+"""Keys of events and ``summary.json`` that name the run directory or a folder in it: stored
+relative to the run directory (``.``, ``model``, ``checkpoints/step-0000040``), so a copied
+or moved run names itself; readers resolve them against the folder they read."""
+
+
+def relative_self_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``data`` with each path into ``folder`` (``SELF_PATH_KEYS``) made relative to it, in a
+    summary nested in it too; a summary's ``inspect_command`` (the folder's absolute path) is
+    left out, and made again by ``resolved_self_paths``."""
+    out = dict(data)
+    for key in SELF_PATH_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and os.path.isabs(value):
+            try:
+                out[key] = Path(value).relative_to(folder).as_posix()
+            except ValueError:
+                pass  # not inside the run (an adapter or base elsewhere): kept as given
+    if out.get("inspect_command") == f"workbench inspect {folder}":
+        del out["inspect_command"]
+    if isinstance(out.get("summary"), dict):
+        out["summary"] = relative_self_paths(out["summary"], folder)
+    return out
+
+
+def resolved_self_paths(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``data`` with each relative path of ``SELF_PATH_KEYS`` resolved against ``folder``
+    (where the run is now), in a nested summary too."""
+    out = dict(data)
+    for key in SELF_PATH_KEYS:
+        value = out.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            out[key] = os.path.normpath(folder / value)
+    if "model_dir" in out and "objective" in out and "inspect_command" not in out:  # a summary
+        out["inspect_command"] = f"workbench inspect {out.get('run_dir') or folder}"
+    if isinstance(out.get("summary"), dict):
+        out["summary"] = resolved_self_paths(out["summary"], folder)
+    return out
+
+
 class MetricsWriter:
     """Listener that appends each event to ``metrics.jsonl`` and flushes it at once."""
 
     def __init__(self, path: Path):
         self.path = path
+        self._folder = path.parent.resolve()
         self._lock = threading.Lock()
         self._handle = open_append(path)  # never through a symlink
         if self._handle.tell() > 0 and not _ends_with_newline(path):
             self._handle.write("\n")  # a line torn by a kill must not swallow the next event
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(event.to_json(), default=_json_default)
+        line = json.dumps(relative_self_paths(event.to_json(), self._folder), default=_json_default)
         with self._lock:
             if self._handle.closed:
                 return
@@ -199,6 +240,7 @@ class RunDir:
             return ""
 
     def write_summary(self, summary: dict[str, Any]) -> None:
+        summary = relative_self_paths(summary, self.path.resolve())
         atomic_write_text(self.summary_file, json.dumps(summary, indent=2, default=_json_default))
 
     # ----------------------------------------------------------- reading
@@ -257,15 +299,18 @@ class RunDir:
             data = parse_json_line(read_small_file(self.summary_file))
         except (OSError, ValueError):
             return {}
-        return data if isinstance(data, dict) else {}
+        return resolved_self_paths(data, self.path) if isinstance(data, dict) else {}
 
     @property
     def probes_file(self) -> Path:
         return self.path / "probes.jsonl"
 
     def read_events(self) -> JsonLines:
-        """The usable events of ``metrics.jsonl`` (``event_problem`` decides), and what was skipped."""
-        return read_jsonl(self.metrics, event_problem)
+        """The usable events of ``metrics.jsonl`` (``event_problem`` decides), and what was skipped;
+        the paths they name resolved against this folder."""
+        events = read_jsonl(self.metrics, event_problem)
+        events.records[:] = [resolved_self_paths(record, self.path) for record in events.records]
+        return events
 
     def events(self) -> list[dict[str, Any]]:
         """The usable events of ``metrics.jsonl`` (see ``read_events``)."""

@@ -4,8 +4,9 @@ A sweep folder ``<out>/<sweep>/`` holds ``sweep.toml`` (the sweep spec), ``study
 Optuna study, unless ``--storage``), ``results.jsonl`` and ``results.csv`` (one row per
 trial) and one ordinary run directory per trial (``t000``, ``t001``, ...).
 
-Library API for readers (the compare command, the TUI): ``is_sweep(folder)``,
-``load_results(folder)`` (the rows of ``results.jsonl``) and ``read_sweep_spec(folder)``.
+What a sweep folder is, and reading it, is ``workbench.runs.sweepdir`` (``is_sweep``,
+``load_results``, ``trials``, ``read_sweep_toml``); ``read_sweep_spec(folder)`` here reads its
+``sweep.toml`` as a checked ``SweepSpec``.
 Nothing here imports torch, Optuna or Textual at import time.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.sweep.results import CSV_FILE, RESULTS_FILE, SPEC_FILE, STATES, is_sweep, load_results
+from workbench.runs.sweepdir import CSV_FILE, RESULTS_FILE, SPEC_FILE, STATES, is_sweep, load_results
 from workbench.sweep.spec import SweepSpec, read_sweep_toml
 
 

@@ -2,14 +2,18 @@
 
 Both are rebuilt from the study whenever a trial changes state and replaced atomically
 (temp file + rename), so every process of a sweep writes the whole table and a reader never
-sees half of it. Row::
+sees half of it. What the folder holds and how it is read is ``workbench.runs.sweepdir``.
+Row::
 
-    {"trial": 3, "name": "t003", "run_dir": "...", "params": {"lr": 0.001, "seed": 43},
-     "state": "running|complete|pruned|failed|stopped", "reason": null, "value": 3.21,
-     "step": 40, "updated": "2026-11-30T08:01:02+00:00"}
+    {"trial": 3, "name": "t003", "run_dir": "t003", "params": {"lr": 0.001, "seed": 43},
+     "state": "running|complete|pruned|failed|stopped|missing", "reason": null,
+     "value": 3.21, "value_step": 40, "value_is_final": true, "step": 40,
+     "updated": "2026-11-30T08:01:02+00:00"}
 
-``value`` is the sweep's metric: the final one for a complete trial, the last reported for
-a pruned or stopped one, null for a failed one. Trials still queued are not listed.
+``value`` is the sweep's metric at step ``value_step``: the final one for a complete trial
+(``value_is_final``), the last reported for a pruned or stopped one (not final), null for a
+failed or missing one. ``step`` is the last step the trial reached. ``run_dir`` is relative
+to the sweep folder. Trials still queued are not listed.
 """
 
 from __future__ import annotations
@@ -22,37 +26,23 @@ import math
 from pathlib import Path
 from typing import Any
 
-SPEC_FILE = "sweep.toml"
-RESULTS_FILE = "results.jsonl"
-CSV_FILE = "results.csv"
-STATES = ("running", "complete", "pruned", "failed", "stopped")
-COLUMNS = ("trial", "name", "state", "value", "step", "reason", "run_dir", "updated")
+from workbench.runs.sweepdir import (
+    CSV_FILE,
+    FINAL_STATE,
+    RESULTS_FILE,
+    SPEC_FILE,
+    STATES,
+    is_run,
+    is_sweep,
+    load_results,
+    trial_name,
+)
 
+COLUMNS = ("trial", "name", "state", "value", "value_step", "value_is_final", "step", "reason", "run_dir", "updated")
+"""``results.csv``'s columns; the swept fields come between ``name`` and ``state``."""
 
-def is_sweep(folder: str | Path) -> bool:
-    """A sweep folder holds ``sweep.toml`` (and, once a trial started, ``results.jsonl``)."""
-    try:
-        return (Path(folder) / SPEC_FILE).is_file()
-    except OSError:
-        return False
-
-
-def load_results(folder: str | Path) -> list[dict[str, Any]]:
-    """The rows of ``results.jsonl``, by trial number; lines that are not rows are skipped."""
-    path = Path(folder) / RESULTS_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("trial"), int) and isinstance(row.get("params"), dict):
-            rows.append(row)
-    return sorted(rows, key=lambda r: r["trial"])
+__all__ = ["CSV_FILE", "COLUMNS", "RESULTS_FILE", "SPEC_FILE", "STATES", "is_sweep", "load_results", "study_rows",
+           "write_results"]
 
 
 def iso(when: Any) -> str:
@@ -69,9 +59,11 @@ def trial_row(frozen: Any, folder: Path, swept: list[str]) -> dict[str, Any] | N
     """One row from an Optuna trial and the attributes the sweep recorded on it."""
     from optuna.trial import TrialState
 
-    if frozen.state == TrialState.WAITING:
-        return None
+    from workbench.sweep.study import EXTRA
+
     attrs = frozen.user_attrs
+    if frozen.state == TrialState.WAITING or attrs.get(EXTRA):
+        return None
     state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}.get(frozen.state)
     reason = attrs.get("reason")
     if state is None:  # RUNNING: running, or stopped (Ctrl-C) / interrupted (its process died)
@@ -81,17 +73,22 @@ def trial_row(frozen: Any, folder: Path, swept: list[str]) -> dict[str, Any] | N
         if state == "stopped" and attrs.get("state") != "stopped":
             reason = "interrupted: its process ended; resume the sweep to continue it"
     params = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
-    steps = frozen.intermediate_values
-    last_step = max(steps) if steps else None
-    value, step = None, attrs.get("step", last_step)
+    reported = frozen.intermediate_values
+    last_report = max(reported) if reported else None
+    step = attrs.get("step", last_report)
+    value, value_step = None, None
     if state == "complete":
-        value = _finite(frozen.value)
-    elif state in ("pruned", "stopped") and last_step is not None:
-        value, step = _finite(steps[last_step]), attrs.get("step", last_step)
-    name = f"t{frozen.number:03d}"
-    return {"trial": frozen.number, "name": name, "run_dir": attrs.get("run_dir", str(folder / name)),
+        value, value_step = _finite(frozen.value), step
+    elif state in ("pruned", "stopped") and last_report is not None:
+        value, value_step = _finite(reported[last_report]), last_report
+    name = trial_name(frozen.number)
+    run_dir = attrs.get("run_dir") or name
+    if state in ("complete", "pruned", "stopped") and not is_run(folder / run_dir):
+        state, value, value_step, reason = "missing", None, None, f"its folder {run_dir}/ is not in the sweep folder"
+    return {"trial": frozen.number, "name": name, "run_dir": run_dir,
             "params": {k: params[k] for k in swept if k in params}, "state": state, "reason": reason,
-            "value": value, "step": step, "updated": attrs.get("updated") or iso(frozen.datetime_complete or frozen.datetime_start)}
+            "value": value, "value_step": value_step, "value_is_final": state == FINAL_STATE and value is not None,
+            "step": step, "updated": attrs.get("updated") or iso(frozen.datetime_complete or frozen.datetime_start)}
 
 
 def study_rows(study: Any, folder: Path, swept: list[str]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from workbench.errors import WorkbenchError
 from workbench.runs.events import EvalDone, Event, RunStarted
+from workbench.runs.sweepdir import relative_run_dir, trial_path
 from workbench.sweep.results import iso, study_rows, write_results
 from workbench.sweep.spec import SweepSpec
 
@@ -63,6 +64,10 @@ class TrialWatch:
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.total_steps = event.total_steps
+            if self.spec.pruning and hasattr(self.trial, "study"):  # warm-up: a third of this trial's steps
+                from workbench.sweep.study import make_pruner
+
+                self.trial.study.pruner = make_pruner(self.spec, event.total_steps)
         if not isinstance(event, EvalDone) or event.split != "eval" or self.verdict is not None:
             return
         value = metric_of_eval(event, self.spec.metric)
@@ -72,14 +77,14 @@ class TrialWatch:
             self.before = value
             return
         self.last = (event.step, value)
-        if self.spec.prune and self._diverged(event.step, value):
+        if self.spec.pruning and self._diverged(event.step, value):
             return
         if event.step in self.reported:
             return
         self.trial.report(value, event.step)
         self.reported.add(event.step)
         at_end = bool(self.total_steps) and event.step >= self.total_steps  # the run is done: nothing left to save
-        if self.spec.prune and not at_end and self.trial.should_prune():
+        if self.spec.pruning and not at_end and self.trial.should_prune():
             self.verdict = ("pruned", f"pruned at step {event.step}: {self.spec.metric} {value:.4g} is behind the other trials")
             self.control.request_stop("pruned")
 
@@ -126,9 +131,8 @@ def suggest(trial: Any, spec: SweepSpec) -> dict[str, Any]:
 
 def record(sweep: Sweep, trial: Any, **attrs: Any) -> None:
     """Store the trial's sweep attributes in the study, then rewrite the results table."""
-    storage = trial.study._storage
     for key, value in {**attrs, "updated": iso(None)}.items():
-        storage.set_trial_user_attr(trial._trial_id, key, value)
+        trial.set_user_attr(key, value)
     refresh_results(sweep)
 
 
@@ -148,7 +152,7 @@ def run_trial(sweep: Sweep, trial: Any, resume_dir: Path | None = None) -> Outco
         return finish(sweep, trial, Outcome("failed", error.one_line()))
     shown = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
     sweep.say(f"{name} {'resumed' if resume_dir else 'started'}  {shown}")
-    record(sweep, trial, state="running", run_dir=str(resume_dir or sweep.folder / name), reason=None)
+    record(sweep, trial, state="running", run_dir=relative_run_dir(sweep.folder, resume_dir or sweep.folder / name), reason=None)
     outcome = train(sweep, trial, spec, resume_dir)
     if outcome.state == "skipped":
         return outcome
@@ -165,9 +169,10 @@ def train(sweep: Sweep, trial: Any, spec: Any, resume_dir: Path | None) -> Outco
     from workbench.engine.runner import TrainingRun
     from workbench.runs.control import RunControl
     from workbench.runs.signals import install_stop_signals
+    from workbench.sweep.study import frozen_trial
 
     control = RunControl()
-    watch = TrialWatch(trial, sweep.spec, control, reported=set(trial.study._storage.get_trial(trial._trial_id).intermediate_values))
+    watch = TrialWatch(trial, sweep.spec, control, reported=set(frozen_trial(sweep.study, trial.number).intermediate_values))
     finished = finished_summary(resume_dir)
     if finished is not None:  # it had ended before its end was recorded
         return ended(sweep, finished, watch)
@@ -194,7 +199,7 @@ def train(sweep: Sweep, trial: Any, spec: Any, resume_dir: Path | None) -> Outco
         elif signals is not None:
             signals.ignore_further()  # the run has saved: a second signal changes nothing now
         if run.run_dir is not None:
-            trial.study._storage.set_trial_user_attr(trial._trial_id, "run_dir", str(run.run_dir.path))
+            trial.set_user_attr("run_dir", relative_run_dir(sweep.folder, run.run_dir.path))
     if signals is not None and signals.exit_code is not None:
         outcome.exit_code = signals.exit_code
         if outcome.state not in ("failed", "skipped"):
@@ -245,9 +250,8 @@ def finish(sweep: Sweep, trial: Any, outcome: Outcome) -> Outcome:
     attrs: dict[str, Any] = {"state": outcome.state, "reason": outcome.reason, "updated": iso(None)}
     if outcome.step is not None:
         attrs["step"] = outcome.step
-    storage = trial.study._storage
     for key, value in attrs.items():
-        storage.set_trial_user_attr(trial._trial_id, key, value)
+        trial.set_user_attr(key, value)
     if outcome.state == "complete":
         sweep.study.tell(trial, outcome.value)
     elif outcome.state == "pruned":
@@ -262,14 +266,14 @@ def finish(sweep: Sweep, trial: Any, outcome: Outcome) -> Outcome:
 def work(sweep: Sweep) -> int:
     """Resume this sweep's stopped trials, then take queued ones until none is left.
     Returns the exit code: 0, or 128 + the signal that stopped it."""
-    from workbench.sweep.study import reopen, resumable, take_next
+    from workbench.sweep.study import frozen_trial, reopen, resumable, take_next
 
     for number in [t.number for t in resumable(sweep.study)]:
         trial = reopen(sweep.study, number, sweep.spec)
         if trial is None:  # another process took it or finished it meanwhile
             continue
-        run_dir = trial.study._storage.get_trial(trial._trial_id).user_attrs.get("run_dir")
-        resume_dir = Path(run_dir) if run_dir and (Path(run_dir) / "run.toml").is_file() else None
+        path = trial_path(sweep.folder, {"trial": number, "run_dir": frozen_trial(sweep.study, number).user_attrs.get("run_dir")})
+        resume_dir = path if (path / "run.toml").is_file() else None  # in this folder only, whatever was stored
         outcome = run_trial(sweep, trial, resume_dir)
         if outcome.exit_code is not None:
             return outcome.exit_code

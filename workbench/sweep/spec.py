@@ -5,11 +5,12 @@
     seeds = 1                 # repeats of every point, seeds seed, seed+1, ...
     trials = 12               # a search's trial count (absent for a grid)
     sampler = "tpe"           # grid | random | tpe
-    prune = true
+    prune = false             # default: on for a search, off for a grid or --seeds
     pruner = "median"         # median | halving
     metric = "eval_loss"
     direction = "minimize"
-    storage = "postgresql://..."   # absent: study.db in the sweep folder
+    storage = "postgresql://user@host/db"   # absent: study.db in the sweep folder (never a password)
+    study = "sweep-clm-..."   # the Optuna study's name (written by the sweep; read on --resume)
 
     [fixed]                   # RunSpec fields, keys as in run.toml
     corpus = "general"
@@ -48,7 +49,14 @@ DIRECTIONS = ("minimize", "maximize")
 DISTRIBUTIONS = ("loguniform", "uniform", "int", "choice")
 NOT_SWEPT = ("name", "out", "probes")
 """Fields a sweep cannot vary: the sweep names and places its trials; probes are a list."""
-SWEEP_KEYS = ("seeds", "trials", "sampler", "prune", "pruner", "metric", "direction", "storage")
+SWEEP_KEYS = ("seeds", "trials", "sampler", "prune", "pruner", "metric", "direction", "storage", "study")
+MAX_TRIALS = 1000
+"""A sweep's trial count (grid points x seeds, or trials x seeds) above this needs --max-trials."""
+NO_PRUNING_ACROSS = ("objective", "corpus")
+"""Swept fields that change what the metric measures: trials that differ in one are not
+compared by a pruner, so such a sweep does not prune."""
+ALWAYS_METRICS = ("eval_loss", "best_eval_loss")
+"""Metrics every objective's runs report."""
 
 
 def _fields() -> dict[str, dataclasses.Field]:
@@ -80,13 +88,37 @@ class SweepSpec:
     seeds: int = 1
     trials: int | None = None
     sampler: str | None = None
-    prune: bool = True
+    prune: bool | None = None
+    """None: prune a search, never a grid or a --seeds sweep (``pruning``)."""
     pruner: str = "median"
     metric: str = "eval_loss"
     direction: str = "minimize"
     storage: str | None = None
+    study: str | None = None
+    """The Optuna study's name in its storage, recorded when the sweep is made."""
 
     # ------------------------------------------------------------------ derived
+    @property
+    def pruning(self) -> bool:
+        """Whether trials are pruned: when asked, else for a search whose trials all measure
+        the same thing (not one over objectives or corpora, ``NO_PRUNING_ACROSS``)."""
+        if self.prune is not None:
+            return self.prune
+        return bool(self.search) and not any(name in self.search for name in NO_PRUNING_ACROSS)
+
+    @property
+    def trial_count(self) -> int:
+        """Trials in the sweep, counted without listing them."""
+        points = (self.trials or 0) if self.search else math.prod(len(v) for v in self.grid.values())
+        return points * self.seeds
+
+    @property
+    def fixed_steps(self) -> int | None:
+        """Every trial's step count when the fixed part sets it (None when swept or by epochs)."""
+        steps = self.fixed.get("max_steps")
+        swept = "max_steps" in self.grid or "max_steps" in self.search or "epochs" in self.grid or "epochs" in self.search
+        return steps if isinstance(steps, int) and not swept else None
+
     @property
     def base_seed(self) -> int:
         return int(self.fixed.get("seed", RunSpec().seed))
@@ -125,10 +157,12 @@ class SweepSpec:
         data: dict[str, Any] = {"seeds": self.seeds}
         if self.trials is not None:
             data["trials"] = self.trials
-        data.update(sampler=self.sampler_name, prune=self.prune, pruner=self.pruner, metric=self.metric,
+        data.update(sampler=self.sampler_name, prune=self.pruning, pruner=self.pruner, metric=self.metric,
                     direction=self.direction)
         if self.storage:
-            data["storage"] = self.storage
+            data["storage"] = redact(self.storage)  # the password stays in the environment
+        if self.study:
+            data["study"] = self.study
         data["fixed"] = {k: v for k, v in self.fixed.items() if v is not None}
         data["grid"] = dict(self.grid)
         data["search"] = dict(self.search)
@@ -145,7 +179,23 @@ class SweepSpec:
         """What makes two sweeps the same study (where it is stored is not part of it)."""
         data = self.to_dict()
         data.pop("storage", None)
+        data.pop("study", None)
         return data
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password (``postgresql://user@host/db``): what is stored and shown."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url.split("@")[-1] if "@" in url else url
+    if parts.password is None:
+        return url
+    netloc = (f"{parts.username}@" if parts.username else "") + (parts.hostname or "") + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 # ---------------------------------------------------------------------- parsing
@@ -251,8 +301,8 @@ def sweep_from_dict(data: dict[str, Any], where: str) -> SweepSpec:
     return spec
 
 
-def check_sweep(spec: SweepSpec) -> None:
-    """The sweep's own settings, and a grid and a search not mixed."""
+def check_sweep(spec: SweepSpec, max_trials: int = MAX_TRIALS) -> None:
+    """The sweep's own settings, a grid and a search not mixed, its size, metric and pruning."""
     if spec.grid and spec.search:
         raise SpecError("a sweep is a grid or a search, not both", fix="turn the grid fields into choice:A,B in --search")
     for name in ("name", "out"):  # the sweep names its trials and puts them in its folder
@@ -270,7 +320,8 @@ def check_sweep(spec: SweepSpec) -> None:
               ("sampler", spec.sampler in (None, *SAMPLERS), " or ".join(SAMPLERS)),
               ("pruner", spec.pruner in PRUNERS, " or ".join(PRUNERS)),
               ("direction", spec.direction in DIRECTIONS, " or ".join(DIRECTIONS)),
-              ("prune", isinstance(spec.prune, bool), "true or false"),
+              ("prune", spec.prune is None or isinstance(spec.prune, bool), "true or false"),
+              ("study", spec.study is None or (isinstance(spec.study, str) and spec.study), "a study name"),
               ("metric", isinstance(spec.metric, str) and spec.metric, "a metric name such as eval_loss")]
     for name, ok, wanted in checks:
         if not ok:
@@ -284,6 +335,48 @@ def check_sweep(spec: SweepSpec) -> None:
     if spec.trials is not None and not spec.search:
         raise SpecError("--trials is a search's trial count; a grid runs every point", fix="drop --trials, or use --search")
     RunSpec.from_dict(dict(spec.fixed), source="the fixed part of the sweep")
+    check_size(spec, max_trials)
+    check_metric(spec)
+    check_pruning(spec)
+
+
+def check_size(spec: SweepSpec, max_trials: int = MAX_TRIALS) -> None:
+    """The product of the sweep's bounds, before anything is queued or written."""
+    count = spec.trial_count
+    if count > max_trials:
+        made = (f"{spec.trials} trials" if spec.search else " x ".join(str(len(v)) for v in spec.grid.values()) + " grid points")
+        raise SpecError(f"the sweep has {count} trials ({made} x {spec.seeds} seed(s)), more than the limit of {max_trials}",
+                        fix=f"sweep fewer values, or pass --max-trials {count} if you mean it")
+
+
+def swept_values(spec: SweepSpec, name: str) -> list[Any]:
+    """The values a field takes across the sweep: swept, fixed or the default."""
+    if name in spec.grid:
+        return list(spec.grid[name])
+    if name in spec.search:
+        return list(parse_distribution(name, spec.search[name]).choices)
+    return [spec.fixed.get(name, getattr(RunSpec(), name))]
+
+
+def check_metric(spec: SweepSpec) -> None:
+    """``--metric`` is one every trial's objective reports (else each trial would train, then fail)."""
+    from workbench.tasks import get_objective
+
+    objectives = swept_values(spec, "objective")
+    reported = [set(ALWAYS_METRICS) | set(get_objective(name).metrics) for name in objectives]
+    common = set.intersection(*reported)
+    if spec.metric not in common:
+        missing = [name for name, names in zip(objectives, reported) if spec.metric not in names]
+        raise SpecError(f"--metric {spec.metric}: objective {missing[0]} does not report it",
+                        fix=f"use one of: {', '.join(sorted(common, key=lambda m: (m not in ALWAYS_METRICS, m)))}")
+
+
+def check_pruning(spec: SweepSpec) -> None:
+    """A pruner compares a trial with the others: only trials whose metric means the same."""
+    across = [name for name in NO_PRUNING_ACROSS if name in spec.grid or name in spec.search]
+    if across and spec.prune:
+        raise SpecError(f"cannot prune a sweep over {across[0]}: its trials' {spec.metric} values are not comparable",
+                        fix="pass --no-prune, or run one sweep per " + across[0])
 
 
 def default_name(spec: SweepSpec) -> str:

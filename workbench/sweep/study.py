@@ -3,8 +3,9 @@
 Every trial of a sweep is put in Optuna's queue when the study is made (``enqueue_trial``:
 a grid point's values, or nothing but the seed for a search, whose values the sampler draws
 when the trial starts). A process takes the next trial by moving it from WAITING to RUNNING
-in the storage, which succeeds for exactly one process (Optuna's own mechanism for
-``ask``), so any number of processes on one study share the trials without duplicates and
+through ``study.ask()``, which takes a queued trial in preference to a new one; on SQLite a
+file lock makes taking one at a time, and a trial that was not queued (two processes on a
+server database raced for the last one) is told FAIL at once and never run, so any number of processes on one study share the trials without duplicates and
 without ever creating a trial beyond the sweep's. Optuna is imported inside the functions:
 ``workbench --help`` must not load it.
 """
@@ -13,14 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 from workbench.errors import SpecError
-from workbench.sweep.spec import SweepSpec
+from workbench.runs.sweepdir import STUDY_FILE
+from workbench.sweep.spec import NO_PRUNING_ACROSS, SweepSpec, redact
 
 SPEC_ATTR = "workbench_sweep"
 """Study user attribute: the sweep spec's identity (JSON), set once every trial is queued."""
@@ -36,11 +40,14 @@ def quiet_optuna() -> None:
 
 
 def storage_url(folder: Path, storage: str | None) -> str:
-    return storage or f"sqlite:///{(folder / 'study.db').resolve()}"
+    """The study's storage: ``--storage``, else ``study.db`` in the sweep folder (found from
+    the folder each time, never stored: the folder may have been copied or moved)."""
+    return storage or f"sqlite:///{(folder / STUDY_FILE).resolve()}"
 
 
 def open_storage(url: str) -> Any:
-    """An RDB storage; SQLite waits for a lock held by another process instead of failing."""
+    """An RDB storage; SQLite waits for a lock held by another process instead of failing.
+    A failure is one line that names its cause (``storage_problem``) and never the password."""
     import optuna
 
     kwargs: dict[str, Any] = {}
@@ -55,8 +62,61 @@ def open_storage(url: str) -> Any:
             if "IntegrityError" not in f"{type(exc).__name__} {exc}":
                 break
             time.sleep(0.5 + attempt)  # two processes made the schema at once: the other one won
-    raise SpecError(f"cannot open the study storage {url!r}: {type(error).__name__}: {str(error).splitlines()[0][:200]}",
-                    fix="check the URL (e.g. postgresql://user:pass@host/db) and that its driver is installed")
+    assert error is not None
+    problem, fix = storage_problem(error, url)
+    raise SpecError(f"cannot open the study storage {redact(url)}: {problem}", fix=fix)
+
+
+STORAGE_CAUSES = (
+    (("database is locked",), "the database is locked by another process",
+     "wait for the other sweep process to finish (or end it), then run again"),
+    (("file is not a database", "file is encrypted", "database disk image is malformed"), "the file is not a study database "
+     "(corrupt, or another kind of file)", "restore study.db from a copy, or start a new sweep under another --name"),
+    (("unable to open database file",), "the database file cannot be opened",
+     "check that its folder exists and can be written"),
+    (("connection refused", "could not connect", "can't connect"), "the database server refused the connection",
+     "start the server, or check the host and port in --storage"),
+    (("could not translate host name", "name or service not known", "unknown host", "nodename nor servname"),
+     "the database host is unknown", "check the host name in --storage"),
+    (("password authentication failed", "no password supplied", "access denied"), "the server refused the login",
+     "set the password in PGPASSWORD or ~/.pgpass (never in --storage), and check the user name"),
+)
+
+
+def missing_module(error: BaseException, url: str) -> str | None:
+    """The driver module a storage error says is missing (Optuna wraps the driver's own
+    ``ModuleNotFoundError`` in an ``ImportError`` of its own), else None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ModuleNotFoundError) and seen.name:
+            return seen.name.split(".")[0]
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(error, ImportError):
+        dialect = url.split(":", 1)[0]
+        return dialect.split("+", 1)[1] if "+" in dialect else {"postgresql": "psycopg2", "mysql": "MySQLdb"}.get(dialect)
+    return None
+
+
+def storage_problem(error: Exception, url: str) -> tuple[str, str]:
+    """What went wrong opening a storage, and its fix, from the driver's error."""
+    text = f"{type(error).__name__}: {error}"
+    module = missing_module(error, url)
+    if module is not None:
+        package = {"psycopg2": "psycopg2-binary", "psycopg": "psycopg[binary]", "MySQLdb": "mysqlclient"}.get(module, module)
+        return f"its database driver {module} is not installed", f"install it into this environment (pip install {package})"
+    lowered = text.lower()
+    for needles, problem, fix in STORAGE_CAUSES:
+        if any(needle in lowered for needle in needles):
+            return problem, fix
+    if "could not parse rfc1738 url" in lowered or "can't load plugin" in lowered:
+        return "the URL is not a database URL", "write e.g. postgresql://user@host/db or sqlite:///path/study.db"
+    detail = " ".join(text.split())[:200]
+    from urllib.parse import urlsplit
+
+    password = urlsplit(url).password
+    if password:
+        detail = detail.replace(password, "***")
+    return detail, "check the URL (e.g. postgresql://user@host/db) and that the server is up"
 
 
 def make_sampler(spec: SweepSpec, number: int = 0) -> Any:
@@ -73,14 +133,42 @@ def make_sampler(spec: SweepSpec, number: int = 0) -> Any:
     return optuna.samplers.RandomSampler(seed=seed)  # a grid's values are all queued: nothing is sampled
 
 
-def make_pruner(spec: SweepSpec) -> Any:
+PRUNE_STARTUP_TRIALS = 3
+"""Trials that must finish before the median pruner stops any (Optuna's ``n_startup_trials``)."""
+PRUNE_WARMUP = 1 / 3
+"""The part of a trial's steps before which no pruner stops it (``n_warmup_steps`` /
+``min_resource``): early in training a smaller learning rate is always behind."""
+
+
+def warmup_steps(total_steps: int | None) -> int:
+    return max(1, math.ceil(total_steps * PRUNE_WARMUP)) if total_steps else 1
+
+
+def make_pruner(spec: SweepSpec, total_steps: int | None = None) -> Any:
+    """The sweep's pruner for trials of ``total_steps`` steps (None: before any is known)."""
     import optuna
 
-    if not spec.prune:
+    if not spec.pruning:
         return optuna.pruners.NopPruner()
+    warmup = warmup_steps(total_steps or spec.fixed_steps)
     if spec.pruner == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=warmup, bootstrap_count=PRUNE_STARTUP_TRIALS)
+    return optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP_TRIALS, n_warmup_steps=warmup)
+
+
+def pruning_line(spec: SweepSpec) -> str:
+    """What the sweep prints first about pruning: which pruner, and from when."""
+    if not spec.pruning:
+        why = "--no-prune" if spec.prune is False else "a grid or --seeds sweep runs every trial to its end; --prune to stop"
+        if spec.prune is None and spec.search:
+            why = "the trials differ in " + next(n for n in NO_PRUNING_ACROSS if n in spec.search)
+        return f"pruning: off ({why})"
+    steps = spec.fixed_steps
+    start = f"step {warmup_steps(steps)} of {steps}" if steps else "a third of each trial's steps"
+    if spec.pruner == "halving":
+        return (f"pruning: successive halving, rungs from {start}, once {PRUNE_STARTUP_TRIALS} trials reach a rung; "
+                "diverged trials stop")
+    return f"pruning: median, after {PRUNE_STARTUP_TRIALS} finished trials, from {start}; diverged trials stop"
 
 
 def open_study(spec: SweepSpec, name: str, url: str, *, create: bool) -> Any:
@@ -91,24 +179,39 @@ def open_study(spec: SweepSpec, name: str, url: str, *, create: bool) -> Any:
 
     quiet_optuna()
     storage = open_storage(url)
-    direction = spec.direction
     if create:
         try:
-            study = optuna.create_study(study_name=name, storage=storage, direction=direction,
+            study = optuna.create_study(study_name=name, storage=storage, direction=spec.direction,
                                         sampler=make_sampler(spec), pruner=make_pruner(spec))
         except optuna.exceptions.DuplicatedStudyError:
             create = False
         else:
             for point in spec.points():
-                study.enqueue_trial(point, skip_if_exists=False)
+                study.enqueue_trial(point, user_attrs={QUEUED: True}, skip_if_exists=False)
             study.set_user_attr(SPEC_ATTR, json.dumps(spec.identity(), sort_keys=True))
+            _STORAGES[id(study)] = (study, storage)
             return study
     try:
         study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(spec), pruner=make_pruner(spec))
     except KeyError:
-        raise SpecError(f"no study named {name!r} in {url}", fix="check --storage and the sweep name") from None
+        raise SpecError(f"no study named {name!r} in {redact(url)}", fix="check --storage") from None
     wait_until_ready(study, spec, name)
+    _STORAGES[id(study)] = (study, storage)
     return study
+
+
+def study_name_in(url: str) -> str | None:
+    """The one study a storage holds (a sweep's own study.db), else None."""
+    import optuna
+
+    names = optuna.study.get_all_study_names(open_storage(url))
+    return names[0] if len(names) == 1 else None
+
+
+EXTRA = "not_of_the_sweep"
+"""Trial user attribute of a trial ``ask`` made because the queue was empty by then."""
+QUEUED = "queued"
+"""Trial user attribute set when the sweep queues it: a trial without it was never the sweep's."""
 
 
 def wait_until_ready(study: Any, spec: SweepSpec, name: str) -> None:
@@ -140,42 +243,52 @@ def take_next(study: Any, lock_path: Path | None, spec: SweepSpec) -> Any | None
 
 
 def _take_next(study: Any, spec: SweepSpec) -> Any | None:
-    import optuna
     from optuna.trial import TrialState
 
-    storage, study_id = study._storage, study._study_id
-    for frozen in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if not storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
-                continue
-        except (optuna.exceptions.UpdateFinishedTrialError, optuna.exceptions.StorageInternalError):
+    while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        trial = study.ask()
+        if not trial.user_attrs.get(QUEUED):  # the last queued one went to another process first
+            trial.set_user_attr(EXTRA, True)  # told FAIL at once; never listed (results.trial_row)
+            study.tell(trial, state=TrialState.FAIL)
             continue
-        claim(storage, frozen._trial_id)
-        if spec.search and spec.seeds > 1 and frozen.number % spec.seeds:
-            repeat_point(study, frozen, spec)
-        study.sampler = make_sampler(spec, frozen.number)
-        return optuna.Trial(study, frozen._trial_id)
+        claim(trial)
+        study.sampler = trial_sampler(study, trial.number, spec)
+        return trial
     return None
 
 
-def repeat_point(study: Any, frozen: Any, spec: SweepSpec, wait_s: float = 60.0) -> None:
+def trial_sampler(study: Any, number: int, spec: SweepSpec) -> Any:
+    """The sampler for trial ``number``: the sweep's, seeded by the number; for a repeat of a
+    searched point (``--seeds``), fixed to that point's values (``PartialFixedSampler``)."""
+    import optuna
+
+    sampler = make_sampler(spec, number)
+    if not (spec.search and spec.seeds > 1 and number % spec.seeds):
+        return sampler
+    drawn = repeated_point(study, number - number % spec.seeds, spec)
+    if not drawn:
+        return sampler
+    with warnings.catch_warnings():  # experimental in name only: public and documented since Optuna 2.4
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.PartialFixedSampler(drawn, sampler)
+
+
+def frozen_trial(study: Any, number: int) -> Any:
+    """The stored state of trial ``number`` (a ``FrozenTrial``)."""
+    return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+
+
+def repeated_point(study: Any, first: int, spec: SweepSpec, wait_s: float = 60.0) -> dict[str, Any]:
     """A search with ``--seeds S`` runs each drawn point S times: trial ``n`` repeats the
-    point of trial ``n - n % S`` (queued just before it, so drawn first) with its own seed.
-    Its values become this trial's fixed params; should the first one never draw (it failed
-    at once), this one draws its own."""
-    storage = study._storage
-    first = frozen.number - frozen.number % spec.seeds
-    first_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, first)
+    point of trial ``first = n - n % S`` (queued just before it, so drawn first) with its own
+    seed. The point's searched values; empty should it never draw (it failed at once)."""
     deadline = time.monotonic() + wait_s
     while True:
-        leader = storage.get_trial(first_id)
+        leader = frozen_trial(study, first)
         drawn = {k: v for k, v in leader.params.items() if k in spec.search}
         if len(drawn) == len(spec.search) or leader.state.is_finished() or time.monotonic() > deadline:
-            break
+            return drawn
         time.sleep(0.2)
-    if drawn:
-        fixed = {**frozen.system_attrs.get("fixed_params", {}), **drawn}
-        storage.set_trial_system_attr(frozen._trial_id, "fixed_params", fixed)
 
 
 @contextlib.contextmanager
@@ -201,10 +314,10 @@ def queue_lock(url: str) -> Path | None:
     return database.with_name(database.name + ".lock")
 
 
-def claim(storage: Any, trial_id: int) -> None:
+def claim(trial: Any) -> None:
     """Record which process runs the trial (so a resume can tell a dead one from a live one)."""
-    storage.set_trial_user_attr(trial_id, "owner", {"host": socket.gethostname(), "pid": os.getpid()})
-    storage.set_trial_user_attr(trial_id, "state", "running")
+    trial.set_user_attr("owner", {"host": socket.gethostname(), "pid": os.getpid()})
+    trial.set_user_attr("state", "running")
 
 
 def reopen(study: Any, number: int, spec: SweepSpec) -> Any | None:
@@ -214,17 +327,27 @@ def reopen(study: Any, number: int, spec: SweepSpec) -> Any | None:
     import optuna
     from optuna.trial import TrialState
 
-    storage = study._storage
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-    frozen = storage._backend.get_trial(trial_id) if hasattr(storage, "_backend") else storage.get_trial(trial_id)
+    frozen = frozen_trial(study, number)
     if frozen.state != TrialState.RUNNING or not owner_gone(frozen):
         return None
+    storage = study_storage(study)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
+    trial = optuna.Trial(study, trial_id)
     try:
-        claim(storage, trial_id)
+        claim(trial)
     except optuna.exceptions.UpdateFinishedTrialError:
         return None
-    study.sampler = make_sampler(spec, number)
-    return optuna.Trial(study, trial_id)
+    study.sampler = trial_sampler(study, number, spec)
+    return trial
+
+
+_STORAGES: dict[int, tuple[Any, Any]] = {}
+"""Each open study (held, so its id stays its own) and the storage it was loaded from, for
+the documented storage methods that continue a stopped trial."""
+
+
+def study_storage(study: Any) -> Any:
+    return _STORAGES[id(study)][1]
 
 
 def owner_gone(frozen: Any) -> bool:

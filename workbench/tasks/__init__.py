@@ -29,6 +29,9 @@ class Objective:
     """``module:Class`` of the task, imported on first use."""
     decoder_task: str | None = None
     """Another ``module:Class`` used when the base is a decoder (qa: generative answers)."""
+    metrics: tuple[str, ...] = ()
+    """The task metrics its runs report (in evals or the summary), besides ``eval_loss``:
+    what ``workbench sweep --metric`` may score."""
 
     @property
     def needs_base(self) -> bool:
@@ -44,14 +47,18 @@ def register(objective: Objective) -> Objective:
 
 
 register(Objective("mlm", "pretrain", "masked LM (BERT)", "workbench.tasks.mlm:MaskedLMTask"))
-register(Objective("nsp", "pretrain", "masked LM + next-sentence prediction (BERT)", "workbench.tasks.nsp:NextSentenceTask"))
+register(Objective("nsp", "pretrain", "masked LM + next-sentence prediction (BERT)", "workbench.tasks.nsp:NextSentenceTask",
+                   metrics=("nsp_accuracy",)))
 register(Objective("clm", "pretrain", "causal LM, next-token prediction (GPT)", "workbench.tasks.clm:CausalLMTask"))
-register(Objective("sentiment", "finetune", "text classification", "workbench.tasks.finetune.sentiment:SentimentTask"))
-register(Objective("ner", "finetune", "named-entity recognition", "workbench.tasks.finetune.ner:NERTask"))
+register(Objective("sentiment", "finetune", "text classification", "workbench.tasks.finetune.sentiment:SentimentTask",
+                   metrics=("accuracy", "macro_f1")))
+register(Objective("ner", "finetune", "named-entity recognition", "workbench.tasks.finetune.ner:NERTask",
+                   metrics=("entity_f1", "entity_precision", "entity_recall")))
 register(Objective("qa", "finetune", "question answering (spans, or generated with a decoder)",
-                   "workbench.tasks.finetune.qa:ExtractiveQATask", decoder_task="workbench.tasks.finetune.qa:GenerativeQATask"))
+                   "workbench.tasks.finetune.qa:ExtractiveQATask", decoder_task="workbench.tasks.finetune.qa:GenerativeQATask", metrics=("exact_match", "f1")))
 register(Objective("generation", "finetune", "text generation (domain adaptation of a decoder)",
-                   "workbench.tasks.finetune.generation:GenerationTask"))
+                   "workbench.tasks.finetune.generation:GenerationTask",
+                   metrics=("domain_eval_loss", "domain_perplexity")))
 
 
 def objective_names(kind: str | None = None) -> tuple[str, ...]:
