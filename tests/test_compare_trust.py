@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from sweep_fixtures import fixed_sweep, write_fixed_trial, write_results
 from typer.testing import CliRunner
 
@@ -119,3 +120,36 @@ def test_mixed_objectives_are_grouped_not_ranked_and_fitted_apart(tmp_path: Path
     assert "3 objectives" in text and "ranked within each objective" in text
     assert len(re.findall(r"exponent", text)) == 1  # only the clm group has three sizes
     assert "ppl" not in next(line for line in done.output.splitlines() if "t004" in line)
+
+
+# ---------------------------------------------------------------------------- the Compare pane
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_compare_pane_shows_the_value_at_80_columns_whatever_the_reason(tmp_path: Path) -> None:
+    from textual.widgets import DataTable
+
+    from workbench.tui.app import create_app
+    from workbench.tui.panes.compare import ComparePane
+
+    sweep_with_a_pruned_and_a_stopped_trial(tmp_path)
+    app = create_app(tmp_path, corpora=["general"], runs_poll_seconds=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("6")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.press("enter")  # the sweep comes first
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        pane = app.query_one(ComparePane)
+        assert pane.comparison is not None
+        table = app.query_one("#compare-table", DataTable)
+        widths = {column.key.value: column.get_render_width(table) for column in table.columns.values()}
+        keys = list(widths)
+        end = sum(widths[key] for key in keys[: keys.index("value") + 1])
+        assert end <= table.scrollable_content_region.width  # the value is on screen, not scrolled off
+        assert [str(label.plain) for label in (table.columns[key].label for key in keys[:4])] == ["name", "eval loss", "step", "state"]
+        pruned = [str(cell) for cell in table.get_row_at(4)]
+        assert pruned[0] == "t004" and pruned[2] == "20" and pruned[3].startswith("pruned") and len(pruned[3]) <= 24
