@@ -168,7 +168,7 @@ def test_a_narrow_table_leaves_out_columns_never_the_name(tmp_path: Path) -> Non
 
     folder = fixed_sweep(tmp_path, "a-sweep-with-a-long-name")
     comparison = collect([str(folder)])
-    for width, kept, gone in ((160, ["time", "best eval"], []), (60, ["final eval"], ["best eval", "tokens", "time"])):
+    for width, kept, gone in ((160, ["time", "best eval"], []), (60, ["eval loss", "step", "state"], ["best eval", "tokens", "time"])):
         console = Console(width=width, record=True)
         console.print(compare_table(comparison, width))
         text = console.export_text()

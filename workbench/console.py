@@ -133,12 +133,12 @@ class _EventPrinter:
 
     def on_eval(self, event: EvalDone) -> None:
         if event.split == "base_eval":
-            self.say(f"[dim]base eval (forgetting) step {event.step}: loss {fmt_loss(event.eval_loss)}  ppl {event.perplexity:.2f}[/]")
+            self.say(f"[dim]base eval (forgetting) step {event.step}: loss {fmt_loss(event.eval_loss)}{fmt_ppl(event.perplexity)}[/]")
         if event.split != "eval":
             return
-        extra = "  ".join(f"{k} {v:.3f}" for k, v in event.metrics.items() if isinstance(v, (int, float)))
+        extra = "  ".join(f"{k} {v:.3f}" for k, v in event.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
         self.say(
-            f"[magenta]eval[/] step {event.step}: loss {fmt_loss(event.eval_loss)}{fmt_coverage(event)}  ppl {event.perplexity:.2f}"
+            f"[magenta]eval[/] step {event.step}: loss {fmt_loss(event.eval_loss)}{fmt_coverage(event)}{fmt_ppl(event.perplexity)}"
             + (f"  {extra}" if extra else "")
         )
 
@@ -249,15 +249,24 @@ class PlainPrinter(_EventPrinter):
                  f"{fmt_rate(event.tokens_per_s)} tok/s  {left}", markup=False)
 
 
+def fmt_ppl(value: Any) -> str:
+    """``  ppl 12.34`` for a language-model loss; nothing for any other (its event has no perplexity)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return ""
+    return f"  ppl {value:.2f}"
+
+
 def summary_table(event: RunFinished) -> Table:
-    """The end of a run: steps, eval loss and perplexity before -> after, throughput, metrics, where it is."""
+    """The end of a run: steps, eval loss (and, for a language-model loss, perplexity) before -> after,
+    throughput, the task's metrics, where it is."""
     s = event.summary
     table = Table(title=f"Run {event.status}", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     table.add_row("steps", str(s.get("steps")))
     table.add_row("eval loss", f"{fmt_loss(s.get('eval_loss_before'))} -> {fmt_loss(s.get('eval_loss_after'))}")
-    table.add_row("perplexity", f"{_fmt_ppl(s.get('perplexity_before'))} -> {_fmt_ppl(s.get('perplexity_after'))}")
+    if s.get("perplexity_after") is not None:  # None: not a language-model loss
+        table.add_row("perplexity", f"{_fmt_ppl(s.get('perplexity_before'))} -> {_fmt_ppl(s.get('perplexity_after'))}")
     if s.get("tokens_per_s"):
         table.add_row("throughput", f"{fmt_rate(s['tokens_per_s'])} tokens/s over {s.get('train_time_s')} s")
     for key, value in (s.get("metrics") or {}).items():

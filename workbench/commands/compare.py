@@ -1,10 +1,14 @@
 """`workbench compare RUN... | SWEEP`: the fields that differ and the results, in one table.
 
-The rows are sorted by the metric (the sweep's, else the final eval loss), best first. Run
-names are never cut: when the console is too narrow, whole columns are left out, the least
-useful first (``LEFT_OUT_FIRST``, then the differing fields from the last). A sweep also
-gets the mean and spread of its metric over seeds and per swept value, and any comparison
-with at least three sizes the fitted power law ``L = a * X^-b + c``. ``--json`` prints it all.
+Every row has its state and the step its value comes from; only a completed row's value is
+final. The rows are grouped by objective (never ranked across two), and within one the
+completed rows come first, sorted by the metric (the sweep's, else the eval loss), best
+first, then the running, stopped, pruned and failed ones. Run names and values are never
+cut: when the console is too narrow, a long state wraps and whole columns are left out, the
+least useful first (``LEFT_OUT_FIRST``, then the differing fields from the last). A sweep
+also gets the mean and spread of its metric over seeds and per swept value, and each
+objective with at least three sizes the fitted power law ``L = a * X^-b + c``; both say how
+many rows they left out and why. ``--json`` prints it all.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ from rich.text import Text
 if TYPE_CHECKING:
     from workbench.experiments.compare import Comparison
 
-RIGHT = ("final eval", "best eval", "params", "tokens", "FLOPs", "time")
+RIGHT = ("step", "value", "best eval", "params", "tokens", "FLOPs", "time")
+
+
+STATE_MIN = 10
+"""The narrowest the state column gets before a column is left out instead (it wraps)."""
+
+
+def _needed(column: str, cells: list[dict[str, str]]) -> int:
+    widest = max([cell_len(column)] + [cell_len(cell[column]) for cell in cells])
+    return min(widest, STATE_MIN) if column == "state" else widest
 
 
 def shown_columns(columns: list[str], cells: list[dict[str, str]], width: int, left_out_first: list[str]) -> list[str]:
@@ -31,25 +44,33 @@ def shown_columns(columns: list[str], cells: list[dict[str, str]], width: int, l
     for column in (None, *left_out_first):
         if column is not None and column in shown:
             shown.remove(column)
-        needed = sum(max([cell_len(c)] + [cell_len(cell[c]) for cell in cells]) for c in shown)
-        if needed + 3 * len(shown) + 1 <= width:
+        if sum(_needed(c, cells) for c in shown) + 3 * len(shown) + 1 <= width:
             break
     return shown
 
 
 def compare_table(comparison: Comparison, width: int) -> Table:
-    from workbench.experiments.compare import LEFT_OUT_FIRST, table_cells
+    from workbench.experiments.compare import LEFT_OUT_FIRST, table_cells, value_header
 
     columns, cells = table_cells(comparison)
+    header = value_header(comparison)
+    for cell in cells:
+        cell[header] = cell.pop("value")
+    columns = [header if column == "value" else column for column in columns]
     order = [*LEFT_OUT_FIRST, *reversed(comparison.fields)]
     shown = shown_columns(columns, cells, width, order)
-    sort = "best first" if len(comparison.rows) > 1 else ""
+    within = " within each objective" if len(comparison.groups()) > 1 else ""
+    sort = f"completed first, best first{within}" if len(comparison.rows) > 1 else ""
     table = Table(title=Text(f"{comparison.title}: by {comparison.metric} ({comparison.direction}){', ' + sort if sort else ''}"))
     for column in shown:
-        table.add_column(column, justify="right" if column in RIGHT or column in comparison.fields else "left",
+        table.add_column(column, justify="right" if column in (*RIGHT, header) or column in comparison.fields and column != "objective" else "left",
                          no_wrap=column != "state", overflow="fold")
-    for cell in cells:
-        table.add_row(*(Text(cell[column]) for column in shown))
+    previous = None
+    for row, cell in zip(comparison.rows, cells):
+        if previous is not None and cell.get("objective", "") != previous:
+            table.add_section()
+        previous = cell.get("objective", "")
+        table.add_row(*(Text(cell[column], style="" if row.is_final else "dim") for column in shown))
     return table
 
 
@@ -59,6 +80,7 @@ def summary_tables(comparison: Comparison) -> list[Table]:
 
     summary = seed_summary(comparison)
     tables = []
+    note = f" ({summary['note']})" if summary["note"] else ""
 
     def figures(stats: dict) -> list[str]:
         spread = "-" if stats["std"] is None else f"{stats['std']:.4f}"
@@ -66,7 +88,7 @@ def summary_tables(comparison: Comparison) -> list[Table]:
 
     if any(group["n"] > 1 for group in summary["groups"]):
         names = list(summary["groups"][0]["fields"]) if summary["groups"] else []
-        table = Table(title=Text(f"{comparison.metric} over seeds"))
+        table = Table(title=Text(f"{comparison.metric} over seeds, completed trials{note}"))
         for column in [*names, "seeds", "mean", "std", "range"]:
             table.add_column(column, justify="right")
         for group in summary["groups"]:
@@ -75,7 +97,7 @@ def summary_tables(comparison: Comparison) -> list[Table]:
     for name, values in summary["fields"].items():
         if len(values) < 2:
             continue
-        table = Table(title=Text(f"{comparison.metric} by {name}"))
+        table = Table(title=Text(f"{comparison.metric} by {name}, completed trials{note}"))
         for column in (name, "trials", "mean", "std", "range"):
             table.add_column(column, justify="right")
         for entry in values:
@@ -95,7 +117,7 @@ def compare_command(
     """Compare runs or a sweep's trials: differing fields, eval losses, metric, size, FLOPs, time."""
     from workbench.commands.common import fail
     from workbench.errors import WorkbenchError
-    from workbench.experiments.compare import collect, fit_line, scaling_view, x_choices
+    from workbench.experiments.compare import collect, fit_line, groups_line, scaling_view, x_choices
 
     try:
         comparison = collect(targets, out)
@@ -111,11 +133,14 @@ def compare_command(
     if not comparison.rows:
         console.print(Text(f"No trials in {comparison.path} yet."))
         return
+    if groups_line(comparison):
+        console.print(Text(groups_line(comparison)))
     console.print(compare_table(comparison, console.width))
     for table in summary_tables(comparison) if comparison.kind == "sweep" else []:
         console.print(table)
-    view = scaling_view(comparison, x_axis)
-    console.print(Text(f"Scaling ({view.frontier_covers}): " + fit_line(view)))
+    for group in comparison.groups():
+        view = scaling_view(comparison, x_axis, group)
+        console.print(Text(f"Scaling ({view.frontier_covers}): " + fit_line(view)))
     problems = comparison.problems + [f"{row.name}: {'; '.join(row.problems)}" for row in comparison.rows if row.problems]
     for problem in problems:
         console.print(Text(f"skipped: {problem}", style="dim"))

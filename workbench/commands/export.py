@@ -5,11 +5,19 @@ row per step and eval event (``metrics.csv`` in the run directory by default); `
 replays the events through the same reporter ``--report-to tensorboard`` uses (event files in
 the run's ``tensorboard/`` folder by default), so a run trained without it can be viewed
 with ``tensorboard --logdir``.
+
+Export never writes through a symbolic link (a planted ``metrics.csv -> ../victim`` is a
+one-line error, the victim untouched), and it publishes whole results only: the CSV is
+written to a temp file beside it, fsynced and renamed into place (``atomic_write_text``); the
+event files go to a temp folder that then takes the old folder's place (``publish_folder``),
+so exporting twice gives what exporting once does, not every point twice.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,25 +50,46 @@ def csv_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, An
 
 
 def export_csv(events: list[dict[str, Any]], path: Path) -> int:
+    """Write the CSV to ``path`` whole (temp file, fsync, rename), never through a link there."""
+    from workbench.runs.lock import refuse_symlinks
+    from workbench.runs.rundir import atomic_write_text
+
     columns, rows = csv_rows(events)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    refuse_symlinks(path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, text.getvalue())
     return len(rows)
 
 
 def export_tensorboard(events: list[dict[str, Any]], folder: Path) -> int:
+    """Replay the events into a temp folder beside ``folder``, then put it in ``folder``'s place."""
+    import shutil
+
+    from workbench.runs.lock import publish_folder, refuse_symlinks
     from workbench.runs.reporting import TensorBoardReporter, check_reporters
 
     check_reporters("tensorboard")
-    reporter = TensorBoardReporter(folder)
+    refuse_symlinks(folder)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise OSError(20, "not a folder", str(folder))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+    if os.path.lexists(tmp):
+        shutil.rmtree(tmp)
     try:
-        for event in events:
-            reporter(event)
+        reporter = TensorBoardReporter(tmp)
+        try:
+            for event in events:
+                reporter(event)
+        finally:
+            reporter.close()
+        publish_folder(tmp, folder)
     finally:
-        reporter.close()
+        if os.path.lexists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
     return sum(1 for event in events if event["event"] in ("step", "eval"))
 
 

@@ -2,8 +2,10 @@
 
 The run's name is what a user copies into every other command, so it is never cut: when the
 console is too narrow, the corpus and status columns wrap, then whole columns are left out,
-the least useful first (the date, the best loss, the objective...). ``--json`` lists the same
-rows for scripts.
+the least useful first (the date, the best loss, the objective...). A sweep's trials are
+listed together, in trial order, under a line naming the sweep; a trial's name is
+``<sweep>/<trial>``, which every command takes. ``--json`` lists the same rows for scripts,
+each with its ``sweep`` and ``trial`` (null for a run of its own).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ LOSS_WIDTH = 9
 """The best eval loss column: its header on two lines ("best eval" / "loss"), a loss on one."""
 
 JSON_FIELDS = ("name", "path", "objective", "method", "corpus", "base", "steps", "total_steps", "best_eval_loss", "status", "state",
-               "created", "problems")
+               "created", "problems", "sweep", "trial")
 
 
 def _date(row: RunRow) -> str:
@@ -88,7 +90,11 @@ def runs_table(rows: list[RunRow], title: str, width: int) -> Table:
         wraps = column in WRAPPING or column == "best eval loss" or squeezed
         table.add_column(column, justify=justify, no_wrap=not wraps, overflow="fold",
                          width=LOSS_WIDTH if column == "best eval loss" else None)
-    for cell in cells:
+    previous: str | None = None
+    for row, cell in zip(rows, cells):
+        if row.sweep != previous and (row.sweep is not None or previous is not None):
+            table.add_section()  # a sweep's trials together, set apart from the runs around them
+        previous = row.sweep
         table.add_row(*(cell[column] for column in shown))
     return table
 
@@ -101,9 +107,9 @@ def runs_json(rows: list[RunRow]) -> str:
 def runs_command(
     out: str = typer.Option("checkpoints", "--out", help="Run root to list."),
     as_json: bool = typer.Option(False, "--json", help="Print the runs as a JSON list (name, path, objective, corpus, "
-                                 "base, steps, total_steps, best_eval_loss, status, state, created, problems)."),
+                                 "base, steps, total_steps, best_eval_loss, status, state, created, problems, sweep, trial)."),
 ) -> None:
-    """List runs with objective, corpus, steps, best eval loss and status."""
+    """List runs, and sweeps' trials grouped by sweep, with objective, corpus, steps, best eval loss and status."""
     from workbench.commands.common import fail
     from workbench.errors import WorkbenchError
     from workbench.runs.rundir import list_runs
@@ -119,7 +125,9 @@ def runs_command(
     if not rows:
         console.print(f"No runs under {out}/ yet. Start one with: workbench run", markup=False, highlight=False)
         return
-    console.print(runs_table(rows, f"Runs in {out}/", console.width))
+    sweeps = len({row.sweep for row in rows if row.sweep is not None})
+    trials = f", {sum(1 for row in rows if row.sweep)} of them trials of {sweeps} sweep(s)" if sweeps else ""
+    console.print(runs_table(rows, f"Runs in {out}/ ({len(rows)}{trials})", console.width))
     damaged = sum(1 for row in rows if row.problems)
     if damaged:
         console.print(Text(f"{damaged} of {len(rows)} runs damaged: what could not be read was skipped, the rest is shown.",

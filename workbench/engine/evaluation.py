@@ -140,7 +140,7 @@ class Evaluator:
         fraction = result.examples / chosen.total if chosen.total else 1.0
         text = chosen.describe(result.examples) + ("; task metrics on the same examples" if result.metrics else "")
         s.progress.coverage = {"examples": result.examples, "tokens": result.tokens, "fraction": fraction, "text": text}
-        self.emit(EvalDone(step=s.step, eval_loss=result.loss, perplexity=perplexity(result.loss), metrics=result.metrics,
+        self.emit(EvalDone(step=s.step, eval_loss=result.loss, perplexity=perplexity(result.loss) if s.task.lm_loss else None, metrics=result.metrics,
                            examples=result.examples, tokens=result.tokens, fraction=fraction, coverage=text))
         s.strategy.sync_replica(s.module, s.model, s.step)  # probes and reports read s.model
         if s.strategy.is_main:

@@ -28,6 +28,7 @@ from workbench.models import BaseRef, load_config, load_model, load_tokenizer, p
 from workbench.runs import checkpoint as ckpt
 from workbench.runs.events import Message
 from workbench.runs.lock import RunLock, claim
+from workbench.runs.reporting import check_report_folders
 from workbench.runs.rundir import RunDir, find_run, git_commit, versions
 from workbench.tasks.base import Task, TaskData
 
@@ -288,6 +289,8 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
     # One writer per run: rank 0 locks a resumed run before anything in it is touched.
     lock = claim(inputs.run_dir.path, emit) if inputs.run_dir is not None and strategy.is_main else None
     try:
+        if lock is not None:  # before the run is touched: a stopped run that cannot report stays stopped
+            check_report_folders(spec.report_to, inputs.run_dir.path)
         with accelerator.main_process_first():  # the other ranks read checkpoints once rank 0 holds the lock
             resume_ckpt, saved = resume_point(inputs.run_dir, emit, spec.max_steps) if inputs.run_dir is not None else (None, {})
         run_dir = inputs.run_dir or distributed.shared_run_dir(accelerator, spec.out, spec.name or "run")  # every rank learns the path

@@ -65,7 +65,8 @@ class EvalDone(Event):
     kind: ClassVar[str] = "eval"
     step: int
     eval_loss: float
-    perplexity: float
+    perplexity: float | None
+    """``exp(eval_loss)`` for a language-model loss; None for any other (a classification loss has none)."""
     metrics: dict = field(default_factory=dict)
     split: str = "eval"
     examples: int = 0

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import SpecError
+from workbench.errors import RunDirError, SpecError
 from workbench.runs.events import Event
+from workbench.runs.lock import refuse_symlinks
 
 MODULES = {"tensorboard": "tensorboard", "trackio": "trackio"}
 """Reporter -> the module it needs (the extra of the same name installs it)."""
@@ -40,6 +42,30 @@ def check_reporters(report_to: str | None) -> None:
         if importlib.util.find_spec(MODULES[name]) is None:
             raise SpecError(f"--report-to {name} needs the {name} package, which is not installed",
                             fix=f'pip install "lm-workbench[{name}]", or drop --report-to {name}')
+
+
+def check_folder(folder: Path) -> None:
+    """A one-line ``RunDirError`` unless event files can be written in ``folder`` (made if
+    missing): never a symbolic link, a file in its place, or a folder that refuses a new file.
+    Checked before TensorBoard's writer thread starts, which would otherwise fail later with a
+    traceback of its own."""
+    refuse_symlinks(folder)
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(20, "a file is in the folder's place")
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise RunDirError(f"cannot write TensorBoard event files there ({exc.strerror or exc})", where=str(folder),
+                          fix="make it a folder you can write to (or remove it), or drop --report-to tensorboard") from None
+
+
+def check_report_folders(report_to: str | None, run_dir: Path) -> None:
+    """Check the folders ``report_to`` writes into inside ``run_dir`` (a resumed run's, before
+    anything in it is touched: a run that cannot report stays as it was)."""
+    if "tensorboard" in destinations(report_to):
+        check_folder(run_dir / TENSORBOARD_FOLDER)
 
 
 def _number(value: Any) -> float | None:
@@ -68,8 +94,9 @@ class TensorBoardReporter:
     """Writes each event's scalars to TensorBoard event files in ``folder`` (``SummaryWriter``)."""
 
     def __init__(self, folder: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # heavy: torch
 
+        check_folder(folder)
         self.folder = folder
         self.writer = SummaryWriter(log_dir=str(folder))
 

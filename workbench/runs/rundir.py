@@ -508,6 +508,10 @@ class RunRow:
     """Why the run is damaged (files or lines that could not be read); empty when it is not."""
     method: str = "full"
     """How it trained from its base: full, lora or frozen (``RunSpec.method``)."""
+    sweep: str | None = None
+    """The sweep folder (its name under the run root) that holds this run as a trial; None for a run of its own."""
+    trial: int | None = None
+    """The trial's number in its sweep (from its folder name, ``t007`` -> 7), None when it has none."""
 
 
 def _progress(events: list[dict[str, Any]]) -> tuple[int, int, float | None]:
@@ -588,8 +592,46 @@ def _damaged_row(path: Path, why: str) -> RunRow:
                   best_eval_loss=None, status=f"damaged: {why}", created=_mtime(path), state="unknown", problems=[why])
 
 
+SWEEP_FILES = ("sweep.toml", "results.jsonl")
+"""A folder with either of these (and none of ``RUN_FILES``) is a sweep, its run folders its trials."""
+
+_TRIAL_NAME = re.compile(r"t(\d+)")
+
+
+def _is_sweep_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and any(os.path.lexists(path / name) for name in SWEEP_FILES) and not _is_run_folder(path)
+    except OSError:
+        return False
+
+
+def _listed_row(folder: Path) -> RunRow:
+    try:
+        return run_row(RunDir(folder.resolve()))
+    except (OSError, RuntimeError) as exc:  # a folder removed or made unreadable while listing, a link loop
+        return _damaged_row(folder, f"unreadable ({getattr(exc, 'strerror', None) or exc})")
+
+
+def _trial_rows(sweep: Path) -> list[RunRow]:
+    """A sweep's trials (its run folders), in trial order; each named ``<sweep>/<trial>``, a
+    path under the run root that every command takes as a run name."""
+    try:
+        children = sorted(child for child in sweep.iterdir() if _is_run_folder(child))
+    except OSError as exc:
+        return [_damaged_row(sweep, f"sweep folder unreadable ({exc.strerror or exc})")]
+    rows = []
+    for child in children:
+        row = _listed_row(child)
+        number = _TRIAL_NAME.fullmatch(child.name)
+        row.name, row.sweep, row.trial = f"{sweep.name}/{child.name}", sweep.name, int(number.group(1)) if number else None
+        rows.append(row)
+    rows.sort(key=lambda r: (r.trial is None, r.trial or 0, r.name))
+    return rows
+
+
 def list_runs(out: str = "checkpoints") -> list[RunRow]:
-    """Every run under ``out``, newest first; a damaged run is listed as damaged, never dropped."""
+    """Every run under ``out``, newest first, and every sweep's trials together (trial order),
+    the sweep placed by its newest trial; a damaged run is listed as damaged, never dropped."""
     root = Path(out)
     if not root.is_dir():
         return []
@@ -597,13 +639,12 @@ def list_runs(out: str = "checkpoints") -> list[RunRow]:
         children = sorted(root.iterdir())
     except OSError as exc:
         raise RunDirError(f"cannot list the run root ({exc.strerror or exc})", where=out, fix="check its permissions") from None
-    rows = []
+    groups: list[list[RunRow]] = []
     for child in children:
-        if not _is_run_folder(child):
-            continue
-        try:
-            rows.append(run_row(RunDir(child.resolve())))
-        except (OSError, RuntimeError) as exc:  # a folder removed or made unreadable while listing, a link loop
-            rows.append(_damaged_row(child, f"unreadable ({getattr(exc, 'strerror', None) or exc})"))
-    rows.sort(key=lambda r: r.created, reverse=True)
-    return rows
+        if _is_run_folder(child):
+            groups.append([_listed_row(child)])
+        elif _is_sweep_folder(child):
+            trials = _trial_rows(child)
+            groups += [trials] if trials else []
+    groups.sort(key=lambda rows: max(r.created for r in rows), reverse=True)
+    return [row for rows in groups for row in rows]

@@ -132,6 +132,9 @@ class Task:
     base_defaults: TaskDefaults = field(default_factory=lambda: TaskDefaults(5e-5, 16, 128, epochs=3))
     needs_text_column: bool = True
     """Whether the corpus must have a text column (a labelled table may have ``sentence``...)."""
+    lm_loss: bool = False
+    """The loss is a per-token language-model cross-entropy, so ``exp(loss)`` is a perplexity
+    (clm and mlm; not a classification, NER or QA loss, nor nsp's sum of two losses)."""
     forgetting_objective: str | None = None
     """From a base run: the LM objective (``mlm``/``clm``) whose loss on the base's own eval
     split is tracked at every eval to show forgetting; None for no forgetting check."""

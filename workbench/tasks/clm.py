@@ -20,6 +20,7 @@ class CausalLMTask(Task):
             auto_class_name="AutoModelForCausalLM",
             windowed=True,
             masked=False,
+            lm_loss=True,
             description="next-token prediction needs a decoder such as GPT-2",
             scratch_defaults=TaskDefaults(lr=2e-3, batch_size=16, seq_len=128, max_steps=600),
             base_defaults=TaskDefaults(lr=1e-4, batch_size=8, seq_len=128, epochs=1),

@@ -44,6 +44,7 @@ class MaskedLMTask(Task):
             auto_class_name="AutoModelForMaskedLM",
             windowed=True,
             masked=True,
+            lm_loss=True,
             description="masked-token prediction needs an encoder such as BERT",
             # Tiny BERTs leave the predict-frequent-tokens plateau much sooner on short blocks:
             # on `general`, seq 32 x batch 64 learned "mat" by step 600-1100 (it wobbles, then

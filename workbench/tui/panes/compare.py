@@ -246,10 +246,12 @@ class ComparePane(Horizontal):
             states[row.state] = states.get(row.state, 0) + 1
         counts = ", ".join(f"{count} {state}" for state, count in states.items())
         head = f"[b]{escape(comparison.title)}[/b] sweep" if comparison.kind == "sweep" else f"{len(comparison.rows)} runs"
-        title.update(f"{head}: {counts or 'no trials yet'}; by {escape(comparison.metric)}, best first")
+        groups = comparison.groups()
+        within = f", within each of {len(groups)} objectives (never ranked across)" if len(groups) > 1 else ""
+        title.update(f"{head}: {counts or 'no trials yet'}; by {escape(comparison.metric)}, completed first{within}")
 
     def _show_table(self) -> None:
-        from workbench.experiments.compare import table_cells
+        from workbench.experiments.compare import table_cells, value_header
 
         table = self.query_one(DataTable)
         table.clear(columns=True)
@@ -257,9 +259,11 @@ class ComparePane(Horizontal):
             return
         columns, cells = table_cells(self.comparison)
         for column in columns:
-            table.add_column(column, key=column)
-        for cell in cells:
-            table.add_row(*(Text(cell[column], justify="left" if column in ("name", "state") else "right") for column in columns))
+            table.add_column(value_header(self.comparison) if column == "value" else column, key=column)
+        for row, cell in zip(self.comparison.rows, cells):
+            style = "" if row.is_final else "dim"  # not completed: its value is not final
+            table.add_row(*(Text(cell[column], style=style, justify="left" if column in ("name", "state", "objective") else "right")
+                            for column in columns))
 
     def _show_scaling(self) -> None:
         from workbench.experiments.compare import scaling_view, x_choices

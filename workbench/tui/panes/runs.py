@@ -7,6 +7,9 @@ takes the run root's cheap ``folder_signature`` (one ``scandir`` and two ``stat`
 run) and lists the runs again only when it changed, or, while a run is running, every
 ``RUNNING_EVERY`` seconds (its steps move on without its status file changing). A new
 list is posted up as ``RunsChanged`` (the Inspector pane's run choices follow it).
+
+A sweep's trials are listed under one row for the sweep (its trial count, their states and
+best eval loss), folded at first: Enter (or ``z``) on that row unfolds it, and again folds it.
 """
 
 from __future__ import annotations
@@ -36,8 +39,12 @@ COLUMNS = ("name", "status", "steps", "best eval", "objective", "method", "corpu
 NAME_WIDTH = 28
 
 
-SIGNATURE_FILES = ("run.toml", "status.json", "metrics.jsonl")
-"""A run appears with the first of these, and changes status with ``status.json``."""
+SIGNATURE_FILES = ("run.toml", "status.json", "metrics.jsonl", "results.jsonl")
+"""A run appears with the first of these, and changes status with ``status.json``; a sweep
+records a trial's end in ``results.jsonl``."""
+
+SWEEP_KEY = "sweep:"
+"""The row key of a sweep's own row (a run's is its path)."""
 
 
 @dataclass
@@ -48,16 +55,17 @@ class RunsListed(Message):
 
 def folder_signature(root: Path) -> tuple:
     """What changes when a run folder appears, changes status or disappears: each folder's
-    name and the modification times of its ``SIGNATURE_FILES`` (``None`` where absent).
-    Cheap: no file is read (the metrics of a running run change its row, not this)."""
+    name, its own modification time (a sweep's changes when a trial folder appears) and those
+    of its ``SIGNATURE_FILES`` (``None`` where absent). Cheap: no file is read (the metrics of
+    a running run change its row, not this)."""
     try:
         with os.scandir(root) as found:
-            folders = sorted((entry.name, entry.path) for entry in found if entry.is_dir())
+            folders = sorted((entry.name, entry.path, entry.stat().st_mtime_ns) for entry in found if entry.is_dir())
     except OSError:
         return ()
     signature = []
-    for name, path in folders:
-        stamps: list[int | None] = []
+    for name, path, mtime in folders:
+        stamps: list[int | None] = [mtime]
         for file in SIGNATURE_FILES:
             try:
                 stamps.append(os.stat(os.path.join(path, file)).st_mtime_ns)
@@ -82,12 +90,36 @@ def row_cells(row: Any) -> tuple[str, ...]:
             escape(getattr(row, "method", "full")), escape(corpus_short(row.corpus)), date)
 
 
+def sweep_cells(sweep: str, trials: list, folded: bool) -> tuple[str, ...]:
+    """A sweep's own row: its name with a fold mark, the count of its trials by state, and the best eval loss among them."""
+    states: dict[str, int] = {}
+    for row in trials:
+        states[row.state] = states.get(row.state, 0) + 1
+    losses = [row.best_eval_loss for row in trials if row.best_eval_loss is not None]
+    label = ("▸ " if folded else "▾ ") + sweep
+    name = label if len(label) <= NAME_WIDTH else label[: NAME_WIDTH - 1] + "…"
+    status = ", ".join(f"{count} {state}" for state, count in states.items())
+    date = dt.datetime.fromtimestamp(max(row.created for row in trials)).strftime("%m-%d %H:%M")
+    objectives = ",".join(dict.fromkeys(row.objective for row in trials))
+    return (f"[b]{escape(name)}[/b]", escape(status), f"{len(trials)} trials", fmt_loss(min(losses) if losses else None),
+            escape(objectives), "", "", date)
+
+
+def trial_cells(row: Any) -> tuple[str, ...]:
+    """A trial's row under its sweep: its own folder's name, indented."""
+    cells = row_cells(row)
+    short = "  " + row.name.split("/", 1)[-1]
+    return (escape(short if len(short) <= NAME_WIDTH else short[: NAME_WIDTH - 1] + "…"), *cells[1:])
+
+
 def runs_hint(rows: list) -> str:
     """``3 run(s)``, with how many are damaged (their status says why; every other run is listed)."""
     if not rows:
         return "No runs yet: start one with s (or `workbench run`)."
     damaged = sum(1 for row in rows if row.problems)
-    return f"{len(rows)} run(s)" + (f", {damaged} damaged: what could not be read is skipped" if damaged else "")
+    sweeps = len({row.sweep for row in rows if getattr(row, "sweep", None)})
+    folding = f" ({sum(1 for row in rows if getattr(row, 'sweep', None))} in {sweeps} sweep(s): Enter or z folds one)" if sweeps else ""
+    return f"{len(rows)} run(s){folding}" + (f", {damaged} damaged: what could not be read is skipped" if damaged else "")
 
 
 class RunsTable(DataTable):
@@ -101,6 +133,7 @@ class RunsPane(Vertical):
         Binding("a", "attach", "Attach", tooltip="Follow a run that another process is writing"),
         Binding("f", "finetune", "Fine-tune", tooltip="Start a fine-tune with this run as its base"),
         Binding("v", "overlay", "Overlay", tooltip="Overlay this run's curves on the chart"),
+        Binding("z", "fold", "Fold", show=False, tooltip="Fold or unfold the sweep under the cursor (its trials)"),
         Binding("r", "refresh", "Refresh", show=False, tooltip="Re-read the run root now (new and changed runs also show up by themselves)"),
     ]
     HELP_BINDINGS = RunsTable.BINDINGS + BINDINGS
@@ -115,6 +148,8 @@ class RunsPane(Vertical):
         self.poll_seconds = poll_seconds
         """Seconds between two looks at the run root (0: only on demand, as tests do)."""
         self.rows: list = []
+        self.unfolded: set[str] = set()
+        """Sweeps whose trials are shown (every other sweep is one folded row)."""
         self._signature: tuple | None = None
         self._listed_at = 0.0
 
@@ -158,44 +193,79 @@ class RunsPane(Vertical):
     def on_runs_listed(self, message: RunsListed) -> None:
         message.stop()
         self._signature, self._listed_at = message.signature, time.monotonic()
-        table = self.query_one(DataTable)
-        selected = self.selected_path()
         self.rows = message.rows
-        table.clear()
-        for row in self.rows:
-            table.add_row(*row_cells(row), key=row.path)
-        if selected is not None:
-            paths = [r.path for r in self.rows]
-            if selected in paths:
-                table.move_cursor(row=paths.index(selected), animate=False)
+        self._fill()
         self.query_one("#runs-hint", Static).update(runs_hint(self.rows))
         self.post_message(RunsChanged([r.path for r in self.rows]))
+
+    def _fill(self) -> None:
+        """The table from ``self.rows``: each sweep one row, its trials under it when unfolded; the cursor stays on its row."""
+        table = self.query_one(DataTable)
+        selected = self._cursor_key()
+        table.clear()
+        keys: list[str] = []
+        for row in self.rows:
+            sweep = getattr(row, "sweep", None)
+            if sweep is None:
+                table.add_row(*row_cells(row), key=row.path)
+                keys.append(row.path)
+                continue
+            if SWEEP_KEY + sweep not in keys:
+                trials = [r for r in self.rows if getattr(r, "sweep", None) == sweep]
+                table.add_row(*sweep_cells(sweep, trials, sweep not in self.unfolded), key=SWEEP_KEY + sweep)
+                keys.append(SWEEP_KEY + sweep)
+            if sweep in self.unfolded:
+                table.add_row(*trial_cells(row), key=row.path)
+                keys.append(row.path)
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected), animate=False)
+
+    def _cursor_key(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0 or table.cursor_row is None or not (0 <= table.cursor_row < table.row_count):
+            return None
+        return str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+
+    def action_fold(self) -> None:
+        """Fold the sweep under the cursor (or the one of the trial under it), or unfold it."""
+        key = self._cursor_key()
+        row = next((r for r in self.rows if r.path == key), None)
+        sweep = key[len(SWEEP_KEY):] if key and key.startswith(SWEEP_KEY) else getattr(row, "sweep", None)
+        if sweep is None:
+            return
+        self.unfolded ^= {sweep}
+        self._fill()
+        table = self.query_one(DataTable)
+        table.move_cursor(row=table.get_row_index(SWEEP_KEY + sweep), animate=False)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.group == "runs":
             self.query_one("#runs-hint", Static).update(Text(f"Cannot list runs: {event.worker.error}"))
 
     def selected_path(self) -> str | None:
-        table = self.query_one(DataTable)
-        if not self.rows or table.cursor_row is None or not (0 <= table.cursor_row < len(self.rows)):
-            return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key
-        return str(key.value)
+        """The run under the cursor; None on a sweep's own row or in an empty table."""
+        key = self._cursor_key()
+        return None if key is None or key.startswith(SWEEP_KEY) else key
 
     def _choose(self, action: str) -> None:
         path = self.selected_path()
         if path is None:
-            self.notify("No run selected", severity="warning")
+            key = self._cursor_key()
+            self.notify("A sweep: unfold it (Enter) and choose one of its trials" if key else "No run selected", severity="warning")
             return
         self.post_message(RunChosen(path, action))
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
+        key = self._cursor_key()
+        if key is not None and key.startswith(SWEEP_KEY):
+            self.action_fold()
+            return
         self._choose("open")
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.row_key.value is not None:
+        if event.row_key.value is not None and not str(event.row_key.value).startswith(SWEEP_KEY):
             self.post_message(RunHighlighted(str(event.row_key.value)))
 
     def action_attach(self) -> None:
