@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from workbench.cli import app as cli_app
 from workbench.runs.events import event_from_json, event_problem
 from workbench.runs.follow import follow
-from workbench.runs.rundir import RunDir, list_runs
+from workbench.runs.listing import list_runs
+from workbench.runs.rundir import RunDir
 
 runner = CliRunner()
 

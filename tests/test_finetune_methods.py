@@ -22,7 +22,8 @@ from workbench.cli import app
 from workbench.config import RunSpec
 from workbench.engine.runner import TrainingRun
 from workbench.runs.control import RunControl
-from workbench.runs.rundir import RunDir, list_runs
+from workbench.runs.listing import list_runs
+from workbench.runs.rundir import RunDir
 
 
 @pytest.fixture(scope="module")

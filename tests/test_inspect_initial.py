@@ -24,7 +24,8 @@ from workbench.engine.saving import Saver
 from workbench.engine.setup import set_up
 from workbench.inspector.pairing import pair_for_run
 from workbench.runs import checkpoint as ckpt
-from workbench.runs.rundir import RunDir, list_runs
+from workbench.runs.listing import list_runs
+from workbench.runs.rundir import RunDir
 from workbench.tasks import get_task
 
 

@@ -14,7 +14,7 @@ from textual.widgets import DataTable
 from typer.testing import CliRunner
 
 from workbench.cli import app
-from workbench.runs.rundir import list_runs
+from workbench.runs.listing import list_runs
 from workbench.tui.app import create_app
 from workbench.tui.panes.runs import SWEEP_KEY, RunsPane
 

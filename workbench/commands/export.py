@@ -65,10 +65,10 @@ def export_csv(events: list[dict[str, Any]], path: Path) -> int:
 
 
 def export_tensorboard(events: list[dict[str, Any]], folder: Path) -> int:
-    """Replay the events into a temp folder beside ``folder``, then put it in ``folder``'s place."""
-    import shutil
-
-    from workbench.runs.lock import publish_folder, refuse_symlinks
+    """Replay the events into a temp folder beside ``folder``, then put it in ``folder``'s place:
+    exporting twice gives one set of event files, as once."""
+    from workbench.runs.lock import refuse_symlinks
+    from workbench.runs.publish import publish_folder
     from workbench.runs.reporting import TensorBoardReporter, check_reporters
 
     check_reporters("tensorboard")
@@ -76,20 +76,16 @@ def export_tensorboard(events: list[dict[str, Any]], folder: Path) -> int:
     if os.path.lexists(folder) and not folder.is_dir():
         raise OSError(20, "not a folder", str(folder))
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
-    if os.path.lexists(tmp):
-        shutil.rmtree(tmp)
-    try:
+
+    def replay(tmp: Path) -> None:
         reporter = TensorBoardReporter(tmp)
         try:
             for event in events:
                 reporter(event)
         finally:
             reporter.close()
-        publish_folder(tmp, folder)
-    finally:
-        if os.path.lexists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    publish_folder(folder, folder.parent / f".{folder.name}.tmp-{os.getpid()}", replay, replace=True)
     return sum(1 for event in events if event["event"] in ("step", "eval"))
 
 

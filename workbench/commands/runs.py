@@ -24,7 +24,7 @@ from rich.text import Text
 from workbench.console import fmt_loss
 
 if TYPE_CHECKING:
-    from workbench.runs.rundir import RunRow
+    from workbench.runs.listing import RunRow
 
 COLUMNS = ("name", "objective", "corpus", "steps", "best eval loss", "status", "date")
 """The columns, in the order shown."""
@@ -112,7 +112,7 @@ def runs_command(
     """List runs, and sweeps' trials grouped by sweep, with objective, corpus, steps, best eval loss and status."""
     from workbench.commands.common import fail
     from workbench.errors import WorkbenchError
-    from workbench.runs.rundir import list_runs
+    from workbench.runs.listing import list_runs
 
     try:
         rows = list_runs(out)

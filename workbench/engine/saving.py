@@ -108,15 +108,13 @@ class Saver:
         into place; never through a symlink."""
         s = self.s
         root = s.run_dir.path
-        tmp, old = root / f".{model_dir.name}-tmp", root / f".{model_dir.name}-old"
+        tmp = root / f".{model_dir.name}-tmp"
         refuse_symlinks(model_dir)
         if model_dir.exists() and not model_dir.is_dir():
             raise RunDirError("is not a folder, and the final model goes there", where=str(model_dir),
                               fix="move that file out of the run directory, then resume the run")
         self._clear(tmp)
-        self._clear(old)
-        publish_folder(model_dir, tmp, write, displace=lambda folder: os.replace(folder, old))
-        shutil.rmtree(old, ignore_errors=True)  # the previous final model, now replaced by this one
+        publish_folder(model_dir, tmp, write, replace=True)  # the previous final model, if any, is superseded
 
     def _clear(self, path: Path) -> None:
         """Remove a leftover temp folder of an earlier save; anything else there (a symlink, a

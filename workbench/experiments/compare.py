@@ -33,7 +33,8 @@ from typing import Any
 
 from workbench.errors import RunDirError
 from workbench.runs import sweepdir
-from workbench.runs.rundir import RUN_FILES, RunDir, pid_alive, read_jsonl
+from workbench.runs.processes import pid_alive
+from workbench.runs.rundir import RunDir, read_jsonl
 
 IGNORED_FIELDS = ("name", "out")
 """Spec fields that always differ between runs and say nothing about them."""
@@ -281,25 +282,6 @@ def read_sweep_toml(folder: Path) -> tuple[dict[str, Any], list[str]]:
     return sweepdir.read_sweep_toml(folder)
 
 
-def _trial_path(folder: Path, result: dict[str, Any]) -> Path | None:
-    """A trial's run directory: ``run_dir`` as written (absolute, or relative to the sweep or
-    the current folder), else ``<sweep>/<name>``; None when none of them is a run."""
-    candidates = []
-    if result.get("run_dir"):
-        given = Path(result["run_dir"])
-        candidates += [given] if given.is_absolute() else [folder / given, folder / given.name, given]
-    if result.get("name"):
-        candidates.append(folder / result["name"])
-    for candidate in candidates:
-        if any((candidate / name).exists() for name in RUN_FILES):
-            return candidate
-    return None
-
-
-def _is_trial_folder(path: Path) -> bool:
-    return path.is_dir() and any((path / name).exists() for name in RUN_FILES)
-
-
 def swept_fields(config: dict[str, Any]) -> list[str]:
     """The fields a sweep varies: its grid's and its search's, then ``seed`` when repeated."""
     names = []
@@ -318,9 +300,11 @@ def trial_state(recorded: str, run_state: str) -> str:
     process may have died before it could record that), else
     the record's (pruned, failed...), else the run's. A trial without a run is ``missing``
     unless its record says why."""
+    if not run_state:  # its folder is gone: only a failure may never have made one
+        return "failed" if recorded == "failed" else "missing"
     if run_state in ("stopped", "failed", "interrupted") and recorded in ("complete", "running"):
         return run_state
-    return recorded or run_state or "missing"
+    return recorded or run_state
 
 
 def read_sweep(folder: Path) -> Comparison:
@@ -334,20 +318,21 @@ def read_sweep(folder: Path) -> Comparison:
         latest[record["trial"]] = record  # a rewrite leaves one per trial; the last wins anyway
     rows, seen = [], set()
     for number, result in sorted(latest.items()):
-        path = _trial_path(folder, result)
+        path = sweepdir.trial_path(folder, result)  # never outside the folder: a copy reads its own trials
+        path = path if sweepdir.is_run(path) else None
         name = result.get("name") or (path.name if path else f"t{number:03d}")
         row = read_run(path, name) if path else CompareRow(name=name, path=None, state="failed")
         row.trial, row.params = number, dict(result.get("params") or {})
         row.state = trial_state(result.get("state") or "", row.state if path else "")
         row.reason = result.get("reason") or ""
-        if row.eval_loss is None and _finite(result.get("value")) is not None:  # no run directory to read it from
+        if row.state != "missing" and row.eval_loss is None and _finite(result.get("value")) is not None:  # no eval in its folder
             row.value = result["value"]
             row.value_step = result["step"] if isinstance(result.get("step"), int) and not isinstance(result["step"], bool) else None
         rows.append(row)
         if path is not None:
             seen.add(path.resolve())
     for child in sorted(folder.iterdir()):
-        if _is_trial_folder(child) and child.resolve() not in seen:
+        if sweepdir.is_run(child) and child.resolve() not in seen:
             rows.append(read_run(child))
     metric = config.get("metric") if isinstance(config.get("metric"), str) else "eval_loss"
     default_direction = "maximize" if metric in HIGHER_IS_BETTER else "minimize"
@@ -413,7 +398,7 @@ def _finish(comparison: Comparison) -> Comparison:
 def find_target(target: str, out: str) -> Path:
     """A run directory or sweep folder by path, or by name under ``out``."""
     for candidate in (Path(target), Path(out) / target):
-        if candidate.is_dir() and (is_sweep(candidate) or _is_trial_folder(candidate)):
+        if candidate.is_dir() and (is_sweep(candidate) or sweepdir.is_run(candidate)):
             return candidate.resolve()
     raise RunDirError("no run or sweep there (no run.toml, sweep.toml or results.jsonl)", where=target,
                       fix=f"pass a run directory, a sweep folder, or a name listed by `workbench runs --out {out}`")
@@ -679,5 +664,5 @@ def list_targets(root: Path) -> list[tuple[str, Path]]:
     except OSError:
         return []
     sweeps = [("sweep", child) for child in children if is_sweep(child)]
-    runs = [("run", child) for child in children if not is_sweep(child) and _is_trial_folder(child)]
+    runs = [("run", child) for child in children if not is_sweep(child) and sweepdir.is_run(child)]
     return sweeps + runs

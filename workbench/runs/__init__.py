@@ -30,7 +30,7 @@ _HOME = {
     "event_from_json": "workbench.runs.events",
     "RunDir": "workbench.runs.rundir",
     "find_run": "workbench.runs.rundir",
-    "list_runs": "workbench.runs.rundir",
+    "list_runs": "workbench.runs.listing",
 }
 """Each public name and the module it lives in."""
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.runs.events import Event, Message, event_from_json, event_problem
-from workbench.runs.rundir import RunDir, open_regular, parse_json_line, pid_alive, resolved_self_paths, skipped_note
+from workbench.runs.processes import pid_alive
+from workbench.runs.rundir import RunDir, open_regular, parse_json_line, resolved_self_paths, skipped_note
 
 ENDING_EVENTS = ("finished", "failed")
 """Event kinds after which a run writes nothing more."""

@@ -254,31 +254,6 @@ def fsync_dir(path: Path, strict: bool = False) -> None:
         os.close(fd)
 
 
-def publish_folder(tmp: Path, folder: Path) -> None:
-    """Put the complete folder ``tmp`` (made beside ``folder``, in the same parent) in the place
-    of ``folder``: its files fsynced, then ``folder`` (if any) renamed aside, ``tmp`` renamed
-    into place and the old one removed. Readers see the old folder or the new one, never a
-    mix of both (between the two renames, for an instant, neither). ``folder`` must not be a
-    symbolic link (``refuse_symlinks`` first): the link is replaced, never written through."""
-    import shutil
-
-    fsync_tree(tmp)
-    old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-    if os.path.lexists(folder):
-        os.replace(folder, old)
-    try:
-        os.replace(tmp, folder)
-    except BaseException:
-        if os.path.lexists(old) and not os.path.lexists(folder):
-            os.replace(old, folder)  # put the old one back
-        raise
-    fsync_dir(folder.parent)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    elif os.path.lexists(old):
-        old.unlink()
-
-
 def fsync_tree(folder: Path) -> None:
     """fsync every file under ``folder`` (links are not followed) and every folder: a rename
     into place then publishes complete files only, as for checkpoints."""

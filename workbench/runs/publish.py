@@ -17,13 +17,16 @@ from workbench.runs.lock import fsync_dir, fsync_tree, refuse_symlinks
 
 
 def publish_folder(final: Path, tmp: Path, write: Callable[[Path], object], *,
-                   displace: Callable[[Path], object] | None = None, synced: bool = False) -> Path:
+                   displace: Callable[[Path], object] | None = None, replace: bool = False, synced: bool = False) -> Path:
     """Write ``final`` through ``tmp``: ``write(tmp)`` fills a fresh folder, which is fsynced
     (unless ``synced``: the writer fsynced every file itself) and renamed to ``final``.
-    ``displace(final)`` moves an existing ``final`` out of the way first (it must leave the
-    name free); without it an existing ``final`` is an error. ``tmp`` is removed on failure."""
+
+    An existing ``final`` is an error, unless ``displace(final)`` moves it out of the way
+    first (it must leave the name free), or ``replace``: the new folder takes its place and
+    the old one is removed (put back if the rename fails). ``tmp`` never outlives a failure."""
     refuse_symlinks(final, tmp)
     renamed = False
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
     try:
         if tmp.exists():
             shutil.rmtree(tmp)  # a leftover of an earlier save by this writer
@@ -32,13 +35,23 @@ def publish_folder(final: Path, tmp: Path, write: Callable[[Path], object], *,
         if not synced:
             fsync_tree(tmp)
         if os.path.lexists(final):
-            if displace is None:
+            if replace:
+                os.replace(final, old)
+            elif displace is not None:
+                displace(final)
+            else:
                 raise FileExistsError(f"{final} exists")
-            displace(final)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if os.path.lexists(old) and not os.path.lexists(final):
+                os.replace(old, final)  # put the old one back
+            raise
         renamed = True
         fsync_dir(final.parent)
     finally:
         if not renamed:
             shutil.rmtree(tmp, ignore_errors=True)
+    if os.path.lexists(old):
+        shutil.rmtree(old, ignore_errors=True)  # the replaced folder, superseded by this one
     return final

@@ -181,7 +181,7 @@ class RunsPane(Vertical):
     def list_runs(self, known: tuple | None = None) -> None:
         """List the runs (in a thread): always, or with ``known`` only if the run root's
         signature is no longer that."""
-        from workbench.runs.rundir import list_runs
+        from workbench.runs.listing import list_runs
 
         signature = folder_signature(self.run_root)  # before listing: a change while listing shows next time
         if known is not None and signature == known:
