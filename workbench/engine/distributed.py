@@ -152,8 +152,9 @@ def leave_process_group(failure: BaseException | None) -> None:
 
 
 def peer_host(error: BaseException) -> str:
-    """" on HOST" for the peer a gloo error names ("Connection closed by peer [HOST]:PORT"), else ""."""
-    found = re.search(r"by peer \[([^\]]+)\]", str(error))
+    """" on HOST" for the peer a gloo error names ("Connection closed by peer [HOST]:PORT",
+    "Read error [HOST]:PORT: Connection reset by peer"), else ""."""
+    found = re.search(r"\[([0-9A-Za-z.:%-]+)\]:\d+", str(error))
     return f" on {found.group(1)}" if found else ""
 
 

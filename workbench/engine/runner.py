@@ -270,7 +270,8 @@ class TrainingRun:
             return TrainingError(
                 f"stopped at step {self.step}: lost contact with another process of this run{distributed.peer_host(exc)} "
                 "(it failed, was killed or its machine went down; its own message, if any, is above)",
-                fix=f"see its error above; once that is fixed, resume with `workbench run --resume {self.run_dir.path if self.run_dir else 'RUN'} --gpus N`")
+                fix=f"once that process or machine is back (or without it), resume with `workbench run --resume "
+                    f"{self.run_dir.path if self.run_dir else 'RUN'} --gpus N`")
         return None
 
     def _fail(self, message: str) -> None:
