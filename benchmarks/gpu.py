@@ -18,6 +18,15 @@ without position embeddings (nanoGPT's convention) and the peak dense bf16 FLOP/
 by device name (``--peak-tflops`` overrides). Dropout is 0 and GPT-2's vocabulary is padded
 to 50,304 (a multiple of 64), as in nanoGPT's pre-training runs.
 
+Then two measurements of what a person runs on the card (``--no-lora``/``--no-sweep`` skip them):
+
+- a LoRA fine-tune (``method = "lora"``, the ``generation`` objective on the built-in
+  ``general`` corpus) of a GPT-2 base of the same shape saved here with random weights (the
+  script reaches no hub): tokens/s between logs, peak memory, trainable parameters;
+- ``workbench sweep --parallel N`` with N the visible GPUs (one trial per GPU at a time; 2
+  CPU workers without CUDA) over a grid of 2N tiny-shape trials: wall seconds and trials/hour,
+  against the same grid with ``--parallel 1``.
+
 No GPU was lent in the session that wrote this script: it has run on CPU only (``--tiny``,
 chosen automatically without CUDA), so its GPU figures are still to be measured. On one
 H100/H200 the whole script is sized to finish in about 8 minutes (two compiles included).
@@ -241,6 +250,77 @@ def peak_memory_gib(device: str) -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
 
 
+def saved_base(shape: Shape, folder: Path) -> Path:
+    """A GPT-2 of ``shape`` with random weights and a BPE tokenizer, saved as a fine-tuning base."""
+    from workbench.tokenization import train_bpe
+
+    tokenizer = train_bpe(["the cat sat on the mat and the dog ran to the log"] * 50, 300)
+    model = build_model(Shape(shape.name, "clm", len(tokenizer), shape.hidden, shape.layers, shape.heads, shape.batch, shape.seq))
+    model.config.vocab_size = len(tokenizer)
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def lora_rate(shape: Shape, args: argparse.Namespace, device: str) -> dict[str, Any]:
+    """A LoRA fine-tune through the engine: tokens/s between the warm-up log and the last."""
+    total = args.warmup + args.steps
+    marks: dict[int, tuple[float, int]] = {}
+    started: dict[str, int] = {}
+
+    def listener(event: Any) -> None:
+        if event.kind == "step":
+            marks[event.step] = (time.perf_counter(), event.tokens)
+        elif event.kind == "started":
+            started["trainable"], started["parameters"] = event.trainable_parameters, event.parameters
+
+    with tempfile.TemporaryDirectory(prefix="workbench-gpu-lora-") as out:
+        base = saved_base(shape, Path(out) / "base")
+        spec = RunSpec(objective="generation", base=str(base), method="lora", corpus="general", max_steps=total,
+                       batch_size=shape.batch, seq_len=shape.seq, log_interval=args.warmup, eval_interval=10 * total,
+                       save_interval=10 * total, eval_batches=1, warmup_ratio=0.0, out=out, name="lora", device=device,
+                       probes=[], compile=args.compile)
+        reset_memory(device)
+        TrainingRun(spec, listeners=[listener]).run()
+    (t0, tok0), (t1, tok1) = marks[args.warmup], marks[total]
+    return {"model": f"{shape.name} LoRA", "who": "engine", "batch": f"{shape.batch}x{shape.seq}",
+            "tokens_per_s": round((tok1 - tok0) / (t1 - t0), 1), "peak_memory_gib": round(peak_memory_gib(device), 2) if device == "cuda" else None,
+            "trainable": started.get("trainable"), "parameters": started.get("parameters")}
+
+
+def sweep_seconds(workers: int, trials: int, device: str, steps: int) -> float:
+    """Wall seconds of `workbench sweep --parallel WORKERS` over ``trials`` tiny clm trials."""
+    import subprocess
+    import sys
+
+    lrs = ",".join(f"{1e-3 * (1 + i)}" for i in range(trials))
+    with tempfile.TemporaryDirectory(prefix="workbench-gpu-sweep-") as out:
+        command = [sys.executable, "-m", "workbench", "sweep", "--out", out, "--name", f"p{workers}", "--corpus", "general",
+                   "--device", device, "--n-layer", "2", "--n-head", "2", "--d-model", "64", "--seq-len", "64", "--batch-size", "16",
+                   "--max-steps", str(steps), "--eval-interval", str(steps), "--eval-batches", "2", "--probe", "The",
+                   "--no-prune", "--grid", f"lr={lrs}", "--parallel", str(workers), "--json"]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+        seconds = time.perf_counter() - started
+    if done.returncode:
+        raise SystemExit(f"sweep --parallel {workers} failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    return seconds
+
+
+def sweep_rows(device: str, steps: int) -> list[dict[str, Any]]:
+    """--parallel across the visible GPUs (2 CPU workers without CUDA) against --parallel 1, same grid."""
+    workers = torch.cuda.device_count() if device == "cuda" else 2
+    trials = 2 * workers
+    rows = []
+    for n in sorted({1, workers}):
+        seconds = sweep_seconds(n, trials, device, steps)
+        rows.append({"model": f"sweep of {trials} tiny trials", "who": f"--parallel {n}", "seconds": round(seconds, 1),
+                     "trials_per_hour": round(3600 * trials / seconds, 1)})
+        print(f"sweep of {trials} tiny clm trials ({steps} steps) --parallel {n}: {seconds:7.1f} s, "
+              f"{3600 * trials / seconds:7.1f} trials/hour", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=sorted(FULL), help="Measure one model only.")
@@ -250,6 +330,9 @@ def main() -> None:
     parser.add_argument("--compile", default="auto", choices=["auto", "on", "off"], help="The engine's compile setting.")
     parser.add_argument("--peak-tflops", type=float, default=None, help="Peak dense bf16 TFLOP/s of the card.")
     parser.add_argument("--no-hf-engine", action="store_true", help="Skip the engine row with transformers' GPT-2 (saves a compile).")
+    parser.add_argument("--no-lora", action="store_true", help="Skip the LoRA fine-tune.")
+    parser.add_argument("--no-sweep", action="store_true", help="Skip the sweep --parallel measurement.")
+    parser.add_argument("--sweep-steps", type=int, default=None, help="Steps per sweep trial (default 200 on CUDA, 10 tiny).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the results to this JSON file.")
     args = parser.parse_args()
     quiet_libraries()
@@ -284,6 +367,14 @@ def main() -> None:
             print(f"{shape.name:14s} {who:16s} batch {shape.batch}x{shape.seq}: {tps:12,.0f} tok/s  "
                   f"MFU {f'{mfu:.1%}' if mfu is not None else 'n/a':>6s}  peak memory "
                   f"{f'{mem:.1f} GiB' if mem == mem else 'n/a'}", flush=True)
+    if not args.no_lora:
+        row = lora_rate(shapes["gpt2"], args, device)
+        results.append(row)
+        memory = "n/a" if row["peak_memory_gib"] is None else f"{row['peak_memory_gib']:.1f} GiB"
+        print(f"{row['model']:14s} {'engine':16s} batch {row['batch']}: {row['tokens_per_s']:12,.0f} tok/s  trainable "
+              f"{row['trainable']:,} of {row['parameters']:,}  peak memory {memory}", flush=True)
+    if not args.no_sweep:
+        results += sweep_rows(device, args.sweep_steps or (10 if args.tiny else 200))
     if args.json:
         args.json.write_text(json.dumps({"device": card, "peak_tflops": peak, "results": results}, indent=2))
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from faults_helpers import subprocess_env, workbench_cmd
 from typer.testing import CliRunner
 
 from tests.conftest import tiny_overrides
@@ -76,11 +79,38 @@ def test_export_csv_has_a_row_per_step_and_eval(story_corpus: Path, tmp_path: Pa
     assert all(r["coverage"] and r["eval_tokens"] and not r["tokens"] for r in evals)
 
 
-def test_report_to_trackio_logs_to_its_local_store(story_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def trackio_values(store: Path, project: str, run: str, metric: str) -> list[tuple[int, float]]:
+    """(step, value) of one metric, read back by trackio's own documented CLI (``trackio get metric``)."""
+    done = subprocess.run([sys.executable, "-c", "from trackio.cli import main; main()", "get", "metric", "--project", project,
+                           "--run", run, "--metric", metric, "--json"], env={**subprocess_env(), "TRACKIO_DIR": str(store)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [(row["step"], row["value"]) for row in json.loads(done.stdout)["values"]]
+
+
+@pytest.mark.slow  # three processes
+def test_report_to_trackio_reads_back_the_losses_of_metrics_jsonl(story_corpus: Path, tmp_path: Path) -> None:
+    """The real trackio, in processes of their own (it reads ``TRACKIO_DIR`` when imported):
+    its banners stay off the ``--json`` stdout, and a resume continues the same trackio run."""
     pytest.importorskip("trackio")
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
-    tiny_run(story_corpus, tmp_path / "root", "tracked", report_to="trackio")
-    assert any((tmp_path / "trackio").rglob("*.db"))
+    store, root = tmp_path / "trackio", tmp_path / "root"
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in TINY.items()]
+    env = {**subprocess_env(), "TRACKIO_DIR": str(store)}
+    done = subprocess.run(workbench_cmd("run", "--corpus", str(story_corpus), "--out", str(root), "--name", "tracked", *flags,
+                                        "--report-to", "trackio", "--json"), env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert all(line.startswith("{") for line in done.stdout.splitlines()), done.stdout[:500]  # JSON events only
+    resumed = subprocess.run(workbench_cmd("run", "--resume", "tracked", "--out", str(root), "--max-steps", "12", "--json"),
+                             env=env, capture_output=True, text=True, timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    expected = from_metrics(root / "tracked")
+    assert [step for step, _ in expected["train/loss"]] == [2, 4, 6, 8, 10, 12]
+    for tag in ("train/loss", "eval/loss"):
+        found = trackio_values(store, "root", "tracked", tag)
+        assert [step for step, _ in found] == [step for step, _ in expected[tag]], tag
+        assert [value for _, value in found] == pytest.approx([value for _, value in expected[tag]], rel=1e-6), tag
+    assert [p.name for p in store.iterdir() if p.suffix == ".db"] == ["root.db"]  # nothing else written there
 
 
 def test_a_missing_extra_is_one_line_before_training(story_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -215,7 +215,7 @@ def run_command(**options: Any) -> None:
         signals = install_stop_signals(control, wait_for_checkpoint=True, hangup_deadline_s=10.0 if alone else None)
         run.listeners.append(signals)
         try:
-            result = run.run()
+            result = ranked_run(run)
         finally:
             if signals.exit_code is None:
                 signals.restore()
@@ -228,6 +228,21 @@ def run_command(**options: Any) -> None:
             err_console.print(f"Stopped by {signals.name} at step {result.step}; checkpoint saved in {result.run_dir}. "
                               f"Continue with: workbench run --resume {result.run_dir}")
         raise SystemExit(signals.exit_code)
+
+
+def ranked_run(run: Any) -> Any:
+    """``run.run()``; under torchrun, the rank then leaves its process group (``leave_process_group``)."""
+    if os.environ.get("WORLD_SIZE", "1") in ("", "1"):
+        return run.run()
+    from workbench.engine.distributed import leave_process_group
+
+    try:
+        result = run.run()
+    except BaseException as failure:
+        leave_process_group(failure)
+        raise
+    leave_process_group(None)
+    return result
 
 
 run_command.__signature__ = run_signature()  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,6 +123,54 @@ def global_batch_for(state: dict[str, Any], fresh_global_batch: int, world: int)
             fix=f"resume with a number of processes that divides {recorded}",
         )
     return recorded
+
+
+def leave_process_group(failure: BaseException | None) -> None:
+    """Tear the process group down as a rank ends, so no gloo/NCCL thread outlives the
+    interpreter (at exit such a thread aborts the process: "terminate called without an
+    active exception", exit 134 after a run that had finished).
+
+    A clean end (``failure`` None: finished, or stopped where every rank agreed): a barrier,
+    so no rank leaves while another still exchanges with it, then ``destroy_process_group``.
+    A failed end only when a peer is gone on gloo: its connections are closed, so nothing in
+    flight can wait. A rank that failed alone (out of memory, a full disk) while its peers
+    wait in a collective leaves the group to process exit: tearing it down would wait for
+    collectives the peers never finish, up to the group's timeout (minutes). torchrun then
+    stops the other ranks.
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if failure is not None and not (dist.get_backend() == "gloo" and _peer_lost(failure)):
+        return
+    try:
+        if failure is None:
+            dist.barrier()
+    except Exception:  # noqa: BLE001 - a peer died after the last step: the run is saved, leave anyway
+        pass
+    dist.destroy_process_group()
+
+
+def peer_host(error: BaseException) -> str:
+    """" on HOST" for the peer a gloo error names ("Connection closed by peer [HOST]:PORT",
+    "Read error [HOST]:PORT: Connection reset by peer"), else ""."""
+    found = re.search(r"\[([0-9A-Za-z.:%-]+)\]:\d+", str(error))
+    return f" on {found.group(1)}" if found else ""
+
+
+def _peer_lost(failure: BaseException) -> bool:
+    """Whether ``failure``, or what it was raised from (the runner's one-line error keeps the
+    collective's error as its context), says another rank is gone."""
+    from workbench.engine.runner import lost_a_peer  # the runner imports this module
+
+    seen: BaseException | None = failure
+    for _ in range(8):
+        if seen is None:
+            return False
+        if lost_a_peer(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 # ---------------------------------------------------------------------- the launcher

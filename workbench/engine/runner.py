@@ -26,6 +26,7 @@ import torch
 
 from workbench.config import RunSpec
 from workbench.corpora import cache, progress
+from workbench.engine import distributed
 from workbench.engine.evaluation import Evaluator, perplexity
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.hooks import HookFactory, default_eval_hooks
@@ -267,8 +268,10 @@ class TrainingRun:
         world = self.state.strategy.world if self.state is not None else 1
         if world > 1 and lost_a_peer(exc):
             return TrainingError(
-                f"stopped at step {self.step}: another process of this run failed (its message is above)",
-                fix=f"see its error above; once that is fixed, resume with `workbench run --resume {self.run_dir.path if self.run_dir else 'RUN'} --gpus N`")
+                f"stopped at step {self.step}: lost contact with another process of this run{distributed.peer_host(exc)} "
+                "(it failed, was killed or its machine went down; its own message, if any, is above)",
+                fix=f"once that process or machine is back (or without it), resume with `workbench run --resume "
+                    f"{self.run_dir.path if self.run_dir else 'RUN'} --gpus N`")
         return None
 
     def _fail(self, message: str) -> None:

@@ -14,7 +14,9 @@ run starts.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import math
 import tempfile
 from pathlib import Path
@@ -116,13 +118,22 @@ class TensorBoardReporter:
 
 class TrackioReporter:
     """Logs each event's scalars to trackio's local store (``TRACKIO_DIR``, by default
-    ``~/.cache/huggingface/trackio``): the project is the run root's name, the run the run's."""
+    ``~/.cache/huggingface/trackio``): the project is the run root's name, the run the run's.
+
+    Three things the real trackio (0.43) does that a reporter must not let through: it prints
+    its banners to stdout (which carries ``--json`` events and the TUI's screen), so they are
+    kept; it starts a CPU/GPU sampling thread of its own when psutil or a GPU is there (off:
+    the run records its own figures); and ``trackio.init`` would open a second run of the same
+    name on a ``--resume`` (``resume="allow"`` continues the first). It logs through the
+    ``Run`` object itself, not trackio's per-thread current run.
+    """
 
     def __init__(self, run_dir: Path, spec: dict[str, Any]) -> None:
-        import trackio
+        import trackio  # the optional extra; also pulls in its HTTP stack
 
-        self.trackio = trackio
-        trackio.init(project=run_dir.parent.name or "lm-workbench", name=run_dir.name, config=spec)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.run = trackio.init(project=run_dir.parent.name or "lm-workbench", name=run_dir.name, config=spec,
+                                    resume="allow", auto_log_cpu=False, auto_log_gpu=False)
 
     def __call__(self, event: Event | dict[str, Any]) -> None:
         data = event.to_json() if isinstance(event, Event) else event
@@ -130,10 +141,15 @@ class TrackioReporter:
         for tag, value, step in event_scalars(data):
             by_step.setdefault(step, {})[tag] = value
         for step, values in by_step.items():
-            self.trackio.log(values, step=step)
+            self.run.log(values, step=step)
 
     def close(self) -> None:
-        self.trackio.finish()
+        import trackio
+
+        with contextlib.redirect_stdout(io.StringIO()):  # "* Run finished. Uploading logs..."
+            # trackio.finish (same thread as init) also forgets the run, so trackio's exit hook
+            # does not finish it a second time
+            trackio.finish()
 
 
 def open_reporters(report_to: str | None, run_dir: Path, spec: dict[str, Any]) -> list[Any]:
