@@ -463,6 +463,8 @@ class RunRow:
     """Why the run is damaged (files or lines that could not be read); empty when it is not."""
     method: str = "full"
     """How it trained from its base: full, lora or frozen (``RunSpec.method``)."""
+    kept_steps: list[int] = field(default_factory=list)
+    """Checkpoints kept out of rotation (``keep_steps``) that exist now: bases ``RUN@STEP``."""
 
 
 def _progress(events: list[dict[str, Any]]) -> tuple[int, int, float | None]:
@@ -523,7 +525,17 @@ def run_row(run: RunDir) -> RunRow:
         name=run.path.name, path=str(run.path), objective=spec.get("objective", "?"), corpus=spec.get("corpus", "?"),
         base=spec.get("base", ""), steps=steps, total_steps=total, best_eval_loss=best, status=label,
         created=created, state=state, problems=problems, method=str(spec.get("method", "full")),
+        kept_steps=_kept_steps(run.path, data.get("kept")),  # transfer
     )
+
+
+def _kept_steps(path: Path, kept: Any) -> list[int]:
+    """``[kept] steps`` of ``run.toml`` whose checkpoint folder is there now."""
+    steps = kept.get("steps") if isinstance(kept, dict) else None
+    if not isinstance(steps, list):
+        return []
+    return sorted(step for step in steps if isinstance(step, int) and not isinstance(step, bool) and step > 0
+                  and (path / "checkpoints" / f"step-{step:07d}" / "config.json").is_file())
 
 
 RUN_FILES = ("run.toml", "status.json", "metrics.jsonl")
