@@ -107,9 +107,8 @@ def export_study(target: str, fmt: str, to: Optional[Path], out: str) -> bool:
     """``workbench export STUDY --format csv``: a transfer study's table (one line per base) to
     ``transfer.csv`` in the study (or ``--to``). False when ``target`` is no transfer study."""
     from workbench.commands.compare import transfer_study
-    from workbench.commands.transfer import transfer_csv
     from workbench.errors import WorkbenchError
-    from workbench.experiments.transfer import read_transfer_study
+    from workbench.experiments.transfer import read_transfer_study, transfer_csv
 
     folder = transfer_study(target, out)
     if folder is None:

@@ -10,10 +10,8 @@ sweep over ``base`` (``sweep/transfer.py``). ``workbench compare STUDY`` shows t
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import inspect
-import io
 import json
 import sys
 import time
@@ -171,43 +169,18 @@ def show_study(folder: Path, as_json: bool) -> None:
     from rich.console import Console
 
     console = Console(highlight=False)
+    from workbench.experiments.transfer import transfer_notes
+
     console.print(transfer_table(view))
     for line in transfer_notes(view):
         console.print(line, markup=False)
 
 
-def fmt_stat(stat: Any, digits: int = 4) -> str:
-    if stat.mean is None:
-        return "-"
-    spread = f" ± {stat.std:.{digits}f}" if stat.std is not None else ""
-    return f"{stat.mean:.{digits}f}{spread}"
-
-
-def fmt_count(value: float | None) -> str:
-    from workbench.experiments.compare import fmt_number
-
-    return "-" if value is None else fmt_number(value)
-
-
-TABLE_COLUMNS = ("base", "step", "tokens", "FLOPs", "metric", "eval loss", "forgot", "seeds")
-
-
-def table_cells(view: TransferView) -> list[tuple[str, ...]]:
-    """One tuple of cells per row (``TABLE_COLUMNS``), curves first, reference lines after."""
-    rows = [r for rows in view.curves().values() for r in rows] + [r for r in view.rows if r.reference]
-    cells = []
-    for row in rows:
-        label = f"{row.source}@{row.step}" if row.kind == "pretrained" else (
-            f"{row.source}@initial (no pre-training)" if row.kind == "initial" else f"{row.source} (extra base)")
-        done = row.metric.n or row.eval_loss.n
-        cells.append((label, "-" if row.step is None else str(row.step), fmt_count(row.tokens), fmt_count(row.flops),
-                      fmt_stat(row.metric), fmt_stat(row.eval_loss), fmt_stat(row.forgetting, 3), f"{done}/{view.seeds}"))
-    return cells
-
-
 def transfer_table(view: TransferView) -> Any:
     from rich.table import Table
     from rich.text import Text
+
+    from workbench.experiments.transfer import TABLE_COLUMNS, table_cells
 
     table = Table(title=Text(f"{view.title}: {view.metric or 'eval loss'} by base (mean ± std over finished seeds)"))
     for column in TABLE_COLUMNS:
@@ -216,30 +189,3 @@ def transfer_table(view: TransferView) -> Any:
     for cells in table_cells(view):
         table.add_row(*(Text(cell) for cell in cells))
     return table
-
-
-def transfer_notes(view: TransferView) -> list[str]:
-    """What each figure covers, in words."""
-    notes = [f"{view.metric or 'metric'}: {view.metric_covers or 'no finished fine-tune yet'}",
-             f"eval loss: {view.loss_covers or 'no finished fine-tune yet'}",
-             "tokens: pre-training tokens up to the step (the kept checkpoint's trainer_state.json); "
-             "FLOPs: 6 x parameters x those tokens",
-             "forgot: pre-training eval loss after the fine-tune minus before it (the forgetting check; - when not measured)",
-             "seeds: finished fine-tunes of those planned; running, stopped or failed ones are not in the means"]
-    return notes + [f"skipped: {problem}" for problem in view.problems]
-
-
-def transfer_csv(view: TransferView) -> str:
-    """The view as CSV: one line per base, every figure with its own column."""
-    buffer = io.StringIO()
-    columns = ["base", "kind", "source", "pretrain_objective", "pretrain_step", "pretrain_tokens", "pretrain_flops",
-               f"{view.metric or 'metric'}_mean", f"{view.metric or 'metric'}_std", "eval_loss_mean", "eval_loss_std",
-               "forgetting_mean", "forgetting_std", "seeds_finished", "seeds_planned"]
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for row in view.rows:
-        data = row.to_json(view.seeds)
-        writer.writerow([row.base, row.kind, row.source, row.pretrain_objective, row.step, row.tokens, row.flops,
-                         row.metric.mean, row.metric.std, row.eval_loss.mean, row.eval_loss.std, row.forgetting.mean,
-                         row.forgetting.std, data["seeds_finished"], view.seeds])
-    return buffer.getvalue()

@@ -13,12 +13,14 @@ covers, of how many planned.
 
 from __future__ import annotations
 
+import csv
+import io
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.experiments.compare import CompareRow, read_sweep, read_sweep_toml
+from workbench.experiments.compare import CompareRow, fmt_number, read_sweep, read_sweep_toml
 from workbench.runs.kept import INITIAL_WORD, split_at
 from workbench.runs.rundir import RunDir
 from workbench.runs.transferdir import is_transfer, parameters_of, read_transfer, source_run, tokens_at
@@ -175,3 +177,60 @@ def _add_results(row: TransferRow, trial: CompareRow, metric: str) -> None:
 def detect(folder: Path) -> bool:
     """A transfer study: a sweep folder with ``transfer.toml``."""
     return is_transfer(folder)
+
+
+# ---------------------------------------------------------------------- as text
+def fmt_stat(stat: Any, digits: int = 3) -> str:
+    """``mean±std`` (the spread over seeds; no spread from one seed)."""
+    if stat.mean is None:
+        return "-"
+    spread = f"±{stat.std:.{digits}f}" if stat.std is not None else ""
+    return f"{stat.mean:.{digits}f}{spread}"
+
+
+def fmt_count(value: float | None) -> str:
+    return "-" if value is None else fmt_number(value)
+
+
+TABLE_COLUMNS = ("base", "step", "tokens", "FLOPs", "metric", "eval loss", "forgot", "seeds")
+
+
+def table_cells(view: TransferView) -> list[tuple[str, ...]]:
+    """One tuple of cells per row (``TABLE_COLUMNS``), curves first, reference lines after."""
+    rows = [r for rows in view.curves().values() for r in rows] + [r for r in view.rows if r.reference]
+    cells = []
+    for row in rows:
+        label = f"{row.source}@{row.step}" if row.kind == "pretrained" else (
+            f"{row.source}@initial" if row.kind == "initial" else f"{row.source} (extra)")
+        done = row.metric.n or row.eval_loss.n
+        cells.append((label, "-" if row.step is None else str(row.step), fmt_count(row.tokens), fmt_count(row.flops),
+                      fmt_stat(row.metric), fmt_stat(row.eval_loss), fmt_stat(row.forgetting), f"{done}/{view.seeds}"))
+    return cells
+
+
+def transfer_notes(view: TransferView) -> list[str]:
+    """What each figure covers, in words."""
+    notes = ["@initial: the run's untrained weights (no pre-training); (extra): an --extra-base; both are reference lines",
+             f"{view.metric or 'metric'}: {view.metric_covers or 'no finished fine-tune yet'}",
+             f"eval loss: {view.loss_covers or 'no finished fine-tune yet'}",
+             "tokens: pre-training tokens up to the step (the kept checkpoint's trainer_state.json); "
+             "FLOPs: 6 x parameters x those tokens",
+             "forgot: pre-training eval loss after the fine-tune minus before it (the forgetting check; - when not measured)",
+             "seeds: finished fine-tunes of those planned; running, stopped or failed ones are not in the means"]
+    return notes + [f"skipped: {problem}" for problem in view.problems]
+
+
+def transfer_csv(view: TransferView) -> str:
+    """The view as CSV: one line per base, every figure with its own column."""
+    buffer = io.StringIO()
+    columns = ["base", "kind", "source", "pretrain_objective", "pretrain_step", "pretrain_tokens", "pretrain_flops",
+               f"{view.metric or 'metric'}_mean", f"{view.metric or 'metric'}_std", "eval_loss_mean", "eval_loss_std",
+               "forgetting_mean", "forgetting_std", "seeds_finished", "seeds_planned"]
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in view.rows:
+        data = row.to_json(view.seeds)
+        writer.writerow([row.base, row.kind, row.source, row.pretrain_objective, row.step, row.tokens, row.flops,
+                         row.metric.mean, row.metric.std, row.eval_loss.mean, row.eval_loss.std, row.forgetting.mean,
+                         row.forgetting.std, data["seeds_finished"], view.seeds])
+    return buffer.getvalue()
