@@ -255,7 +255,10 @@ class ComparePane(Horizontal):
         counts = ", ".join(f"{count} {state}" for state, count in states.items())
         kind = "transfer study" if self.transfer is not None else "sweep"
         head = f"[b]{escape(comparison.title)}[/b] {kind}" if comparison.kind == "sweep" else f"{len(comparison.rows)} runs"
-        title.update(f"{head}: {counts or 'no trials yet'}; by {escape(comparison.metric)}, best first")
+        order = f"by {escape(comparison.metric)}, best first"
+        if self.transfer is not None:  # transfer: rows are bases, figures are means over seeds
+            order = f"{escape(self.transfer.metric or 'eval loss')} by base, mean±std over finished seeds"
+        title.update(f"{head}: {counts or 'no trials yet'}; {order}")
 
     def _show_table(self) -> None:
         from workbench.experiments.compare import table_cells
