@@ -20,6 +20,7 @@ from workbench.commands.inspect import inspect_command
 from workbench.commands.run import run_command
 from workbench.commands.runs import runs_command
 from workbench.commands.sweep import sweep_command
+from workbench.commands.transfer import transfer_command
 from workbench.commands.tui import open_tui, tui_command
 from workbench.quiet import quiet_libraries
 
@@ -35,6 +36,7 @@ app = typer.Typer(
 app.command("run")(run_command)
 app.command("runs")(runs_command)
 app.command("sweep")(sweep_command)
+app.command("transfer")(transfer_command)
 app.add_typer(corpora_app, name="corpora")
 app.command("tui")(tui_command)
 app.command("inspect")(inspect_command)

@@ -86,6 +86,14 @@ def module_names(value: str) -> None:
         raise SpecError(f"{value!r} is not a comma-separated list of module names", fix="write e.g. query,value or c_attn,c_proj")
 
 
+def keep_steps_text(value: str) -> None:
+    """``keep_steps``: steps (``100,200,400``) or a count spread log-uniformly (``log:4``)."""
+    text = value.replace(" ", "")
+    if re.fullmatch(r"log:[1-9][0-9]{0,2}", text) or re.fullmatch(r"[1-9][0-9]*(,[1-9][0-9]*)*", text):
+        return
+    raise SpecError(f"{value!r} is neither a list of steps nor log:COUNT", fix="write e.g. 100,200,400 or log:4")
+
+
 def not_blank(value: str) -> None:
     """An empty corpus or out path would silently mean the current directory."""
     if not value.strip():
@@ -211,6 +219,10 @@ class RunSpec:
     log_interval: int = _setting("Read the loss and emit a step event every N steps.", 10, minimum=1)
     save_interval: int | None = _setting("Checkpoint every N steps (default: every eval).", minimum=1)
     keep_checkpoints: int = _setting("Intermediate checkpoints to keep (newest and best always kept).", 2, minimum=0)
+    keep_steps: str | None = _setting(
+        "Checkpoints kept out of rotation for later fine-tunes (--base RUN@STEP, `workbench transfer`): steps such "
+        "as 100,200,400, or log:K for K steps spread log-uniformly over the run, ending at its last (log:4 of 1000 "
+        "steps: 125, 250, 500, 1000). Each is saved at that step even off the save interval.", check=keep_steps_text)
     seed: int = _setting("Seed for data order, masking, dropout and initialisation.", 42,
                          minimum=0, maximum=SEED_MAX)
     device: str = _setting("{choices}.", "auto", choices=DEVICES)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import BaseModelError
+from workbench.runs.kept import base_at
 
 if TYPE_CHECKING:  # transformers is imported where it is used: the CLI starts without it
     from transformers import BertConfig, GPT2Config, PretrainedConfig
@@ -112,6 +113,13 @@ def config_hash(model_dir: str) -> str:
 
 
 def resolve_base(base: str) -> BaseRef:
+    """A base by what ``--base`` was given: a run folder (its final ``model/``), ``RUN@STEP``
+    (that step's kept checkpoint) or ``RUN@initial`` (its untrained weights), a local model
+    folder, or a hub id."""
+    at = base_at(base) if not Path(base).expanduser().exists() else None
+    if at is not None:
+        run_path, folder, _ = at
+        return BaseRef(given=base, kind="run", model_dir=str(folder.resolve()), run_dir=str(run_path.resolve()))
     path = Path(base).expanduser()
     if path.exists():
         if (path / "run.toml").is_file():

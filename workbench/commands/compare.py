@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.cells import cell_len
@@ -119,6 +119,11 @@ def compare_command(
     from workbench.errors import WorkbenchError
     from workbench.experiments.compare import collect, fit_line, groups_line, scaling_view, x_choices
 
+    if len(targets) == 1 and transfer_study(targets[0], out):  # transfer: a study gets the transfer view
+        from workbench.commands.transfer import show_study
+
+        show_study(transfer_study(targets[0], out), as_json)
+        return
     try:
         comparison = collect(targets, out)
         axes = x_choices(comparison)
@@ -144,3 +149,12 @@ def compare_command(
     problems = comparison.problems + [f"{row.name}: {'; '.join(row.problems)}" for row in comparison.rows if row.problems]
     for problem in problems:
         console.print(Text(f"skipped: {problem}", style="dim"))
+
+
+def transfer_study(target: str, out: str) -> Any:
+    """The folder of a transfer study named by ``target`` (a path or a name under ``out``), else None."""
+    from pathlib import Path
+
+    from workbench.runs.transferdir import is_transfer
+
+    return next((p for p in (Path(target), Path(out) / target) if is_transfer(p)), None)

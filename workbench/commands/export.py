@@ -105,6 +105,8 @@ def export_command(
     try:
         if fmt not in FORMATS:
             raise WorkbenchError(f"unknown export format {fmt!r}", fix=f"use --format {' or --format '.join(FORMATS)}")
+        if export_study(run, fmt, to, out):  # transfer: a study's table, not a run's events
+            return
         found = find_run(run, out)
         log = found.read_events()
         if log.unreadable:
@@ -124,3 +126,23 @@ def export_command(
         err_console.print(f"skipped: {problem}")
     view = f"; view it with: tensorboard --logdir {target}" if fmt == "tensorboard" else ""
     print(f"Wrote {count} step and eval events of {found.path.name} to {target}{view}")
+
+
+def export_study(target: str, fmt: str, to: Optional[Path], out: str) -> bool:
+    """``workbench export STUDY --format csv``: a transfer study's table (one line per base) to
+    ``transfer.csv`` in the study (or ``--to``). False when ``target`` is no transfer study."""
+    from workbench.commands.compare import transfer_study
+    from workbench.errors import WorkbenchError
+    from workbench.experiments.transfer import read_transfer_study, transfer_csv
+
+    folder = transfer_study(target, out)
+    if folder is None:
+        return False
+    if fmt != "csv":
+        raise WorkbenchError(f"a transfer study exports as csv, not {fmt}", where=str(folder), fix="use --format csv")
+    view = read_transfer_study(folder)
+    target_file = to or folder / "transfer.csv"
+    target_file.parent.mkdir(parents=True, exist_ok=True)
+    target_file.write_text(transfer_csv(view), encoding="utf-8")
+    print(f"Wrote {len(view.rows)} bases of {folder.name} to {target_file}")
+    return True

@@ -43,7 +43,7 @@ LOSS_WIDTH = 9
 """The best eval loss column: its header on two lines ("best eval" / "loss"), a loss on one."""
 
 JSON_FIELDS = ("name", "path", "objective", "method", "corpus", "base", "steps", "total_steps", "best_eval_loss", "status", "state",
-               "created", "problems", "sweep", "trial")
+               "created", "problems", "sweep", "trial", "kept_steps")
 
 
 def _date(row: RunRow) -> str:

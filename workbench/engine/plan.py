@@ -33,6 +33,8 @@ class Plan:
     anchor_fraction: float = 0.0
     fraction_per_step: float = 0.0
     next_eval: float = 1.0 / BUDGET_EVALS
+    kept: frozenset[int] = frozenset()
+    """Steps saved whatever the save interval, and never rotated away (``keep_steps``)."""
 
     @property
     def by_time(self) -> bool:
@@ -76,6 +78,8 @@ class Plan:
     def save_due(self, step: int, evaluated: bool) -> bool:
         if self.finished(step):
             return False
+        if step in self.kept:  # transfer: a kept step is saved even off the save interval
+            return True
         return evaluated if self.save_interval is None else step % self.save_interval == 0
 
     def estimated_total(self, step: int) -> int:

@@ -69,7 +69,7 @@ class Saver:
         self.guard.before_save(step)
         weights = methods.checkpoint_view(s.model, s.spec.method)  # lora/frozen: the trainable weights only
         folder = ckpt.save_checkpoint(s.run_dir.checkpoints, step, weights, s.tokenizer, optimizer, s.scheduler, self.record())
-        ckpt.rotate(s.run_dir.checkpoints, s.spec.keep_checkpoints)
+        ckpt.rotate(s.run_dir.checkpoints, s.spec.keep_checkpoints, kept=s.plan.kept)  # transfer: kept steps stay
         progress = s.progress
         self.emit(CheckpointSaved(step=step, path=str(folder), best=progress.last is not None and progress.last == progress.best))
 

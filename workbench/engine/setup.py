@@ -19,6 +19,7 @@ import torch
 from workbench import methods
 from workbench.config import RunSpec, check_out_dir
 from workbench.engine import distributed, performance
+from workbench.engine.keeping import plan_kept
 from workbench.engine.order import BatchOrder
 from workbench.engine.plan import Plan, make_scheduler
 from workbench.engine.spec_resolution import resolve_spec
@@ -310,6 +311,7 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
         if strategy.is_main:
             write_run_files(state, inputs)
         plan_batches(state)
+        plan_kept(state, emit)  # transfer: the keep_steps checkpoints, fixed once the step count is known
         make_training_module(state, emit)
         return state
     except BaseException:

@@ -25,7 +25,7 @@ import re
 import shutil
 import stat
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import torch
 from safetensors import SafetensorError
@@ -559,10 +559,12 @@ def checked_state(folder: Path, max_steps: int | None = None) -> dict[str, Any]:
     raise RunDirError(f"key '{key}' {what}" if key else what, where=str(folder / "trainer_state.json"), fix=fix)
 
 
-def rotate(root: Path, keep: int) -> None:
-    """Delete old checkpoints, always keeping the newest ``keep`` and the best (lowest eval
-    loss); ``initial/`` is not a checkpoint and is never deleted."""
-    checkpoints = complete_checkpoints(root)
+def rotate(root: Path, keep: int, kept: Iterable[int] = ()) -> None:
+    """Delete old checkpoints, always keeping the newest ``keep``, the best (lowest eval
+    loss) and those of the steps in ``kept`` (``keep_steps``: out of rotation for good);
+    ``initial/`` is not a checkpoint and is never deleted."""
+    kept = set(kept)
+    checkpoints = [folder for folder in complete_checkpoints(root) if _step_of(folder) not in kept]  # transfer: kept steps
     if len(checkpoints) <= keep:
         return
     best, best_loss = None, float("inf")

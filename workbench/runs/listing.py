@@ -42,6 +42,8 @@ class RunRow:
     """Why the run is damaged (files or lines that could not be read); empty when it is not."""
     method: str = "full"
     """How it trained from its base: full, lora or frozen (``RunSpec.method``)."""
+    kept_steps: list[int] = field(default_factory=list)
+    """Checkpoints kept out of rotation (``keep_steps``) that exist now: bases ``RUN@STEP``."""
     sweep: str | None = None
     """The sweep folder (its name under the run root) that holds this run as a trial; None for a run of its own."""
     trial: int | None = None
@@ -106,6 +108,7 @@ def run_row(run: RunDir) -> RunRow:
         name=run.path.name, path=str(run.path), objective=spec.get("objective", "?"), corpus=spec.get("corpus", "?"),
         base=spec.get("base", ""), steps=steps, total_steps=total, best_eval_loss=best, status=label,
         created=created, state=state, problems=problems, method=str(spec.get("method", "full")),
+        kept_steps=kept_steps(run.path, data.get("kept")),
     )
 
 
@@ -170,3 +173,12 @@ def list_runs(out: str = "checkpoints") -> list[RunRow]:
             groups += [trials] if trials else []
     groups.sort(key=lambda rows: max(r.created for r in rows), reverse=True)
     return [row for rows in groups for row in rows]
+
+
+def kept_steps(path: Path, kept: Any) -> list[int]:
+    """``[kept] steps`` of ``run.toml`` whose checkpoint folder is there now."""
+    steps = kept.get("steps") if isinstance(kept, dict) else None
+    if not isinstance(steps, list):
+        return []
+    return sorted(step for step in steps if isinstance(step, int) and not isinstance(step, bool) and step > 0
+                  and (path / "checkpoints" / f"step-{step:07d}" / "config.json").is_file())

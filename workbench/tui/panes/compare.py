@@ -38,6 +38,7 @@ from workbench.experiments.launch import start_sweep as start_sweep_process
 from workbench.tui.curves import CurveSnapshot, short_label
 from workbench.tui.panes.runs import folder_signature
 from workbench.tui.widgets.compare_charts import FIT_COLOR, FRONTIER_COLOR, CurvesChart, ScalingChart, rich_color
+from workbench.tui.widgets.transfer_chart import TransferChart, legend_parts
 
 CHOOSE = "Enter: open a sweep, or add a run; S: start a sweep."
 LAUNCH_WATCH_SECONDS = 15.0
@@ -78,6 +79,8 @@ class CompareLoaded(Message):
     curves: list
     waiting: bool = False
     """The target is a sweep started here whose folder is not written yet."""
+    transfer: Any = None
+    """A transfer study's view (``experiments/transfer.py``), when the sweep is one."""
 
 
 class SourcesList(OptionList):
@@ -118,6 +121,8 @@ class ComparePane(Horizontal):
         self.runs: list[str] = []
         """The runs chosen for comparison, in the order chosen (when no sweep is open)."""
         self.comparison: Any = None
+        self.transfer: Any = None
+        """The open sweep's transfer view when it is a transfer study (then it is what the pane shows)."""
         self.curves: list[CurveSnapshot] = []
         self.plot = "curves"
         self.x: str | None = None
@@ -135,6 +140,7 @@ class ComparePane(Horizontal):
             yield DataTable(id="compare-table", cursor_type="row", zebra_stripes=True)
             yield CurvesChart(id="compare-curves")
             yield ScalingChart(id="compare-scaling")
+            yield TransferChart(id="compare-transfer")
             yield Static("", id="compare-legend")
 
     def on_mount(self) -> None:
@@ -178,17 +184,18 @@ class ComparePane(Horizontal):
         signature = target_signature(target)
         if targets is None and signature == known_target:
             return
-        comparison, curves = None, []
+        comparison, curves, transfer = None, [], None
         waiting = target[0] == "sweep" and not is_sweep(Path(target[1][0]))  # started here, not written yet
         if target[1] and not waiting and (signature != known_target or not known_target):
             comparison = collect(list(target[1]), str(self.run_root))
+            transfer = transfer_view(target)  # transfer: a study's own view
             for row in comparison.rows:
                 if row.path is not None:
                     snap = Curves.from_events(RunDir(Path(row.path)).read_events().records, name=row.name).snapshot()
                     snap.name = row.name
                     curves.append(snap)
         if not get_current_worker().is_cancelled:
-            self.post_message(CompareLoaded(root_signature, targets, target, signature, comparison, curves, waiting))
+            self.post_message(CompareLoaded(root_signature, targets, target, signature, comparison, curves, waiting, transfer))
 
     # ------------------------------------------------------------------ showing (UI thread)
     def on_compare_loaded(self, message: CompareLoaded) -> None:
@@ -200,10 +207,10 @@ class ComparePane(Horizontal):
             return  # chosen something else meanwhile: its own load follows
         self._target_signature = message.target_signature
         if message.comparison is not None:
-            self.comparison, self.curves = message.comparison, message.curves
+            self.comparison, self.curves, self.transfer = message.comparison, message.curves, message.transfer
             self._show()
         elif not message.target[1] or message.waiting:
-            self.comparison, self.curves = None, []
+            self.comparison, self.curves, self.transfer = None, [], None
             self._show()
 
     def _set_targets(self, targets: list[tuple[str, Path]]) -> None:
@@ -232,6 +239,7 @@ class ComparePane(Horizontal):
         self._show_table()
         self.query_one(CurvesChart).show(self.curves)
         self._show_scaling()
+        self.query_one(TransferChart).show(self.transfer)
         self._show_plot()
 
     def _show_title(self) -> None:
@@ -245,10 +253,14 @@ class ComparePane(Horizontal):
         for row in comparison.rows:
             states[row.state] = states.get(row.state, 0) + 1
         counts = ", ".join(f"{count} {state}" for state, count in states.items())
-        head = f"[b]{escape(comparison.title)}[/b] sweep" if comparison.kind == "sweep" else f"{len(comparison.rows)} runs"
+        kind = "transfer study" if self.transfer is not None else "sweep"
+        head = f"[b]{escape(comparison.title)}[/b] {kind}" if comparison.kind == "sweep" else f"{len(comparison.rows)} runs"
         groups = comparison.groups()
         within = f", within each of {len(groups)} objectives (never ranked across)" if len(groups) > 1 else ""
-        title.update(f"{head}: {counts or 'no trials yet'}; by {escape(comparison.metric)}, completed first{within}")
+        order = f"by {escape(comparison.metric)}, completed first{within}"
+        if self.transfer is not None:  # transfer: rows are bases, figures are means over seeds
+            order = f"{escape(self.transfer.metric or 'eval loss')} by base, mean±std over finished seeds"
+        title.update(f"{head}: {counts or 'no trials yet'}; {order}")
 
     def _show_table(self) -> None:
         from workbench.experiments.compare import table_cells, value_header
@@ -256,6 +268,9 @@ class ComparePane(Horizontal):
         table = self.query_one(DataTable)
         table.clear(columns=True)
         if self.comparison is None:
+            return
+        if self.transfer is not None:  # transfer: one row per base
+            show_transfer_table(table, self.transfer)
             return
         columns, cells = table_cells(self.comparison)
         for column in columns:
@@ -281,6 +296,8 @@ class ComparePane(Horizontal):
 
         if self.comparison is None:
             return Text("")
+        if self.transfer is not None:
+            return Text.assemble(*legend_parts(self.transfer))
         if self.plot == "curves":
             names = [snap.name for snap in self.curves]
             parts: list[Any] = ["curves: line train, x eval   "]
@@ -294,8 +311,10 @@ class ComparePane(Horizontal):
                              fit_line(view))
 
     def _show_plot(self) -> None:
-        self.query_one(CurvesChart).display = self.plot == "curves"
-        self.query_one(ScalingChart).display = self.plot == "scaling"
+        transfer = self.transfer is not None
+        self.query_one(CurvesChart).display = self.plot == "curves" and not transfer
+        self.query_one(ScalingChart).display = self.plot == "scaling" and not transfer
+        self.query_one(TransferChart).display = transfer
         self.query_one("#compare-legend", Static).update(self._legend())
 
     # ------------------------------------------------------------------ choosing
@@ -387,3 +406,22 @@ class ComparePane(Horizontal):
             self.query_one("#compare-title", Static).update(Text(f"Cannot compare: {event.worker.error}"))
         elif event.state == WorkerState.ERROR and event.worker.group == "sweep":
             self.notify(str(event.worker.error), severity="error", timeout=8, markup=False)
+
+
+def transfer_view(target: tuple[str, tuple[str, ...]]) -> Any:
+    """The transfer view of a sweep target that is a transfer study, else None (thread)."""
+    from workbench.experiments.transfer import detect, read_transfer_study
+
+    if target[0] != "sweep" or not detect(Path(target[1][0])):
+        return None
+    return read_transfer_study(Path(target[1][0]))
+
+
+def show_transfer_table(table: DataTable, view: Any) -> None:
+    """The transfer table (``commands/transfer.py``'s cells): base, step, tokens, FLOPs, metric, loss, forgetting, seeds."""
+    from workbench.experiments.transfer import TABLE_COLUMNS, table_cells
+
+    for column in TABLE_COLUMNS:
+        table.add_column(view.metric or "metric" if column == "metric" else column, key=column)
+    for cells in table_cells(view):
+        table.add_row(*(Text(cell, justify="left" if index == 0 else "right") for index, cell in enumerate(cells)))

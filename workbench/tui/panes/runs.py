@@ -267,6 +267,10 @@ class RunsPane(Vertical):
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None and not str(event.row_key.value).startswith(SWEEP_KEY):
             self.post_message(RunHighlighted(str(event.row_key.value)))
+            row = next((r for r in self.rows if r.path == event.row_key.value), None)  # transfer: a kept-steps line
+            kept = getattr(row, "kept_steps", None)
+            line = f"  kept checkpoints (bases {row.name}@STEP): {', '.join(map(str, kept))}" if row and kept else ""
+            self.query_one("#runs-hint", Static).update(runs_hint(self.rows) + line)
 
     def action_attach(self) -> None:
         self._choose("attach")
