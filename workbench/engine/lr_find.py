@@ -24,9 +24,18 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from workbench.config import LR_AUTO, RunSpec
-from workbench.engine.setup import (Inputs, RunState, make_accelerator, make_training_module, plan_batches,
-                                    prepare_method, read_inputs, tokenizer_and_model)
+from workbench.engine.setup import (
+    Inputs,
+    RunState,
+    make_accelerator,
+    make_training_module,
+    plan_batches,
+    prepare_method,
+    read_inputs,
+    tokenizer_and_model,
+)
 from workbench.engine.stepping import Stepper
+from workbench.engine.strategy import strategy_for
 from workbench.errors import SpecError, TrainingError
 from workbench.runs.events import Message
 
@@ -142,8 +151,6 @@ def throwaway_state(inputs: Inputs, test: RangeTest, emit: Callable[[Any], None]
     spec = inputs.spec.replace(lr=test.min_lr, max_steps=test.steps, epochs=None, time_budget=None, warmup_steps=0,
                                schedule="constant", compile="off", on_oom="halve")
     accelerator, device, precision = make_accelerator(spec)
-    from workbench.engine.strategy import strategy_for
-
     strategy = strategy_for(accelerator, spec.parallel, precision)
     trial = Inputs(spec, inputs.task, inputs.corpus, inputs.checked, inputs.base_ref, inputs.base_config, None)
     tokenizer, model = tokenizer_and_model(trial, None, emit)
