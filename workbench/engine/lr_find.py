@@ -8,8 +8,8 @@ batch, AdamW settings and precision, built by the functions ``set_up`` calls, th
 same ``Stepper``. What it copies from them: the exponential schedule (Lightning's ``mode
 = "exponential"``), the smoothed loss (a bias-corrected moving average, beta 0.98), the
 early stop (the smoothed loss above 4x its best) and Lightning's suggestion (the steepest
-negative gradient of the smoothed loss against log lr, the first 10 points and the last
-skipped). fastai's newer default, ``valley``, is close to it; ``min-loss/10`` (fastai's old
+negative gradient of the smoothed loss against log lr, the first tenth of the points and
+the last skipped). fastai's newer default, ``valley``, is close to it; ``min-loss/10`` (fastai's old
 one) is the fallback when the curve is too short for a gradient.
 
 No run directory is made or touched: the only file the test may write is the token cache
@@ -39,9 +39,10 @@ from workbench.engine.strategy import strategy_for
 from workbench.errors import SpecError, TrainingError
 from workbench.runs.events import Message
 
-SKIP_BEGIN, SKIP_END = 10, 1
-"""Points left out of the suggestion (Lightning's defaults): the average has little history at
-the start, and the last point is usually the divergence itself."""
+SKIP_BEGIN, SKIP_END = 0.1, 1
+"""Points left out of the suggestion (Lightning's defaults, 10 of its 100 steps): the first
+tenth, where the average has little history, and the last, usually the divergence itself."""
+MIN_STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,9 @@ class RangeTest:
 
     def check(self) -> None:
         """Each bad setting as one line naming its ``workbench lr-find`` flag."""
-        if self.steps < SKIP_BEGIN + SKIP_END + 3:
-            raise SpecError(f"--steps must be at least {SKIP_BEGIN + SKIP_END + 3}, not {self.steps}",
-                            fix="pass --steps 100 (the suggestion skips the first 10 points and needs a few more)")
+        if self.steps < MIN_STEPS:
+            raise SpecError(f"--steps must be at least {MIN_STEPS}, not {self.steps}",
+                            fix="pass e.g. --steps 100 (the suggestion needs a few points past the first tenth)")
         if not (0 < self.min_lr < self.max_lr < 10):
             raise SpecError(f"--min-lr {self.min_lr:g} and --max-lr {self.max_lr:g} are not a range of learning rates",
                             fix="pass 0 < --min-lr < --max-lr < 10, e.g. --min-lr 1e-7 --max-lr 1")
@@ -69,6 +70,10 @@ class RangeTest:
 
     def lr_at(self, step: int) -> float:
         return self.min_lr * (self.max_lr / self.min_lr) ** (step / (self.steps - 1))
+
+
+AUTO_TEST = RangeTest()
+"""The test ``--lr auto`` runs (``workbench lr-find`` takes its settings as flags)."""
 
 
 @dataclass
@@ -108,7 +113,7 @@ def smooth(losses: list[float], beta: float) -> list[float]:
 
 def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float | None, str, str]:
     """(lr, rule, why): the steepest descent of the smoothed loss against log lr, or min-loss/10."""
-    points = list(zip(lrs, smoothed))[SKIP_BEGIN : len(lrs) - SKIP_END]
+    points = list(zip(lrs, smoothed))[max(1, round(SKIP_BEGIN * len(lrs))) : len(lrs) - SKIP_END]
     if len(points) < 3:
         if not smoothed:
             return None, "", "no step finished"
@@ -227,7 +232,7 @@ def settle_auto(inputs: Inputs, emit: Callable[[Any], None]) -> dict[str, str]:
     """``lr = "auto"``: run the range test, put the suggested lr in ``inputs.spec``, and return
     the ``run.toml`` meta that says how it was found (the spec keeps a plain number, so the run
     resumes at that lr without a second test)."""
-    found = find_for(inputs, RangeTest(), emit)
+    found = find_for(inputs, AUTO_TEST, emit)
     if found.suggested is None:
         raise TrainingError(f"--lr auto found no learning rate: {found.reason}",
                             fix="pass a learning rate with --lr, or look at the curve with `workbench lr-find`")
