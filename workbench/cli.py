@@ -17,6 +17,7 @@ from workbench.commands.compare import compare_command
 from workbench.commands.corpora import corpora_app
 from workbench.commands.export import export_command
 from workbench.commands.inspect import inspect_command
+from workbench.commands.lr_find import lr_find_command  # lr-find
 from workbench.commands.run import run_command
 from workbench.commands.runs import runs_command
 from workbench.commands.sweep import sweep_command
@@ -37,6 +38,7 @@ app.command("run")(run_command)
 app.command("runs")(runs_command)
 app.command("sweep")(sweep_command)
 app.command("transfer")(transfer_command)
+app.command("lr-find")(lr_find_command)
 app.add_typer(corpora_app, name="corpora")
 app.command("tui")(tui_command)
 app.command("inspect")(inspect_command)

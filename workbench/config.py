@@ -73,10 +73,27 @@ def plain_name(value: str) -> None:
         raise SpecError(f"{value!r} is not a plain file name", fix="use letters, digits, '.', '_' and '-' only")
 
 
-def usable_lr(value: float) -> None:
+def usable_lr(value: float | str) -> None:
     """A learning rate of 10 or more only diverges; said as a learning rate, not just a number."""
+    if isinstance(value, str):  # lr-find: "auto" is the only word parse_lr lets through
+        return
     if value >= 10:
         raise SpecError(f"{value:g} is too large for a learning rate", fix="use a learning rate below 10, e.g. 1e-3")
+
+
+LR_AUTO = "auto"
+"""``lr = "auto"``: run the range test (``engine/lr_find.py``) first and train at the lr it suggests."""
+
+
+def parse_lr(text: str) -> float | str:
+    """'auto' or a number ('3e-4'): the CLI and a TOML file may write either (lr-find)."""
+    word = text.strip().lower()
+    if word == LR_AUTO:
+        return LR_AUTO
+    try:
+        return float(word)
+    except ValueError:
+        raise SpecError(f"cannot read learning rate {text!r}", fix="write a number such as 3e-4, or auto to find one with lr-find") from None
 
 
 def module_names(value: str) -> None:
@@ -182,7 +199,9 @@ class RunSpec:
     seq_len: int | None = _setting("Tokens per sequence.", minimum=1)
     batch_size: int | None = _setting("Sequences per optimizer step (per process).", minimum=1)
     grad_accum: int = _setting("Micro-batches accumulated per optimizer step.", 1, minimum=1)
-    lr: float | None = _setting("Peak learning rate.", above=0, check=usable_lr)
+    lr: float | str | None = _setting(  # lr-find: "auto" (parse_lr, usable_lr, requirement)
+        "Peak learning rate, or auto: an lr range test (`workbench lr-find`) picks it before training and run.toml "
+        "records the lr it found.", above=0, check=usable_lr, parse=parse_lr, metavar="LR|auto")
     schedule: str = _setting("{choices}, after warmup.", "linear", choices=SCHEDULES)
     warmup_ratio: float | None = _setting("Fraction of the steps (or of the time budget) spent warming up (default "
                                           "0.05 for pre-training, 0.1 for fine-tuning).", minimum=0, below=1)
@@ -423,7 +442,9 @@ def _in_range(value: Any, facts: typing.Mapping[str, Any]) -> bool:
 def requirement(spec_field: dataclasses.Field, kind: Any) -> str:
     """What a field takes, in words: "a whole number (at least 1)", "a number (above 0 and below 1)"."""
     nouns = {int: "a whole number", float: "a number", str: "text"}
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # a count or a word: eval_batches
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and float in typing.get_args(kind):  # lr-find: lr
+        noun = f"{LR_AUTO} or a number"
+    elif typing.get_origin(kind) in (typing.Union, types.UnionType):  # a count or a word: eval_batches
         noun = f"{', '.join(EVAL_WORDS)} or a whole number"
     else:
         noun = nouns.get(kind, "a list of text")

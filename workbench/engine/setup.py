@@ -127,6 +127,8 @@ class Inputs:
     base_config: Any
     run_dir: RunDir | None
     """The run being resumed, or None for a new run."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """lr-find: extra ``run.toml`` meta, e.g. ``lr_found_by`` for ``--lr auto``."""
 
 
 def read_inputs(spec_in: RunSpec | None, resume: str | Path | None, out: str, overrides: dict[str, Any] | None = None,
@@ -217,6 +219,7 @@ def write_run_files(state: RunState, inputs: Inputs) -> None:
             **(inputs.base_ref.identity() if inputs.base_ref else {}),
             **state.task.run_meta(state.data),
             **(methods.info(state.model, spec.method).meta() if spec.method != "full" else {}),
+            **inputs.meta,  # lr-find: how --lr auto found the lr
         }
         run_dir.write_run_toml(spec, meta)
     ckpt.ensure_free_space(run_dir.path, 3 * 4 * parameter_count(state.model) + (16 << 20))
@@ -284,6 +287,10 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
 
     quiet_libraries()
     inputs = read_inputs(spec_in, resume, out, overrides, emit)
+    if inputs.spec.lr == "auto":  # lr-find: the range test first, before the run directory exists
+        from workbench.engine.lr_find import settle_auto  # lr_find imports this module: a cycle at import time
+
+        inputs.meta.update(settle_auto(inputs, emit))
     spec = inputs.spec
     accelerator, device, precision = make_accelerator(spec)
     strategy = strategy_for(accelerator, spec.parallel, precision)
