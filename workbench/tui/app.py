@@ -12,6 +12,8 @@ called from thread workers.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -19,7 +21,7 @@ from typing import Any
 
 from rich.markup import escape
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
@@ -112,8 +114,11 @@ class WorkbenchApp(App[None]):
     (``workbench.tui.keys``) that the footer, the help screen and the command palette show."""
 
     def __init__(self, run_root: str | Path = "checkpoints", engine_factory: EngineFactory | None = None,
-                 *, corpora: list[str] | None = None, runs_poll_seconds: float = 1.0) -> None:
+                 *, corpora: list[str] | None = None, runs_poll_seconds: float = 1.0,
+                 quit_ends_process: bool = False) -> None:
         super().__init__()
+        self.quit_ends_process = quit_ends_process
+        """The CLI's app: a quit with nothing to save ends the process at once (``end_process``)."""
         self.run_root = Path(run_root)
         self.engine_factory = engine_factory or default_engine
         self.corpora = corpora if corpora is not None else corpus_names(self.run_root)
@@ -602,7 +607,27 @@ class WorkbenchApp(App[None]):
                 self._show_stopping()
                 self.notify("Saving a checkpoint before quitting…", timeout=30)
             return
+        if self.quit_ends_process:
+            self.end_process()
         self.exit()
+
+    def end_process(self) -> None:
+        """Leave application mode (the terminal as it was found) and end the process now,
+        with exit code 0; returns only where the app cannot leave so (a headless test).
+
+        For a quit with nothing to save: Textual's orderly exit removes every widget of six
+        panes and then waits for each thread worker to return (a corpus loading, a model
+        built to count its parameters, torch still importing), 1-4 s on a busy machine, most
+        of it fighting the importing thread for the GIL. None of that work is ours to finish:
+        the workers only read, and detached runs and sweeps are processes of their own.
+        ``App.suspend`` is Textual's public way to hand the terminal back."""
+        try:
+            with self.suspend():
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+        except SuspendNotSupported:
+            return
 
 
 def create_app(run_root: str | Path = "checkpoints", engine_factory: EngineFactory | None = None, **kwargs: Any) -> WorkbenchApp:
@@ -614,7 +639,7 @@ def run_app(run_root: str | Path = "checkpoints") -> None:
     from workbench.quiet import quiet_libraries
 
     quiet_libraries()  # datasets/transformers progress bars would corrupt the screen
-    app = create_app(run_root)
+    app = create_app(run_root, quit_ends_process=True)
     app.run()
     if app.return_code:  # Textual sets 1 after an unhandled error (and prints it); say so to the shell
         raise SystemExit(app.return_code)
