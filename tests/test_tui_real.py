@@ -122,7 +122,7 @@ async def test_more_gpus_than_visible_is_refused_before_launch(story_corpus: Pat
     async with app.run_test(size=(80, 24)) as pilot:
         app.objective_pane.set_corpus(str(story_corpus))
         app.query_one("#f-gpus", Input).value = "64"
-        await pilot.press("escape", "D")
-        await pilot.pause()
-        assert isinstance(app.screen, ErrorScreen) and "--gpus 64" in app.screen.message
+        await pilot.press("escape", "D")  # the launching worker checks the GPUs before it starts a process
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), timeout=REAL_RUN_S)
+        assert "--gpus 64" in app.screen.message
         assert not app.detached and not (run_root.exists() and list(run_root.iterdir()))

@@ -448,14 +448,9 @@ class WorkbenchApp(App[None]):
 
     # ------------------------------------------------------------------ detached
     def _gpus_or_error(self, spec: RunSpec) -> int:
-        """The GPUs field, checked against the visible GPUs; 0 when it cannot be used."""
+        """The GPUs field (checked against the visible GPUs by the launching worker); 0 when it cannot be read."""
         try:
-            gpus = self.objective_pane.gpus()
-            if gpus > 1:
-                from workbench.engine.distributed import check_gpus  # torch: only for several GPUs
-
-                check_gpus(gpus, spec.device)
-            return gpus
+            return self.objective_pane.gpus()
         except WorkbenchError as error:
             self.push_screen(ErrorScreen("Cannot start", str(error)))
             return 0
@@ -478,12 +473,13 @@ class WorkbenchApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
     def launch_and_follow(self, spec: RunSpec, gpus: int, curves: Curves) -> None:
+        from workbench.experiments.launch import prepare_detached
         from workbench.runs.launch import follow_detached, start_detached
 
         worker = get_current_worker()
         if not import_heavy_libraries():
             return
-        run = start_detached(spec, gpus=gpus)
+        run = start_detached(prepare_detached(spec, gpus), gpus=gpus)  # a bad spec or GPU count fails here
         self.post_message(RunLaunched(run, worker))
         self._relay(follow_detached(run, should_stop=lambda: worker.is_cancelled), "follow", curves)
 
