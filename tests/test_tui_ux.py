@@ -263,7 +263,7 @@ async def test_quitting_while_training_says_it_saves_a_checkpoint_then_exits(run
             assert "saving checkpoint…" in status() and app.sub_title == "quitting: saving checkpoint…"
             assert app.is_running and app.is_training  # still saving: not gone yet
             release.set()
-            await app.workers.wait_for_complete([app.train_worker])
+            await app.workers.wait_for_complete([app.live.worker])
             await pilot.pause(0.2)
     finally:
         release.set()

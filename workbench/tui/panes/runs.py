@@ -6,7 +6,7 @@ process writing to a shared folder) appear on their own: every ``poll_seconds`` 
 takes the run root's cheap ``folder_signature`` (one ``scandir`` and two ``stat`` calls per
 run) and lists the runs again only when it changed, or, while a run is running, every
 ``RUNNING_EVERY`` seconds (its steps move on without its status file changing). A new
-list is posted up as ``RunsChanged`` (the Inspector pane's run choices follow it).
+list is posted up as ``RunsPane.Changed`` (the Inspector pane's run choices follow it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.console import fmt_loss
-from workbench.tui.messages import RunChosen, RunHighlighted, RunsChanged
 
 COLUMNS = ("name", "status", "steps", "best eval", "objective", "method", "corpus", "date")
 """Most telling first, so an 80-column terminal shows name, status, steps and loss."""
@@ -38,12 +37,6 @@ NAME_WIDTH = 28
 
 SIGNATURE_FILES = ("run.toml", "status.json", "metrics.jsonl")
 """A run appears with the first of these, and changes status with ``status.json``."""
-
-
-@dataclass
-class RunsListed(Message):
-    rows: list
-    signature: tuple
 
 
 def folder_signature(root: Path) -> tuple:
@@ -97,6 +90,31 @@ class RunsTable(DataTable):
 
 
 class RunsPane(Vertical):
+    @dataclass
+    class Listed(Message):
+        rows: list
+        signature: tuple
+
+    @dataclass
+    class Changed(Message):
+        """The runs under the run root changed (one appeared, changed status or went): their
+        paths, newest first. The app hands them to the Inspector pane."""
+
+        paths: list[str]
+
+    @dataclass
+    class Highlighted(Message):
+        """The cursor is on this run (the Inspector pane preselects it)."""
+
+        path: str
+
+    @dataclass
+    class Chosen(Message):
+        """The user asked for something on a run."""
+
+        path: str
+        action: str  # "open", "attach", "finetune", "overlay"
+
     BINDINGS = [
         Binding("a", "attach", "Attach", tooltip="Follow a run that another process is writing"),
         Binding("f", "finetune", "Fine-tune", tooltip="Start a fine-tune with this run as its base"),
@@ -153,9 +171,9 @@ class RunsPane(Vertical):
             return
         rows = list_runs(str(self.run_root))
         if not get_current_worker().is_cancelled:
-            self.post_message(RunsListed(rows, signature))
+            self.post_message(self.Listed(rows, signature))
 
-    def on_runs_listed(self, message: RunsListed) -> None:
+    def on_runs_pane_listed(self, message: RunsPane.Listed) -> None:
         message.stop()
         self._signature, self._listed_at = message.signature, time.monotonic()
         table = self.query_one(DataTable)
@@ -169,7 +187,7 @@ class RunsPane(Vertical):
             if selected in paths:
                 table.move_cursor(row=paths.index(selected), animate=False)
         self.query_one("#runs-hint", Static).update(runs_hint(self.rows))
-        self.post_message(RunsChanged([r.path for r in self.rows]))
+        self.post_message(self.Changed([r.path for r in self.rows]))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.group == "runs":
@@ -187,7 +205,7 @@ class RunsPane(Vertical):
         if path is None:
             self.notify("No run selected", severity="warning")
             return
-        self.post_message(RunChosen(path, action))
+        self.post_message(self.Chosen(path, action))
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
@@ -196,7 +214,7 @@ class RunsPane(Vertical):
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None:
-            self.post_message(RunHighlighted(str(event.row_key.value)))
+            self.post_message(self.Highlighted(str(event.row_key.value)))
 
     def action_attach(self) -> None:
         self._choose("attach")
