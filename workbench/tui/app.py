@@ -579,7 +579,7 @@ class WorkbenchApp(App[None]):
                 self.push_screen(ErrorScreen("Training stopped with an error", text))
             elif worker.group == "follow":
                 launching = worker.name == "launch_and_follow"
-                if launching:
+                if launching and worker is self.followed.worker:  # not one an attach has replaced
                     self.followed.curves.set_status("failed")
                     self._redraw()
                 self.push_screen(ErrorScreen("Cannot start the detached run" if launching else "Cannot attach", text))
