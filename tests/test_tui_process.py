@@ -10,6 +10,7 @@ import os
 import select
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def read_until(fd: int, needle: bytes, seconds: float) -> bytes:
 @pytest.mark.parametrize("moment", ["drawn", "importing", "warm"])
 def test_q_quits_the_real_tui_with_exit_code_0(tmp_path: Path, moment: str) -> None:
     leader, follower = os.openpty()
+    settings = termios.tcgetattr(follower)  # cooked mode, as a shell leaves it
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "tui", "--out", str(tmp_path / "runs")],
                             stdin=follower, stdout=follower, stderr=follower, env=env, start_new_session=True)
@@ -49,6 +51,7 @@ def test_q_quits_the_real_tui_with_exit_code_0(tmp_path: Path, moment: str) -> N
         tail = read_until(leader, b"\x1b[?1049l", 30)
         assert proc.wait(timeout=30) == 0
         assert b"\x1b[?1049l" in tail, "the alternate screen was not left"
+        assert termios.tcgetattr(leader) == settings, "the terminal was left in raw mode"  # the pty's settings
     finally:
         if proc.poll() is None:
             proc.kill()
