@@ -15,13 +15,22 @@ warm (the libraries imported, nothing running) and training (a synthetic run is 
 its checkpoint saved first; with ``--real`` also a real tiny run: its step, checkpoint, quick
 eval and ``model/``).
 
+"process quit" (``--process-quits``): the real ``workbench tui`` in a pseudo-terminal, from
+writing ``q`` to it until the process has exited (what a user waits for), pressed 0.1, 0.5, 1
+and 2 s after it first drew its tabs (torch & co. still importing, the corpus and defaults
+workers waiting for them) and once warm (the Objective pane's defaults shown); median and max
+of ``--quits`` fresh processes each, with the load average before and after.
+
     python benchmarks/tui_latency.py [--presses 40] [--real] [--size 80x24] [--quits 5] [--quit-only]
+    python benchmarks/tui_latency.py --process-quits [--quits 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import select
 import statistics
 import subprocess
 import sys
@@ -143,7 +152,7 @@ async def quit_once(root: Path, size: tuple[int, int], *, wait: float = 0.3, tra
                 for key, value in TINY.items():
                     app.objective_pane.query_one(f"#f-{key}").value = value
             app.action_start()
-            while len(app.curves["live"].snapshot().train_loss) < 3:
+            while len(app.live.curves.snapshot().train_loss) < 3:
                 await asyncio.sleep(0.05)
         started = time.perf_counter()
         app._driver.send_message(events.Key("q", "q"))
@@ -175,6 +184,58 @@ def quit_figures(args: argparse.Namespace, size: tuple[int, int]) -> None:
             report("quit, training (real tiny run)", real)
 
 
+def read_pty(fd: int, needle: bytes, seconds: float) -> bytes:
+    """What the terminal receives until ``needle`` shows (or ``seconds`` pass)."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while needle not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.005)[0]:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:
+                break
+    return seen
+
+
+def process_quit(root: Path, delay: float | None) -> float:
+    """Seconds from writing ``q`` to a real ``workbench tui`` until its process has exited;
+    ``delay`` s after it first drew its tabs, or (``None``) once the libraries are loaded."""
+    leader, follower = os.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30"}
+    process = subprocess.Popen([sys.executable, "-m", "workbench", "tui", "--out", str(root)], stdin=follower,
+                               stdout=follower, stderr=follower, env=env, start_new_session=True)
+    os.close(follower)
+    try:
+        if b"Objective" not in read_pty(leader, b"Objective", 120):
+            raise RuntimeError("the TUI never drew its tabs")
+        if delay is None:
+            os.write(leader, b"2")  # the Objective pane's defaults need torch and transformers
+            read_pty(leader, b"parameters", 120)
+            read_pty(leader, b"never printed", 1.0)
+        else:
+            read_pty(leader, b"never printed", delay)
+        started = time.perf_counter()
+        os.write(leader, b"q")
+        while process.poll() is None:
+            read_pty(leader, b"never printed", 0.002)  # keep the terminal drained, as a terminal does
+        return time.perf_counter() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(leader)
+
+
+def process_quit_figures(quits: int) -> None:
+    out(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for delay in (0.1, 0.5, 1.0, 2.0, None):
+            times = [process_quit(Path(tmp) / f"runs-{delay}-{i}", delay) * 1000 for i in range(quits)]
+            label = "warm (libraries loaded)" if delay is None else f"{delay:g} s after first draw"
+            out(f"process quit, {label:<24} n={len(times):2d}  median {statistics.median(times):6.0f} ms  "
+                f"max {max(times):6.0f} ms  ({', '.join(f'{t:.0f}' for t in times)})")
+    out(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
 async def main(args: argparse.Namespace) -> None:
     width, height = (int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,15 +263,15 @@ async def main(args: argparse.Namespace) -> None:
                     pane.query_one(f"#f-{key}").value = value
             app.action_start()
             started = time.perf_counter()
-            while len(app.curves["live"].snapshot().train_loss) < 3:
+            while len(app.live.curves.snapshot().train_loss) < 3:
                 await asyncio.sleep(0.05)
                 if time.perf_counter() - started > 300:
                     sys.exit("no training points after 300 s")
             await pilot.pause(0.2)
-            snap_before = app.curves["live"].snapshot()
+            snap_before = app.live.curves.snapshot()
             values = await measure(app, pilot, args.presses, args.gap)
             switches = await measure_switches(app, pilot, args.presses, args.gap)
-            snap_after = app.curves["live"].snapshot()
+            snap_after = app.live.curves.snapshot()
             streamed = len(snap_after.train_loss) - len(snap_before.train_loss)
             kind = "real tiny run" if args.real else f"synthetic run, {args.rate:g} points/s"
             report(f"chart key, training ({kind})", values)
@@ -231,7 +292,12 @@ if __name__ == "__main__":
     parser.add_argument("--quit-only", action="store_true", help="print one cold quit's seconds (used by the quit figure)")
     parser.add_argument("--no-quit", action="store_true", help="skip the quit figures")
     parser.add_argument("--no-keys", action="store_true", help="skip the key and pane-switch figures")
+    parser.add_argument("--process-quits", action="store_true",
+                        help="only the real process's quit figures (key to process exit, in a pseudo-terminal)")
     arguments = parser.parse_args()
+    if arguments.process_quits:
+        process_quit_figures(arguments.quits)
+        sys.exit(0)
     dimensions = tuple(int(v) for v in arguments.size.split("x"))
     if arguments.quit_only:
         with tempfile.TemporaryDirectory() as folder:

@@ -212,11 +212,11 @@ async def test_tui_lists_opens_and_inspects_damaged_runs(base_run: Path, tmp_pat
             table.move_cursor(row=index, animate=False)
             await pilot.press("enter")
             await pilot.pause()
-            assert app.view_source == "opened" and app.is_running
+            assert app.shown is app.opened and app.is_running
             await pilot.press("4")
         app.open_run(str(root / "step-missing-fields"))
         await pilot.pause()
-        snap = app.curves["opened"].snapshot()
+        snap = app.opened.curves.snapshot()
         assert snap.train_steps == [2] and snap.status == "finished"
         assert "metrics.jsonl: 1 unreadable line skipped" in app.train_pane.query_one("#train-status").text
         # the Inspector pane shows the damaged run's probe timeline and what it skipped
@@ -231,7 +231,7 @@ async def test_tui_lists_opens_and_inspects_damaged_runs(base_run: Path, tmp_pat
         app.attach(str(root / "garbage-line"))
         await wait_until(pilot, lambda: not app.is_following)
         await pilot.pause()
-        assert app.curves["follow"].snapshot().status == "finished"
+        assert app.followed.curves.snapshot().status == "finished"
         await pilot.press("q")
     assert app.return_code == 0
 

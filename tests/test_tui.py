@@ -69,7 +69,7 @@ async def test_choose_corpus_objective_start_see_points_stop_and_list(run_root: 
         await pilot.press("x")
         await wait_for_workers(app, pilot, ("train",))
         assert not app.is_training
-        snap = app.curves["live"].snapshot()
+        snap = app.live.curves.snapshot()
         assert snap.status == "stopped"
         await pilot.press("4")
         await wait_for_workers(app, pilot)
@@ -85,14 +85,14 @@ async def test_pause_resume_and_chart_toggles(run_root: Path) -> None:
         await pilot.press("s")
         await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 2)
         await pilot.press("p")
-        assert app.control.paused
+        assert app.live.control.paused
         await pilot.pause(0.3)
-        before = app.curves["live"].snapshot().step
+        before = app.live.curves.snapshot().step
         await pilot.pause(0.3)
-        assert app.curves["live"].snapshot().step == before, "paused training moved on"
+        assert app.live.curves.snapshot().step == before, "paused training moved on"
         assert "paused" in str(app.query_one("#train-status").render())
         await pilot.press("p")
-        await wait_until(pilot, lambda: app.curves["live"].snapshot().step > before)
+        await wait_until(pilot, lambda: app.live.curves.snapshot().step > before)
         chart = app.train_pane.chart
         await pilot.press("m", "l", "t")
         assert chart.smoothing and chart.log_scale and chart.x_axis == "tokens"
@@ -113,7 +113,7 @@ async def test_sigterm_during_training_checkpoints_and_exits_143(run_root: Path)
         previous = signal.getsignal(signal.SIGTERM)
         assert previous not in (signal.SIG_DFL, None)  # the app's handler is installed while training
         os.kill(os.getpid(), signal.SIGTERM)
-        await app.workers.wait_for_complete([app.train_worker])
+        await app.workers.wait_for_complete([app.live.worker])
         await pilot.pause(0.2)
     assert app.return_code == 143
     (run_dir,) = run_root.iterdir()
@@ -125,7 +125,7 @@ async def test_quit_during_training_checkpoints_and_exits(run_root: Path) -> Non
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("s")
         await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 2)
-        worker = app.train_worker
+        worker = app.live.worker
         await pilot.press("q")
         await app.workers.wait_for_complete([worker])
         await pilot.pause(0.2)
@@ -198,7 +198,7 @@ async def test_help_palette_open_finetune_and_overlay(run_root: Path) -> None:
         assert app.query_one("#runs-table", DataTable).row_count == 2
         await pilot.press("enter")
         assert app.query_one(TabbedContent).active == "train"
-        assert app.view_source == "opened" and len(app.train_pane.chart.data.train_loss) == 12
+        assert app.shown is app.opened and len(app.train_pane.chart.data.train_loss) == 12
         # overlay the other run through the picker
         await pilot.press("o")
         await pilot.pause()
@@ -263,11 +263,11 @@ async def test_attach_follows_a_run_written_by_another_process(run_root: Path) -
             await wait_for_workers(app, pilot, ("runs",))
             assert app.query_one("#runs-table", DataTable).get_row_at(0)[1] == "running"
             await pilot.press("a")
-            assert app.view_source == "follow"
+            assert app.shown is app.followed
             await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 3)
             await app.workers.wait_for_complete([w for w in app.workers if w.group == "follow"])
             await pilot.pause(0.1)
-            snap = app.curves["follow"].snapshot()
+            snap = app.followed.curves.snapshot()
             assert snap.status == "finished" and snap.train_steps[-1] == 40
             assert app.train_pane.chart.data.train_steps[-1] == 40
         finally:
@@ -287,7 +287,7 @@ async def test_stop_key_signals_the_attached_process_which_checkpoints(run_root:
             assert process.wait(timeout=30) == 0
             await wait_until(pilot, lambda: not app.is_following)
             await pilot.pause(0.1)
-            assert app.curves["follow"].snapshot().status == "stopped"
+            assert app.followed.curves.snapshot().status == "stopped"
         finally:
             if process.poll() is None:
                 process.kill()

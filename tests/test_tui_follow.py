@@ -15,8 +15,19 @@ from conftest import tiny_overrides
 
 from workbench.config import RunSpec
 from workbench.errors import WorkbenchError
+from workbench.experiments.launch import prepare_detached
 from workbench.runs.follow import MetricsTail, follow
-from workbench.runs.launch import DetachedRun, detached_command, follow_detached, follow_run, start_detached, stop_run
+from workbench.runs.launch import (
+    DetachedRun,
+    detached_command,
+    follow_detached,
+    follow_run,
+    last_log_line,
+    spawn_detached,
+    start_detached,
+    stop_run,
+    write_spec_file,
+)
 
 STEP = {"event": "step", "time": 0, "step": 1, "total_steps": 3, "loss": 2.0, "lr": 1e-3, "tokens": 10,
         "tokens_per_s": 1.0, "elapsed_s": 1.0, "eta_s": 1.0}
@@ -114,6 +125,29 @@ def test_detached_command_adds_torchrun_only_for_several_gpus() -> None:
     assert detached_command("spec.toml", gpus=2)[-2:] == ["--gpus", "2"]
 
 
+def test_spawn_detached_starts_a_session_of_its_own_and_appends_to_its_log(tmp_path: Path) -> None:
+    """The one way runs and sweeps are started detached: a new session, output appended to
+    the log, and the offset where this process's output starts."""
+    log = tmp_path / "x.log"
+    log.write_text("an older launch\n")
+    spec_file = write_spec_file("a = 1\n", tmp_path, "x", ".sweep.toml")
+    assert spec_file.name.startswith(".x.") and spec_file.name.endswith(".sweep.toml")
+    assert spec_file.read_text() == "a = 1\n"
+    code = "import os, sys; print(os.getsid(0) == os.getpid()); print(open(sys.argv[1]).read().strip())"
+    process, offset = spawn_detached([sys.executable, "-c", code, str(spec_file)], log, cwd=tmp_path)
+    assert process.wait(timeout=60) == 0
+    assert offset == len("an older launch\n")
+    assert log.read_text().splitlines() == ["an older launch", "True", "a = 1"]
+    assert last_log_line(log, offset) == "a = 1" and last_log_line(tmp_path / "none.log") == ""
+
+
+def test_start_detached_takes_a_resolved_name_only(tmp_path: Path) -> None:
+    """Resolving the name imports the task modules: the caller does it (``prepare_detached``), never the run layer."""
+    with pytest.raises(ValueError, match="prepare_detached"):
+        start_detached(RunSpec(out=str(tmp_path)))
+    assert not list(tmp_path.iterdir())
+
+
 def test_launch_module_does_not_import_textual() -> None:
     code = "import sys, workbench.runs.launch; print(any(m.split('.')[0] == 'textual' for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -124,7 +158,7 @@ def test_launch_module_does_not_import_textual() -> None:
 def test_a_detached_default_run_is_followed_to_the_finish(tmp_path: Path) -> None:
     """The default spec (clm on the built-in corpus), two steps, in a process of its own."""
     spec = RunSpec(max_steps=2, out=str(tmp_path / "runs"), **tiny_overrides(eval_interval=1, log_interval=1))
-    run = start_detached(spec)
+    run = start_detached(prepare_detached(spec))
     try:
         assert os.getsid(run.pid) == run.pid  # a session of its own: it outlives its caller
         assert run.name.startswith("clm-general-")  # the name resolve_spec gives

@@ -42,7 +42,7 @@ async def test_real_tiny_run_from_the_tui(story_corpus: Path, run_root: Path) ->
         await wait_until(pilot, lambda: len(app.train_pane.chart.data.train_loss) >= 2, timeout=REAL_RUN_S)
         assert all(loss > 0 for loss in app.train_pane.chart.data.train_loss)
         await pilot.press("x")  # stop, with a checkpoint
-        await app.workers.wait_for_complete([app.train_worker])
+        await app.workers.wait_for_complete([app.live.worker])
         await pilot.pause(0.2)
         assert not app.is_training
         (run_dir,) = run_root.iterdir()
@@ -71,13 +71,13 @@ async def test_detached_run_survives_as_its_own_process_and_is_attached(story_co
                                eval_interval="3", log_interval="2", name="detached-one").items():
             app.query_one(f"#f-{key}", Input).value = value
         await pilot.press("escape", "D")
-        assert app.view_source == "follow" and not app.is_training
+        assert app.shown is app.followed and not app.is_training
         await wait_until(pilot, lambda: app.detached, timeout=REAL_RUN_S)  # launched from a worker
         (launched,) = app.detached
         process = launched.process
         assert os.getsid(process.pid) == process.pid  # a session of its own: it outlives the TUI
-        await wait_until(pilot, lambda: app.curves["follow"].snapshot().status in ("finished", "failed"), timeout=REAL_RUN_S)
-        snap = app.curves["follow"].snapshot()
+        await wait_until(pilot, lambda: app.followed.curves.snapshot().status in ("finished", "failed"), timeout=REAL_RUN_S)
+        snap = app.followed.curves.snapshot()
         assert snap.status == "finished", (run_root / "detached-one.log").read_text()
         assert snap.train_steps[-1] == 6
         assert process.wait(timeout=60) == 0
@@ -100,13 +100,13 @@ async def test_a_two_process_run_starts_detached_through_torchrun(story_corpus: 
             app.query_one(f"#f-{key}", Input).value = value
         app.query_one("#f-device").value = "cpu"
         await pilot.press("escape", "s")
-        assert app.view_source == "follow" and not app.is_training
+        assert app.shown is app.followed and not app.is_training
         await wait_until(pilot, lambda: app.detached, timeout=REAL_RUN_S)  # launched from a worker
         (launched,) = app.detached
         process = launched.process
         assert "--gpus" in process.args and "2" in process.args
-        await wait_until(pilot, lambda: app.curves["follow"].snapshot().status in ("finished", "failed"), timeout=REAL_RUN_S)
-        snap = app.curves["follow"].snapshot()
+        await wait_until(pilot, lambda: app.followed.curves.snapshot().status in ("finished", "failed"), timeout=REAL_RUN_S)
+        snap = app.followed.curves.snapshot()
         assert snap.status == "finished", (run_root / "two-procs.log").read_text()
         assert snap.train_steps[-1] == 4
         assert process.wait(timeout=60) == 0
@@ -122,7 +122,7 @@ async def test_more_gpus_than_visible_is_refused_before_launch(story_corpus: Pat
     async with app.run_test(size=(80, 24)) as pilot:
         app.objective_pane.set_corpus(str(story_corpus))
         app.query_one("#f-gpus", Input).value = "64"
-        await pilot.press("escape", "D")
-        await pilot.pause()
-        assert isinstance(app.screen, ErrorScreen) and "--gpus 64" in app.screen.message
+        await pilot.press("escape", "D")  # the launching worker checks the GPUs before it starts a process
+        await wait_until(pilot, lambda: isinstance(app.screen, ErrorScreen), timeout=REAL_RUN_S)
+        assert "--gpus 64" in app.screen.message
         assert not app.detached and not (run_root.exists() and list(run_root.iterdir()))

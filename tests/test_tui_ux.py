@@ -263,7 +263,7 @@ async def test_quitting_while_training_says_it_saves_a_checkpoint_then_exits(run
             assert "saving checkpoint…" in status() and app.sub_title == "quitting: saving checkpoint…"
             assert app.is_running and app.is_training  # still saving: not gone yet
             release.set()
-            await app.workers.wait_for_complete([app.train_worker])
+            await app.workers.wait_for_complete([app.live.worker])
             await pilot.pause(0.2)
     finally:
         release.set()
@@ -273,23 +273,52 @@ async def test_quitting_while_training_says_it_saves_a_checkpoint_then_exits(run
 
 
 # ---------------------------------------------------------------------------- responsiveness
-async def test_pane_switches_leave_no_footer_keys_behind(run_root: Path) -> None:
-    """Each focus change recomposes the footer; Textual 8.2 kept every old key alive through
-    a ``data_bind`` watcher (textual#6666), so objects grew and GC pauses with them."""
-    from textual.widgets._footer import FooterKey
+async def test_pane_switches_rewrite_the_footer_keys_in_place_and_leave_none_behind(run_root: Path, monkeypatch) -> None:
+    """Textual 8.2's footer recomposed on each focus change and kept every old key alive
+    through a ``data_bind`` watcher (textual#6666): objects grew, and GC pauses with them. The
+    workbench's footer rewrites its key caps in place: after the first visits no key cap is
+    made, and every one alive is one of the footer's."""
+    import gc
+    import weakref
 
-    from workbench.tui.widgets.footer import WorkbenchFooter
+    from workbench.tui.widgets.footer import KeyCap, WorkbenchFooter
 
+    every_cap: weakref.WeakSet[KeyCap] = weakref.WeakSet()
+    original_init = KeyCap.__init__
+
+    def counted_init(self, *args, **kwargs) -> None:
+        original_init(self, *args, **kwargs)
+        every_cap.add(self)
+
+    monkeypatch.setattr(KeyCap, "__init__", counted_init)
     app = make_app(run_root)
     async with app.run_test(size=(80, 24)) as pilot:
         footer = app.query_one(WorkbenchFooter)
-        watchers = lambda: getattr(footer, "__watchers", {}).get("compact", [])  # noqa: E731
+        for key in "3434":
+            await pilot.press(key)
+            await pilot.pause()
+        await pilot.pause(0.2)
+        made = set(footer.query_children(KeyCap))
+        shown = {cap.spec.description for cap in made if cap.display}
         for key in "343434":
             await pilot.press(key)
             await pilot.pause()
         await pilot.pause(0.2)
-        live = set(footer.query(FooterKey))
-        assert live and {node for node, _ in watchers()} <= live, "removed footer keys are still watched"
+        assert set(footer.query_children(KeyCap)) == made, "keys were made again, not rewritten"
+        assert {cap.spec.description for cap in made if cap.display} == shown
+        assert {"Help", "Quit"} <= {cap.spec.description for cap in made if cap.display}
+        gc.collect()
+        assert set(every_cap) == made, "footer keys were made and dropped (or are kept alive elsewhere)"
+
+
+def test_the_tui_imports_no_private_textual_module() -> None:
+    """textual.widgets._footer and the like may change in any release: public API only."""
+    import re
+
+    tui = Path(__file__).resolve().parents[1] / "workbench" / "tui"
+    private = re.compile(r"^\s*(from|import)\s+textual(\.\w+)*\._\w+", re.MULTILINE)
+    found = [str(path.relative_to(tui)) for path in tui.rglob("*.py") if private.search(path.read_text(encoding="utf-8"))]
+    assert found == []
 
 
 def test_freezing_long_lived_objects_happens_once_per_batch_of_imports(monkeypatch) -> None:

@@ -1,20 +1,23 @@
-"""Start `workbench sweep` as a process of its own (the TUI's Compare pane does, from a thread).
+"""Start runs and sweeps as processes of their own, from a UI (the TUI, in thread workers).
 
-UI-free: ``parse_grid`` reads the grid a user types (``lr=1e-3,3e-3 d_model=32,64``),
-``start_sweep`` writes the fixed part of the sweep (a run spec, less its name and run root)
-to a hidden TOML file under the run root and starts ``python -m workbench sweep --config FILE
---grid ... --name NAME --out ROOT`` in a session of its own, so it outlives its caller and an
-SSH hang-up like a detached run; its output goes to ``<root>/<name>.sweep.log``. The sweep
-folder ``<root>/<name>/`` is then read like any other (``compare.read_sweep``).
+UI-free. The launching itself is the run layer's (``workbench.runs.launch``: ``spawn_detached``,
+``write_spec_file``); what needs the engine is here, above it:
+
+* ``prepare_detached(spec, gpus)`` resolves a run spec's name and checks ``gpus`` against the
+  visible GPUs, so a bad setting fails before any process starts; ``start_detached`` takes
+  the spec it returns.
+* ``parse_grid`` reads the grid a user types (``lr=1e-3,3e-3 d_model=32,64``); ``start_sweep``
+  writes the fixed part of the sweep (a run spec, less its name and run root) to a hidden TOML
+  file under the run root and starts ``python -m workbench sweep --config FILE --grid ...
+  --name NAME --out ROOT`` detached, like a run; its output goes to ``<root>/<name>.sweep.log``.
+  The sweep folder ``<root>/<name>/`` is then read like any other (``compare.read_sweep``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +25,9 @@ from typing import Any
 
 import tomli_w
 
+from workbench.config import RunSpec
 from workbench.errors import SpecError
+from workbench.runs.launch import last_log_line, spawn_detached, write_spec_file
 
 AXIS = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=([^\s=]+)")
 
@@ -42,20 +47,32 @@ def parse_grid(text: str) -> dict[str, str]:
     return axes
 
 
+def prepare_detached(spec: RunSpec, gpus: int = 1) -> RunSpec:
+    """``spec`` with its run name resolved (as ``workbench run`` will name it), ready for
+    ``workbench.runs.launch.start_detached``; ``gpus`` > 1 is checked against the visible GPUs.
+    Raises the spec's error. Imports the objective's task module (and torch, to count GPUs):
+    seconds the first time, so call it from a worker thread in a UI."""
+    from workbench.engine.spec_resolution import resolve_spec  # the task modules: transformers
+
+    resolved, _task = resolve_spec(spec)
+    if gpus > 1:
+        from workbench.engine.distributed import check_gpus  # torch
+
+        check_gpus(gpus, spec.device)
+    return spec.replace(name=resolved.name)
+
+
 @dataclass
 class LaunchedSweep:
     process: subprocess.Popen
     name: str
     folder: Path
     log_path: Path
+    log_offset: int = 0
+    """Where this process's output starts in the log (a log of the same name is appended to)."""
 
     def last_log_line(self) -> str:
-        try:
-            lines = [line.strip() for line in self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()]
-        except OSError:
-            return ""
-        lines = [line for line in lines if line]
-        return lines[-1] if lines else ""
+        return last_log_line(self.log_path, self.log_offset)
 
 
 def sweep_command(spec_file: Path, axes: dict[str, str], root: Path, name: str) -> list[str]:
@@ -70,11 +87,7 @@ def start_sweep(spec: dict[str, Any], axes: dict[str, str], root: Path, name: st
     name = name or time.strftime("sweep-%m%d-%H%M%S")
     root.mkdir(parents=True, exist_ok=True)
     fixed = {key: value for key, value in spec.items() if key not in ("name", "out", *axes)}
-    fd, spec_name = tempfile.mkstemp(dir=root, prefix=f".{name}.", suffix=".sweep.toml")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(tomli_w.dumps(fixed))
+    spec_file = write_spec_file(tomli_w.dumps(fixed), root, name, ".sweep.toml")
     log_path = root / f"{name}.sweep.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(sweep_command(Path(spec_name), axes, root, name), stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    return LaunchedSweep(process, name, root / name, log_path)
+    process, offset = spawn_detached(sweep_command(spec_file, axes, root, name), log_path)
+    return LaunchedSweep(process, name, root / name, log_path, offset)

@@ -1,11 +1,16 @@
 """Start a training run as a process of its own, and follow or stop a run another process writes.
 
-UI-free, so the TUI and the tests call the same functions (the TUI from thread workers):
+UI-free, so the TUI and the tests call the same functions (the TUI from thread workers), and
+free of the engine and the tasks (the run layer imports neither):
 
+* ``spawn_detached(command, log_path)`` is the one way a workbench process is started
+  detached: a session of its own, so it outlives its caller and an SSH hang-up, its output
+  appended to a log. ``write_spec_file`` writes the spec it reads to a hidden temp file.
+  Detached runs (below) and the Compare pane's sweeps (``workbench.experiments.launch``) use both.
 * ``start_detached(spec, gpus=N)`` starts ``python -m workbench run --config SPEC --json``
-  (``--gpus N`` makes that a torchrun launch) in a session of its own, so the run outlives
-  its caller and an SSH hang-up. The run's name is the one ``resolve_spec`` gives; its
-  output (JSON events, and any error line) goes to ``<out>/<name>.log``.
+  (``--gpus N`` makes that a torchrun launch) for a spec whose name is already resolved
+  (``workbench.experiments.launch.prepare_detached``); its output (JSON events, and any error
+  line) goes to ``<out>/<name>.log``.
 * ``follow_detached(run)`` yields the events of such a run: the messages it prints while it
   loads its corpus and tokenizer (from the log), then, once it has said where its run
   directory is, everything ``follow`` reads from that directory's ``metrics.jsonl``.
@@ -38,7 +43,7 @@ class DetachedRun:
 
     process: subprocess.Popen
     name: str
-    """The run name ``resolve_spec`` chose; the folder gets a ``-2`` suffix if the name is taken."""
+    """The resolved run name; the folder gets a ``-2`` suffix if the name is taken."""
     spec_path: Path
     log_path: Path
     log_offset: int
@@ -55,14 +60,7 @@ class DetachedRun:
 
     def last_log_line(self) -> str:
         """The last non-empty line this process wrote to its log (its one-line error, if it failed)."""
-        try:
-            with self.log_path.open("rb") as handle:
-                handle.seek(self.log_offset)
-                text = handle.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        return lines[-1] if lines else ""
+        return last_log_line(self.log_path, self.log_offset)
 
 
 def detached_command(spec_path: str | Path, gpus: int = 1) -> list[str]:
@@ -71,41 +69,58 @@ def detached_command(spec_path: str | Path, gpus: int = 1) -> list[str]:
     return command + (["--gpus", str(gpus)] if gpus > 1 else [])
 
 
-def write_spec_file(spec: RunSpec, folder: Path) -> Path:
-    """The spec as TOML in a new hidden file of ``folder`` (never one another launch is using)."""
-    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{spec.name or 'run'}.", suffix=".spec.toml")
+def write_spec_file(text: str, folder: Path, stem: str, suffix: str = ".spec.toml") -> Path:
+    """``text`` (a spec as TOML) in a new hidden file ``.<stem>.<random><suffix>`` of ``folder``,
+    never one another launch is using; the launched process reads it."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.", suffix=suffix)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(spec.to_toml())
+        handle.write(text)
     return Path(name)
+
+
+def spawn_detached(command: list[str], log_path: Path, cwd: str | Path | None = None) -> tuple[subprocess.Popen, int]:
+    """Start ``command`` in a session of its own, so it outlives its caller and an SSH hang-up
+    (and a Ctrl-C in the caller's terminal does not reach it), with no input and its output
+    (stdout and stderr) appended to ``log_path``; returns at once. Returns the process and
+    where its output starts in the log (a log of the same name is appended to)."""
+    with log_path.open("ab") as log:
+        offset = log_path.stat().st_size
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, cwd=str(cwd) if cwd is not None else os.getcwd())
+    return process, offset
+
+
+def last_log_line(log_path: Path, offset: int = 0) -> str:
+    """The last non-empty line written to ``log_path`` after ``offset`` ("" if none, or unreadable):
+    a detached process's one-line error, if it failed."""
+    try:
+        with log_path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def start_detached(spec: RunSpec, *, gpus: int = 1, cwd: str | Path | None = None) -> DetachedRun:
     """Start ``spec`` as a ``workbench run`` process (through torchrun for ``gpus`` > 1) in a
     session of its own, writing under ``spec.out``; returns at once.
 
-    The spec is resolved (and ``gpus`` checked against the visible GPUs) here first, so a bad
-    setting fails before any process starts and the run's name is known. Resolving imports the objective's task module
-    (seconds, the first time): call this from a worker thread in a UI.
+    ``spec.name`` must be the resolved run name (the log is named after it, and a follower
+    finds the run by it), and ``gpus`` already checked against the visible GPUs: resolving
+    imports the objective's task module, which this run layer never does. A UI calls
+    ``workbench.experiments.launch.prepare_detached`` first, in a worker thread.
     """
-    from workbench.engine.spec_resolution import resolve_spec
-
-    resolved, _task = resolve_spec(spec)
-    if gpus > 1:
-        from workbench.engine.distributed import check_gpus
-
-        check_gpus(gpus, spec.device)
+    if not spec.name:
+        raise ValueError("start_detached needs the resolved run name (workbench.experiments.launch.prepare_detached)")
     root = Path(spec.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    spec = spec.replace(name=resolved.name, out=str(root))
-    spec_path = write_spec_file(spec, root)
+    spec = spec.replace(out=str(root))
+    spec_path = write_spec_file(spec.to_toml(), root, spec.name)
     log_path = root / f"{spec.name}.log"
-    with log_path.open("ab") as log:
-        offset = log_path.stat().st_size
-        process = subprocess.Popen(
-            detached_command(spec_path, gpus), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=str(cwd) if cwd is not None else os.getcwd(),
-        )
-    return DetachedRun(process, spec.name or "", spec_path, log_path, offset)
+    process, offset = spawn_detached(detached_command(spec_path, gpus), log_path, cwd)
+    return DetachedRun(process, spec.name, spec_path, log_path, offset)
 
 
 def _until_started(run: DetachedRun, stopping: Callable[[], bool], interval: float) -> Iterator[Event]:

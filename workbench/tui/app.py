@@ -8,19 +8,32 @@ the panes' ``BINDINGS`` (``workbench/tui/keys.py``); it hands each pane what it 
 constructor and methods, and reacts to the messages panes post ("attributes down, messages
 up"). Starting, following and stopping runs in other processes is ``workbench.runs.launch``,
 called from thread workers.
+
+Run state: one object per place a run's curves come from (``workbench.tui.sources``): the
+run training here (``live``), the one followed in another process (``followed``), the one
+opened from its files (``opened``); ``shown`` is the one the Train pane shows.
+
+Textual messages are declared one way throughout the TUI: as dataclasses nested in the class
+that posts them (``RunsPane.Chosen``, handled by ``on_runs_pane_chosen``); the app's own
+worker threads post ``WorkbenchApp.CurvesChanged``, ``RunEvent`` and ``RunLaunched``. The
+run's own ``message`` event (``workbench.runs.events.Message``) is imported as ``RunNote``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Header, Input, Select, TabbedContent, TabPane
@@ -29,17 +42,8 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from workbench.config import RunSpec
 from workbench.errors import WorkbenchError
 from workbench.runs.control import RunControl
-from workbench.runs.events import (
-    EvalDone,
-    Event,
-    Listener,
-    Message,
-    Preparing,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    StepLogged,
-)
+from workbench.runs.events import EvalDone, Event, Listener, Preparing, RunFailed, RunFinished, RunStarted, StepLogged
+from workbench.runs.events import Message as RunNote  # the run's "message" event, not a Textual message
 from workbench.runs.launch import DetachedRun
 from workbench.tui.commands import WorkbenchCommands
 from workbench.tui.curves import SAVING, Curves, short_label
@@ -51,19 +55,9 @@ from workbench.tui.heavy import (
     libraries_ready,
 )
 from workbench.tui.keys import ANYWHERE, HELP_ONLY, KeyEntry, key_entries, pane_keys
-from workbench.tui.messages import (
-    CorpusChosen,
-    CurvesChanged,
-    EngineEvent,
-    OverlayRequested,
-    RunChosen,
-    RunHighlighted,
-    RunLaunched,
-    RunsChanged,
-)
 from workbench.tui.panes import PANES, PaneContext, pane_css_paths
 from workbench.tui.panes.compare import ComparePane
-from workbench.tui.panes.corpus import corpus_names
+from workbench.tui.panes.corpus import CorpusPane, corpus_names
 from workbench.tui.panes.inspector import InspectorPane
 from workbench.tui.panes.objective import ObjectivePane
 from workbench.tui.panes.runs import RunsPane
@@ -71,6 +65,7 @@ from workbench.tui.panes.train import TrainPane
 from workbench.tui.screens.error import ErrorScreen
 from workbench.tui.screens.help import HelpScreen
 from workbench.tui.screens.pick_run import PickRunScreen
+from workbench.tui.sources import FollowedRun, LiveRun, OpenedRun, RunSource
 from workbench.tui.widgets.footer import WorkbenchFooter
 
 EngineFactory = Callable[[RunSpec, list[Listener], RunControl], Any]
@@ -95,6 +90,35 @@ PANE_KEYS = [
 
 
 class WorkbenchApp(App[None]):
+    """Worker threads only ever ``post_message`` the messages below (thread-safe, and harmless
+    while the app shuts down); their handlers, in the UI thread, update the widgets."""
+
+    @dataclass
+    class CurvesChanged(Message):
+        """New points for ``source``'s curves, already in its ``Curves``. Replaceable, as
+        toolong's progress messages are: a burst of metric points collapses into the latest
+        one, because the points themselves live in the ``Curves`` object and the message only
+        says "redraw from it"."""
+
+        source: RunSource
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, type(self)) and message.source is self.source
+
+    @dataclass
+    class RunEvent(Message):
+        """Any other event of ``source``'s run (started, checkpoint, finished, failed, a note)."""
+
+        source: RunSource
+        event: Event
+
+    @dataclass
+    class RunLaunched(Message):
+        """A detached run's process has started (posted by the worker that follows it)."""
+
+        source: FollowedRun
+        run: DetachedRun
+
     CSS_PATH = ["app.tcss", *pane_css_paths()]
     TITLE = "lm-workbench"
     COMMANDS = App.COMMANDS | {WorkbenchCommands}
@@ -112,30 +136,30 @@ class WorkbenchApp(App[None]):
     (``workbench.tui.keys``) that the footer, the help screen and the command palette show."""
 
     def __init__(self, run_root: str | Path = "checkpoints", engine_factory: EngineFactory | None = None,
-                 *, corpora: list[str] | None = None, runs_poll_seconds: float = 1.0) -> None:
+                 *, corpora: list[str] | None = None, runs_poll_seconds: float = 1.0,
+                 quit_ends_process: bool = False) -> None:
         super().__init__()
+        self.quit_ends_process = quit_ends_process
+        """The CLI's app: a quit with nothing to save ends the process at once (``end_process``)."""
         self.run_root = Path(run_root)
         self.engine_factory = engine_factory or default_engine
         self.corpora = corpora if corpora is not None else corpus_names(self.run_root)
         self.runs_poll_seconds = runs_poll_seconds
-        self.control: RunControl | None = None
-        self.train_worker: Worker | None = None
-        self.curves: dict[str, Curves] = {"live": Curves(), "follow": Curves(), "opened": Curves()}
-        self.view_source = "live"
-        self.follow_path: Path | None = None
-        """The run directory being followed (for a detached run: once it has started)."""
-        self.follow_worker: Worker | None = None
-        self.launched: DetachedRun | None = None
-        """The detached run being followed, if this app started it."""
+        self.live = LiveRun()
+        """The run training here (or that last did)."""
+        self.followed = FollowedRun()
+        """The run attached to (or started detached here), or that last was."""
+        self.opened = OpenedRun()
+        """The run last opened from the Runs pane."""
+        self.shown: RunSource = self.live
+        """The one of them the Train pane shows."""
         self.detached: list[DetachedRun] = []
         """Every run this app started detached."""
         self._signals: Any = None
-        self._curves_pending: set[str] = set()
+        self._curves_pending: set[RunSource] = set()
         self.quitting = False
         self._last_redraw = 0.0
         self._redraw_timer: Timer | None = None
-        self.run_paths: dict[str, str] = {}
-        """Source ("live", "follow", "opened") -> the directory of the run it shows, once known."""
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="≡")
@@ -155,7 +179,7 @@ class WorkbenchApp(App[None]):
     # ------------------------------------------------------------------ state
     @property
     def is_training(self) -> bool:
-        return self.train_worker is not None and self.train_worker.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        return self.live.is_active
 
     @property
     def is_following(self) -> bool:
@@ -163,7 +187,7 @@ class WorkbenchApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
-            return self.is_training or (self.view_source == "follow" and self.is_following)
+            return self.is_training or (self.shown is self.followed and self.is_following)
         if action == "pause":
             return self.is_training
         if action in ("start", "detach"):
@@ -228,20 +252,20 @@ class WorkbenchApp(App[None]):
                 yield command
 
     # ------------------------------------------------------------------ corpus & runs
-    def on_corpus_chosen(self, message: CorpusChosen) -> None:
+    def on_corpus_pane_chosen(self, message: CorpusPane.Chosen) -> None:
         self.objective_pane.set_corpus(message.name)
         self.notify(f"Corpus for the next run: {message.name}", timeout=2)
         self.action_show_tab("objective")
 
-    def on_runs_changed(self, message: RunsChanged) -> None:
+    def on_runs_pane_changed(self, message: RunsPane.Changed) -> None:
         for pane in self.query(InspectorPane):  # none while the app closes (a run just ended)
             pane.set_runs(message.paths)
 
-    def on_run_highlighted(self, message: RunHighlighted) -> None:
+    def on_runs_pane_highlighted(self, message: RunsPane.Highlighted) -> None:
         for pane in self.query(InspectorPane):
             pane.suggested_run = message.path
 
-    def on_run_chosen(self, message: RunChosen) -> None:
+    def on_runs_pane_chosen(self, message: RunsPane.Chosen) -> None:
         if message.action == "finetune":
             self.objective_pane.set_base(message.path, finetune=True)  # it chooses the objective and says so
             self.action_show_tab("objective")
@@ -259,10 +283,8 @@ class WorkbenchApp(App[None]):
             self.notify("Training is running here: the run is overlaid on the live chart", timeout=3)
             return
         self.workers.cancel_group(self, "follow")
-        self.curves["opened"], skipped = self._read_curves(path)
-        self.run_paths["opened"] = path
-        self.train_pane.set_note("opened", skipped)
-        self.view_source = "opened"
+        curves, skipped = self._read_curves(path)
+        self.opened = self.shown = OpenedRun(curves, Path(path), note=skipped)
         self._redraw()
         self.action_show_tab("train")
 
@@ -284,7 +306,7 @@ class WorkbenchApp(App[None]):
             self.notify(f"{Path(path).name}: {skipped}", severity="warning", timeout=6, markup=False)
         return Curves.from_events(log.records, name=Path(path).name), skipped
 
-    def on_overlay_requested(self, message: OverlayRequested) -> None:
+    def on_train_pane_overlay_requested(self, message: TrainPane.OverlayRequested) -> None:
         self.action_pick_overlay()
 
     def on_compare_pane_sweep_requested(self, message: ComparePane.SweepRequested) -> None:
@@ -295,8 +317,7 @@ class WorkbenchApp(App[None]):
 
     def shown_run(self) -> Path | None:
         """The directory of the run the Train pane shows (``None``: none, or not known yet)."""
-        path = self.run_paths.get(self.view_source)
-        return Path(path).resolve() if path else None
+        return self.shown.run_dir.resolve() if self.shown.run_dir is not None else None
 
     def action_pick_overlay(self) -> None:
         """Choose a run to overlay: the other runs (not the one on show)."""
@@ -332,15 +353,12 @@ class WorkbenchApp(App[None]):
             self.notify("Several GPUs: starting it detached, through torchrun", timeout=3)
             self._start_detached(spec, gpus)
             return
-        self.control = RunControl()
-        self.run_paths.pop("live", None)
-        self.curves["live"] = Curves(spec.name or "")
-        self.curves["live"].set_status("starting")
-        self.view_source = "live"
+        live = self.live = self.shown = LiveRun(Curves(spec.name or ""))
+        live.curves.set_status("starting")
         self.train_pane.set_paused(False)
-        self.train_pane.show(self.curves["live"].snapshot(), "live")
-        self._install_signals(self.control)
-        self.train_worker = self.train(spec, self.control, self.curves["live"])
+        self._redraw()
+        self._install_signals(live.control)
+        live.worker = self.train(spec, live)
         self.refresh_bindings()
         self.action_show_tab("train")
 
@@ -367,55 +385,55 @@ class WorkbenchApp(App[None]):
         return signals.exit_code
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="train")
-    def train(self, spec: RunSpec, control: RunControl, curves: Curves) -> Any:
+    def train(self, spec: RunSpec, live: LiveRun) -> Any:
+        control = live.control
         if not libraries_ready():  # the status line says what the first seconds are spent on
-            curves.add(Message(text="loading torch, transformers and datasets"))
-            self.post_message(CurvesChanged("live"))
+            live.curves.add(RunNote(text="loading torch, transformers and datasets"))
+            self.post_message(self.CurvesChanged(live))
         if not import_heavy_libraries(lambda: get_current_worker().is_cancelled or control.stop_requested):
-            curves.set_status("stopped")  # stopped (or quit) before the run began: nothing to save
+            live.curves.set_status("stopped")  # stopped (or quit) before the run began: nothing to save
             return None
         leave_a_core_for_the_ui()
-        listener = self._listener("live", curves)
         signals = [self._signals] if self._signals is not None else []  # they learn of the run's checkpoints
-        return self.engine_factory(spec, [listener, *signals], control).run()
+        return self.engine_factory(spec, [self._listener(live), *signals], control).run()
 
-    def _listener(self, source: str, curves: Curves) -> Listener:
+    def _listener(self, source: RunSource) -> Listener:
         """Runs in a worker thread: record the point, then only post a message."""
 
         def listener(event: Event) -> None:
-            curves.add(event)
+            source.curves.add(event)
             if isinstance(event, (StepLogged, EvalDone, Preparing)):
                 # one notice in flight at a time: the points are in ``curves`` already, so a
                 # burst wakes the UI once (and CurvesChanged.can_replace collapses the rest)
                 if source not in self._curves_pending:
                     self._curves_pending.add(source)
-                    self.post_message(CurvesChanged(source))
+                    self.post_message(self.CurvesChanged(source))
             else:
-                self.post_message(EngineEvent(source, event))
+                self.post_message(self.RunEvent(source, event))
 
         return listener
 
-    def _relay(self, events: Iterable[Event], source: str, curves: Curves) -> None:
+    def _relay(self, events: Iterable[Event], source: RunSource) -> None:
         """Runs in a worker thread: hand each event to the listener, then post the final state."""
-        listener = self._listener(source, curves)
+        listener = self._listener(source)
         for event in events:
             listener(event)
         self._curves_pending.discard(source)
-        self.post_message(CurvesChanged(source))  # the final state, whatever was throttled
+        self.post_message(self.CurvesChanged(source))  # the final state, whatever was throttled
 
     def action_stop(self) -> None:
-        if self.control is not None and self.is_training:
-            self.control.request_stop("stopped from the workbench")
+        if self.is_training:
+            self.live.control.request_stop("stopped from the workbench")
             self._show_stopping()
             self.notify("Stopping after this step; saving a checkpoint…", timeout=3)
-        elif self.view_source == "follow" and self.is_following:
+        elif self.shown is self.followed and self.is_following:
             self.stop_attached()
 
     def _show_stopping(self) -> None:
         """The status line says the run is saving its checkpoint (``Curves.mark_stopping``)."""
-        self.curves["live"].mark_stopping()
+        self.live.curves.mark_stopping()
         self.train_pane.set_paused(False)
-        if self.view_source == "live":
+        if self.shown is self.live:
             self._redraw()
 
     def stop_attached(self) -> None:
@@ -423,34 +441,29 @@ class WorkbenchApp(App[None]):
         from workbench.runs.launch import stop_run
 
         try:
-            pid = stop_run(self.follow_path, self.launched)
+            pid = stop_run(self.followed.run_dir, self.followed.launched)
         except WorkbenchError as error:
             self.notify(f"Cannot stop the attached run: {error}", severity="warning")
             return
         self.notify(f"Asked process {pid} to stop; it saves a checkpoint first", timeout=3)
 
     def action_pause(self) -> None:
-        if self.control is None or not self.is_training:
+        if not self.is_training:
             return
-        if self.control.paused:
-            self.control.resume()
+        if self.live.control.paused:
+            self.live.control.resume()
             self.train_pane.set_paused(False)
             self.notify("Resumed", timeout=2)
         else:
-            self.control.pause()
+            self.live.control.pause()
             self.train_pane.set_paused(True)
             self.notify("Paused (p resumes)", timeout=2)
 
     # ------------------------------------------------------------------ detached
     def _gpus_or_error(self, spec: RunSpec) -> int:
-        """The GPUs field, checked against the visible GPUs; 0 when it cannot be used."""
+        """The GPUs field (checked against the visible GPUs by the launching worker); 0 when it cannot be read."""
         try:
-            gpus = self.objective_pane.gpus()
-            if gpus > 1:
-                from workbench.engine.distributed import check_gpus  # torch: only for several GPUs
-
-                check_gpus(gpus, spec.device)
-            return gpus
+            return self.objective_pane.gpus()
         except WorkbenchError as error:
             self.push_screen(ErrorScreen("Cannot start", str(error)))
             return 0
@@ -465,27 +478,25 @@ class WorkbenchApp(App[None]):
 
     def _start_detached(self, spec: RunSpec, gpus: int) -> None:
         """`workbench run` (through torchrun for several GPUs) in its own session, followed here."""
-        self.follow_path, self.launched = None, None
-        self.run_paths.pop("follow", None)
-        curves = self._show_follow(spec.name or "detached run", "starting")
-        self.follow_worker = self.launch_and_follow(spec, gpus, curves)
+        followed = self._show_follow(spec.name or "detached run", "starting")
+        followed.worker = self.launch_and_follow(spec, gpus, followed)
         self.refresh_bindings()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
-    def launch_and_follow(self, spec: RunSpec, gpus: int, curves: Curves) -> None:
+    def launch_and_follow(self, spec: RunSpec, gpus: int, followed: FollowedRun) -> None:
+        from workbench.experiments.launch import prepare_detached
         from workbench.runs.launch import follow_detached, start_detached
 
         worker = get_current_worker()
         if not import_heavy_libraries():
             return
-        run = start_detached(spec, gpus=gpus)
-        self.post_message(RunLaunched(run, worker))
-        self._relay(follow_detached(run, should_stop=lambda: worker.is_cancelled), "follow", curves)
+        run = start_detached(prepare_detached(spec, gpus), gpus=gpus)  # a bad spec or GPU count fails here
+        self.post_message(self.RunLaunched(followed, run))
+        self._relay(follow_detached(run, should_stop=lambda: worker.is_cancelled), followed)
 
-    def on_run_launched(self, message: RunLaunched) -> None:
+    def on_workbench_app_run_launched(self, message: WorkbenchApp.RunLaunched) -> None:
         self.detached.append(message.run)
-        if message.worker is self.follow_worker:
-            self.launched = message.run
+        message.source.launched = message.run  # stop_attached signals it (or what it passes the signal to)
         self.notify(f"Started detached run {message.run.name} (pid {message.run.pid}); log {message.run.log_path.name}",
                     timeout=4)
 
@@ -495,27 +506,24 @@ class WorkbenchApp(App[None]):
         if self.is_training:
             self.notify("Training is running here; attach after it ends, or overlay the run (v)", severity="warning")
             return
-        self.follow_path, self.launched = Path(path), None
-        self.run_paths["follow"] = path
-        curves = self._show_follow(Path(path).name, "waiting")
-        self.follow_worker = self.follow_attached(path, curves)
+        followed = self._show_follow(Path(path).name, "waiting", Path(path))
+        followed.worker = self.follow_attached(path, followed)
         self.refresh_bindings()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
-    def follow_attached(self, path: str, curves: Curves) -> None:
+    def follow_attached(self, path: str, followed: FollowedRun) -> None:
         from workbench.runs.launch import follow_run
 
         worker = get_current_worker()
-        self._relay(follow_run(path, should_stop=lambda: worker.is_cancelled), "follow", curves)
+        self._relay(follow_run(path, should_stop=lambda: worker.is_cancelled), followed)
 
-    def _show_follow(self, name: str, status: str) -> Curves:
-        """Fresh curves for a followed run, on show in the Train pane."""
-        curves = self.curves["follow"] = Curves(name)
-        curves.set_status(status)
-        self.view_source = "follow"
-        self.train_pane.show(curves.snapshot(), "follow")
+    def _show_follow(self, name: str, status: str, run_dir: Path | None = None) -> FollowedRun:
+        """A new followed run (its directory, if known yet), on show in the Train pane."""
+        followed = self.followed = self.shown = FollowedRun(Curves(name), run_dir)
+        followed.curves.set_status(status)
+        self._redraw()
         self.action_show_tab("train")
-        return curves
+        return followed
 
     # ------------------------------------------------------------------ engine news
     def _redraw(self) -> None:
@@ -525,15 +533,15 @@ class WorkbenchApp(App[None]):
         self._last_redraw = time.monotonic()
         panes = self.query(TrainPane)
         if panes:  # a follower's last event can arrive while the app is closing
-            panes.first().show(self.curves[self.view_source].snapshot(), self.view_source)
+            panes.first().show(self.shown.curves.snapshot(), self.shown.label, self.shown.note)
 
     REDRAW_INTERVAL = 0.5
     """Seconds between chart redraws while points stream in: the chart is the costliest
     widget to render, and keys must get the event loop in between (p95 <= 50 ms)."""
 
-    def on_curves_changed(self, message: CurvesChanged) -> None:
+    def on_workbench_app_curves_changed(self, message: WorkbenchApp.CurvesChanged) -> None:
         self._curves_pending.discard(message.source)
-        if message.source != self.view_source:
+        if message.source is not self.shown:
             return
         wait = self._last_redraw + self.REDRAW_INTERVAL - time.monotonic()
         if wait <= 0:
@@ -541,15 +549,13 @@ class WorkbenchApp(App[None]):
         elif self._redraw_timer is None:
             self._redraw_timer = self.set_timer(wait, self._redraw)
 
-    def on_engine_event(self, message: EngineEvent) -> None:
-        event = message.event
-        if message.source == self.view_source:
+    def on_workbench_app_run_event(self, message: WorkbenchApp.RunEvent) -> None:
+        event, source = message.event, message.source
+        if source is self.shown:
             self._redraw()
         if isinstance(event, RunStarted):
-            self.run_paths[message.source] = event.run_dir
+            source.run_dir = Path(event.run_dir)  # where it writes (for a detached run: known only now)
             freeze_long_lived()  # the set-up imported more (accelerate, the model's modules)
-            if message.source == "follow":
-                self.follow_path = Path(event.run_dir)  # a detached run says where it writes
             self.runs_pane.action_refresh()
             # The tokenizers library draws its own progress bar straight onto the terminal
             # while a tokenizer trains (before RunStarted); repaint every cell over it.
@@ -557,9 +563,9 @@ class WorkbenchApp(App[None]):
         elif isinstance(event, RunFinished):
             self.runs_pane.action_refresh()
             self.notify(f"Run {event.status} at step {event.step}: {Path(event.run_dir).name}", timeout=4)
-        elif isinstance(event, RunFailed) and message.source == "follow":
+        elif isinstance(event, RunFailed) and isinstance(source, FollowedRun):
             self.push_screen(ErrorScreen("The attached run failed", event.message))
-        elif isinstance(event, Message):
+        elif isinstance(event, RunNote):
             self.notify(event.text, timeout=3)
 
     @on(Worker.StateChanged)
@@ -569,12 +575,12 @@ class WorkbenchApp(App[None]):
             error = worker.error
             text = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
             if worker.group == "train":
-                self.curves["live"].set_status("failed")
+                self.live.curves.set_status("failed")
                 self.push_screen(ErrorScreen("Training stopped with an error", text))
             elif worker.group == "follow":
                 launching = worker.name == "launch_and_follow"
-                if launching:
-                    self.curves["follow"].set_status("failed")
+                if launching and worker is self.followed.worker:  # not one an attach has replaced
+                    self.followed.curves.set_status("failed")
                     self._redraw()
                 self.push_screen(ErrorScreen("Cannot start the detached run" if launching else "Cannot attach", text))
             else:
@@ -585,7 +591,7 @@ class WorkbenchApp(App[None]):
             exit_code = self._restore_signals()
             self.refresh_bindings()
             self.runs_pane.action_refresh()
-            if self.view_source == "live":
+            if self.shown is self.live:
                 self._redraw()
             if self.quitting:
                 self.exit(return_code=exit_code or 0)
@@ -594,15 +600,35 @@ class WorkbenchApp(App[None]):
     async def action_quit(self) -> None:
         """Quit; a run training here is stopped first and its checkpoint saved."""
         self.workers.cancel_group(self, "follow")
-        if self.is_training and self.control is not None:
+        if self.is_training:
             if not self.quitting:
                 self.quitting = True
-                self.control.request_stop("quit")
+                self.live.control.request_stop("quit")
                 self.sub_title = f"quitting: {SAVING}"  # the header, on every pane
                 self._show_stopping()
                 self.notify("Saving a checkpoint before quitting…", timeout=30)
             return
+        if self.quit_ends_process:
+            self.end_process()
         self.exit()
+
+    def end_process(self) -> None:
+        """Leave application mode (the terminal as it was found) and end the process now,
+        with exit code 0; returns only where the app cannot leave so (a headless test).
+
+        For a quit with nothing to save: Textual's orderly exit removes every widget of six
+        panes and then waits for each thread worker to return (a corpus loading, a model
+        built to count its parameters, torch still importing), 1-4 s on a busy machine, most
+        of it fighting the importing thread for the GIL. None of that work is ours to finish:
+        the workers only read, and detached runs and sweeps are processes of their own.
+        ``App.suspend`` is Textual's public way to hand the terminal back."""
+        try:
+            with self.suspend():
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+        except SuspendNotSupported:
+            return
 
 
 def create_app(run_root: str | Path = "checkpoints", engine_factory: EngineFactory | None = None, **kwargs: Any) -> WorkbenchApp:
@@ -614,7 +640,7 @@ def run_app(run_root: str | Path = "checkpoints") -> None:
     from workbench.quiet import quiet_libraries
 
     quiet_libraries()  # datasets/transformers progress bars would corrupt the screen
-    app = create_app(run_root)
+    app = create_app(run_root, quit_ends_process=True)
     app.run()
     if app.return_code:  # Textual sets 1 after an unhandled error (and prints it); say so to the shell
         raise SystemExit(app.return_code)

@@ -12,17 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.runs.events import (
-    EvalDone,
-    Event,
-    Message,
-    Preparing,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    StepLogged,
-    event_from_json,
-)
+from workbench.runs.events import EvalDone, Event, Preparing, RunFailed, RunFinished, RunStarted, StepLogged, event_from_json
+from workbench.runs.events import Message as RunNote  # the run's "message" event, not a Textual message
 
 SAVING = "saving checkpoint…"
 """The status of a run asked to stop, while it finishes its step and saves its checkpoint."""
@@ -69,7 +60,7 @@ class Curves:
                 d.budget_s = event.time_budget_s if not event.total_steps else None
                 d.step = max(d.step, event.resumed_from_step)
                 d.stage = ""
-            elif isinstance(event, Message):
+            elif isinstance(event, RunNote):
                 if d.status in ("idle", "starting", "waiting"):
                     d.stage = event.text
             elif isinstance(event, Preparing):

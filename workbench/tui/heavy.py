@@ -47,6 +47,7 @@ def _import() -> None:
     except BaseException as error:  # noqa: BLE001 - handed to every caller
         _error = error
     finally:
+        sys.setswitchinterval(_switch_interval)
         _READY.set()
 
 
@@ -67,8 +68,14 @@ def freeze_long_lived() -> bool:
     ends anyway, so nothing is lost by not scanning them. The young generations are
     collected first, so little garbage is frozen with them. Called after the heavy import,
     every few seconds by the app (a worker may have imported more: a look at
-    ``len(sys.modules)`` when nothing was) and when a run starts training."""
+    ``len(sys.modules)`` when nothing was) and when a run starts training.
+
+    Not while the heavy import runs, except by that import at its end: a collection halfway
+    walks hundreds of thousands of objects with the GIL held (the UI frozen, a quit delayed)
+    and the import brings more within the second."""
     global _modules_frozen
+    if _thread is not None and not _READY.is_set() and threading.current_thread() is not _thread:
+        return False
     modules = len(sys.modules)
     if modules - _modules_frozen < NEW_MODULES:
         return False
@@ -113,11 +120,23 @@ def leave_a_core_for_the_ui() -> int:
     return torch.get_num_threads()
 
 
+IMPORT_SWITCH_INTERVAL = 0.001
+"""Seconds a thread may hold the GIL while another waits for it, during the heavy import
+(CPython's default: 0.005). The importing thread runs Python code for seconds without a
+pause; each time the UI thread waits on I/O (every turn of the event loop) it then waits up
+to a whole interval to get the GIL back, so at 5 ms a key took several times longer to
+handle while the import ran."""
+_switch_interval = sys.getswitchinterval()
+
+
 def start_heavy_import() -> None:
-    """Start importing torch, transformers and datasets in a daemon thread (once)."""
-    global _thread
+    """Start importing torch, transformers and datasets in a daemon thread (once), with a
+    shorter GIL switch interval until it is done (``IMPORT_SWITCH_INTERVAL``)."""
+    global _thread, _switch_interval
     with _LOCK:
         if _thread is None:
+            _switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(_switch_interval, IMPORT_SWITCH_INTERVAL))
             _thread = threading.Thread(target=_import, name="workbench-heavy-import", daemon=True)
             _thread.start()
 

@@ -9,7 +9,7 @@ log-log where every value is positive, with ``L = a * X^-b + c`` fitted once the
 sizes and its exponent written under it.
 
 Everything is read by ``workbench.experiments.compare`` in a thread worker and comes back as
-one ``CompareLoaded`` message. Every ``poll_seconds`` the worker compares cheap folder
+one ``ComparePane.Loaded`` message. Every ``poll_seconds`` the worker compares cheap folder
 signatures (a ``scandir`` and a few ``stat`` calls: ``runs.folder_signature``) with the last
 ones and reads again only what changed, so a sweep running in another process (or started
 here) fills the table and the plots as its trials log and finish.
@@ -66,23 +66,6 @@ def target_signature(target: tuple[str, tuple[str, ...]]) -> tuple:
     return (kind, paths, tuple(stamps))
 
 
-@dataclass
-class CompareLoaded(Message):
-    """What the worker read: the run root's targets (None: unchanged), and the comparison
-    of ``target`` with its runs' curves (``comparison`` None: unchanged or nothing chosen)."""
-
-    root_signature: tuple
-    targets: list | None
-    target: tuple
-    target_signature: tuple
-    comparison: Any
-    curves: list
-    waiting: bool = False
-    """The target is a sweep started here whose folder is not written yet."""
-    transfer: Any = None
-    """A transfer study's view (``experiments/transfer.py``), when the sweep is one."""
-
-
 class SourcesList(OptionList):
     """The sweeps and runs to choose from; Enter is shown in the footer."""
 
@@ -90,6 +73,22 @@ class SourcesList(OptionList):
 
 
 class ComparePane(Horizontal):
+    @dataclass
+    class Loaded(Message):
+        """What the worker read: the run root's targets (None: unchanged), and the comparison
+        of ``target`` with its runs' curves (``comparison`` None: unchanged or nothing chosen)."""
+
+        root_signature: tuple
+        targets: list | None
+        target: tuple
+        target_signature: tuple
+        comparison: Any
+        curves: list
+        waiting: bool = False
+        """The target is a sweep started here whose folder is not written yet."""
+        transfer: Any = None
+        """A transfer study's view (``experiments/transfer.py``), when the sweep is one."""
+
     @dataclass
     class SweepRequested(Message):
         """Start a sweep over ``axes`` (field -> "v1,v2") of the Objective pane's spec: the app
@@ -195,10 +194,10 @@ class ComparePane(Horizontal):
                     snap.name = row.name
                     curves.append(snap)
         if not get_current_worker().is_cancelled:
-            self.post_message(CompareLoaded(root_signature, targets, target, signature, comparison, curves, waiting, transfer))
+            self.post_message(self.Loaded(root_signature, targets, target, signature, comparison, curves, waiting, transfer))
 
     # ------------------------------------------------------------------ showing (UI thread)
-    def on_compare_loaded(self, message: CompareLoaded) -> None:
+    def on_compare_pane_loaded(self, message: ComparePane.Loaded) -> None:
         message.stop()
         self._root_signature = message.root_signature
         if message.targets is not None:

@@ -1,17 +1,19 @@
 """Corpus pane: built-in, local and recently used hub corpora, with stats and a preview.
 
 Loading a corpus (``load_corpus`` + ``stats_of``) can take seconds, so it runs in a thread
-worker; the result comes back as a ``CorpusLoaded`` message.
+worker; the result comes back as a ``CorpusPane.Loaded`` message.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -19,7 +21,6 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from workbench.config import tomllib
 from workbench.errors import WorkbenchError
 from workbench.tui.heavy import import_heavy_libraries
-from workbench.tui.messages import CorpusChosen, CorpusLoaded
 from workbench.tui.widgets.field import FieldInput
 
 
@@ -73,6 +74,20 @@ def corpus_names(run_root: Path) -> list[str]:
 
 
 class CorpusPane(Vertical):
+    @dataclass
+    class Loaded(Message):
+        """Stats and preview of the highlighted corpus, computed in a thread worker."""
+
+        name: str
+        stats: object
+        preview: list[str]
+
+    @dataclass
+    class Chosen(Message):
+        """The user picked a corpus for the next run."""
+
+        name: str
+
     BINDINGS = [
         Binding("u", "use", "Use corpus", tooltip="Use the highlighted corpus for the next run"),
         Binding("slash", "focus_path", "Add path", tooltip="Type a file/folder path or hf:NAME[:CONFIG]"),
@@ -83,7 +98,7 @@ class CorpusPane(Vertical):
     def __init__(self, names: list[str], **kwargs) -> None:
         super().__init__(**kwargs)
         self.names = list(names)
-        self._cache: dict[str, CorpusLoaded] = {}
+        self._cache: dict[str, CorpusPane.Loaded] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -119,16 +134,16 @@ class CorpusPane(Vertical):
         corpus = load_corpus(name)
         if get_current_worker().is_cancelled:
             return
-        self.post_message(CorpusLoaded(name, stats_of(corpus), preview(corpus, count=4, width=240)))
+        self.post_message(self.Loaded(name, stats_of(corpus), preview(corpus, count=4, width=240)))
 
-    def on_corpus_loaded(self, message: CorpusLoaded) -> None:
+    def on_corpus_pane_loaded(self, message: CorpusPane.Loaded) -> None:
         message.stop()
         self._cache[message.name] = message
         highlighted = self.query_one(OptionList).highlighted_option
         if highlighted is not None and highlighted.id == message.name:
             self._show(message)
 
-    def _show(self, loaded: CorpusLoaded) -> None:
+    def _show(self, loaded: CorpusPane.Loaded) -> None:
         self.query_one("#corpus-stats", Static).update(format_stats(loaded.stats))
         from rich.markup import escape
 
@@ -157,12 +172,12 @@ class CorpusPane(Vertical):
 
     @on(OptionList.OptionSelected, "#corpus-list")
     def _selected(self, event: OptionList.OptionSelected) -> None:
-        self.post_message(CorpusChosen(event.option.id or ""))
+        self.post_message(self.Chosen(event.option.id or ""))
 
     def action_use(self) -> None:
         option = self.query_one(OptionList).highlighted_option
         if option is not None:
-            self.post_message(CorpusChosen(option.id or ""))
+            self.post_message(self.Chosen(option.id or ""))
 
     def focus_home(self) -> None:
         """Leaving the path field (escape): the corpus list takes the focus, so u and / work."""
@@ -179,4 +194,4 @@ class CorpusPane(Vertical):
         event.input.value = ""
         self.add_name(name)
         self.query_one(OptionList).focus()
-        self.post_message(CorpusChosen(name))
+        self.post_message(self.Chosen(name))

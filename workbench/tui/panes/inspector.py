@@ -39,16 +39,15 @@ from workbench.tui.widgets.field import FieldInput
 DEFAULT_TEXT = "The cat sat on the [MASK]."
 
 
-@dataclass
-class InspectDone(Message):
-    """A finished inspection: renderables to show and a one-line status."""
-
-    renderable: Any
-    status: str
-
-
 class InspectorPane(Vertical):
     """Its layout is in ``inspector.tcss``, which the app loads with the other panes' CSS."""
+
+    @dataclass
+    class Done(Message):
+        """A finished inspection: renderables to show and a one-line status."""
+
+        renderable: Any
+        status: str
 
     SHOW_TIMING = True
     """Put the query time in the status line (snapshot tests turn it off)."""
@@ -201,9 +200,9 @@ class InspectorPane(Vertical):
         timing = f"  ({seconds * 1000:.0f} ms)" if self.SHOW_TIMING else ""
         skipped = unreadable_notes(report.pairing.run.path) if report.pairing.run is not None else []
         status = "  ·  ".join([report.pairing.note + timing, *skipped])  # a damaged run: what was skipped
-        self.post_message(InspectDone(Group(*report_renderables(report)), status))
+        self.post_message(self.Done(Group(*report_renderables(report)), status))
 
-    def on_inspect_done(self, message: InspectDone) -> None:
+    def on_inspector_pane_done(self, message: InspectorPane.Done) -> None:
         message.stop()
         self.query_one("#inspect-output", Static).update(message.renderable)
         self._status(message.status)

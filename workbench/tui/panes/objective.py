@@ -184,23 +184,6 @@ def finetune_objective(base: str) -> tuple[str, str]:
     return ("" if decoder is None else FINETUNE_FOR[decoder]), why
 
 
-@dataclass
-class ObjectiveSuggested(Message):
-    """The fine-tuning objective chosen for a base (``""``: none could be told, ``why`` says why)."""
-
-    base: str
-    objective: str
-    why: str
-
-
-@dataclass
-class Resolved(Message):
-    """Defaults resolved for the current form (or why they could not be)."""
-
-    values: dict
-    error: str
-
-
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -209,6 +192,22 @@ def _fmt(value: object) -> str:
 
 class ObjectivePane(VerticalScroll):
     """Escape leaves a field (the app's key, for every pane): the pane itself takes the focus."""
+
+    @dataclass
+    class Suggested(Message):
+        """The fine-tuning objective chosen for a base (``""``: none could be told, ``why`` says why)."""
+
+        base: str
+        objective: str
+        why: str
+
+
+    @dataclass
+    class Resolved(Message):
+        """Defaults resolved for the current form (or why they could not be)."""
+
+        values: dict
+        error: str
 
     HELP_BINDINGS = [
         Binding("enter", "open_field", "Open", tooltip="In a menu: show its choices; in a field: update the defaults line"),
@@ -261,7 +260,7 @@ class ObjectivePane(VerticalScroll):
 
     def set_base(self, base: str, *, finetune: bool = False) -> None:
         """Fill in the base; with ``finetune``, also choose the fine-tuning objective that fits
-        it (read in a thread worker: ``ObjectiveSuggested`` comes back)."""
+        it (read in a thread worker: ``Suggested`` comes back)."""
         self.query_one("#f-base", Input).value = base
         self.refresh_defaults()
         if finetune:
@@ -270,9 +269,9 @@ class ObjectivePane(VerticalScroll):
     @work(thread=True, exclusive=True, exit_on_error=False, group="finetune-objective")
     def suggest_objective(self, base: str) -> None:
         objective, why = finetune_objective(base)
-        self.post_message(ObjectiveSuggested(base, objective, why))
+        self.post_message(self.Suggested(base, objective, why))
 
-    def on_objective_suggested(self, message: ObjectiveSuggested) -> None:
+    def on_objective_pane_suggested(self, message: ObjectivePane.Suggested) -> None:
         message.stop()
         if self._value("base") != message.base.strip():
             return  # the base was changed meanwhile
@@ -350,7 +349,7 @@ class ObjectivePane(VerticalScroll):
         try:
             resolved, task = resolve_spec(spec.replace(**defaults, name=spec.name or "preview"))
         except SpecError as error:
-            self.post_message(Resolved({}, error.one_line()))
+            self.post_message(self.Resolved({}, error.one_line()))
             return
         values = {k: getattr(resolved, k) for k in defaults}
         values.update(tokenizer=resolved.tokenizer, epochs=resolved.epochs,
@@ -361,9 +360,9 @@ class ObjectivePane(VerticalScroll):
             counts = preview(resolved, task)
             if counts is not None:
                 values.update(parameters=counts.total, trainable=counts.trainable, method=resolved.method)
-        self.post_message(Resolved(values, ""))
+        self.post_message(self.Resolved(values, ""))
 
-    def on_resolved(self, message: Resolved) -> None:
+    def on_objective_pane_resolved(self, message: ObjectivePane.Resolved) -> None:
         message.stop()
         self._show_resolved(message.values, message.error)
 

@@ -6,7 +6,7 @@ process writing to a shared folder) appear on their own: every ``poll_seconds`` 
 takes the run root's cheap ``folder_signature`` (one ``scandir`` and two ``stat`` calls per
 run) and lists the runs again only when it changed, or, while a run is running, every
 ``RUNNING_EVERY`` seconds (its steps move on without its status file changing). A new
-list is posted up as ``RunsChanged`` (the Inspector pane's run choices follow it).
+list is posted up as ``RunsPane.Changed`` (the Inspector pane's run choices follow it).
 
 A sweep's trials are listed under one row for the sweep (its trial count, their states and
 best eval loss), folded at first: Enter (or ``z``) on that row unfolds it, and again folds it.
@@ -32,7 +32,6 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.console import fmt_loss
-from workbench.tui.messages import RunChosen, RunHighlighted, RunsChanged
 
 COLUMNS = ("name", "status", "steps", "best eval", "objective", "method", "corpus", "date")
 """Most telling first, so an 80-column terminal shows name, status, steps and loss."""
@@ -45,12 +44,6 @@ records a trial's end in ``results.jsonl``."""
 
 SWEEP_KEY = "sweep:"
 """The row key of a sweep's own row (a run's is its path)."""
-
-
-@dataclass
-class RunsListed(Message):
-    rows: list
-    signature: tuple
 
 
 def folder_signature(root: Path) -> tuple:
@@ -129,6 +122,31 @@ class RunsTable(DataTable):
 
 
 class RunsPane(Vertical):
+    @dataclass
+    class Listed(Message):
+        rows: list
+        signature: tuple
+
+    @dataclass
+    class Changed(Message):
+        """The runs under the run root changed (one appeared, changed status or went): their
+        paths, newest first. The app hands them to the Inspector pane."""
+
+        paths: list[str]
+
+    @dataclass
+    class Highlighted(Message):
+        """The cursor is on this run (the Inspector pane preselects it)."""
+
+        path: str
+
+    @dataclass
+    class Chosen(Message):
+        """The user asked for something on a run."""
+
+        path: str
+        action: str  # "open", "attach", "finetune", "overlay"
+
     BINDINGS = [
         Binding("a", "attach", "Attach", tooltip="Follow a run that another process is writing"),
         Binding("f", "finetune", "Fine-tune", tooltip="Start a fine-tune with this run as its base"),
@@ -188,15 +206,15 @@ class RunsPane(Vertical):
             return
         rows = list_runs(str(self.run_root))
         if not get_current_worker().is_cancelled:
-            self.post_message(RunsListed(rows, signature))
+            self.post_message(self.Listed(rows, signature))
 
-    def on_runs_listed(self, message: RunsListed) -> None:
+    def on_runs_pane_listed(self, message: RunsPane.Listed) -> None:
         message.stop()
         self._signature, self._listed_at = message.signature, time.monotonic()
         self.rows = message.rows
         self._fill()
         self.query_one("#runs-hint", Static).update(runs_hint(self.rows))
-        self.post_message(RunsChanged([r.path for r in self.rows]))
+        self.post_message(self.Changed([r.path for r in self.rows]))
 
     def _fill(self) -> None:
         """The table from ``self.rows``: each sweep one row, its trials under it when unfolded; the cursor stays on its row."""
@@ -253,7 +271,7 @@ class RunsPane(Vertical):
             key = self._cursor_key()
             self.notify("A sweep: unfold it (Enter) and choose one of its trials" if key else "No run selected", severity="warning")
             return
-        self.post_message(RunChosen(path, action))
+        self.post_message(self.Chosen(path, action))
 
     @on(DataTable.RowSelected)
     def _row_selected(self) -> None:
@@ -266,7 +284,7 @@ class RunsPane(Vertical):
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value is not None and not str(event.row_key.value).startswith(SWEEP_KEY):
-            self.post_message(RunHighlighted(str(event.row_key.value)))
+            self.post_message(self.Highlighted(str(event.row_key.value)))
             row = next((r for r in self.rows if r.path == event.row_key.value), None)  # transfer: a kept-steps line
             kept = getattr(row, "kept_steps", None)
             line = f"  kept checkpoints (bases {row.name}@STEP): {', '.join(map(str, kept))}" if row and kept else ""

@@ -1,7 +1,7 @@
 """Train pane: the live (or opened, or attached) run's loss curves and readouts.
 
 The pane never reads engine objects: the app hands it ``CurveSnapshot`` copies (``show``),
-and asks for an overlay with a message (``OverlayRequested``).
+and asks for an overlay with a message (``TrainPane.OverlayRequested``).
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 
 from workbench.console import fmt_loss, fmt_rate
 from workbench.tui.curves import CurveSnapshot, fmt_duration
-from workbench.tui.messages import OverlayRequested
 from workbench.tui.widgets.loss_chart import LossChart
 from workbench.tui.widgets.readout import Readout
-
-SOURCE_LABELS = {"live": "training here", "follow": "attached", "opened": "opened"}
 
 
 def legend(overlay: str | None) -> str:
@@ -29,6 +27,10 @@ def legend(overlay: str | None) -> str:
 
 
 class TrainPane(Vertical, can_focus=True):
+    class OverlayRequested(Message):
+        """The user asked to overlay a previous run's curves on the chart (the app knows the
+        runs and shows the picker)."""
+
     BINDINGS = [
         Binding("m", "toggle_smoothing", "Smooth", tooltip="Smooth the train loss (exponential moving average)"),
         Binding("l", "toggle_log", "Log", tooltip="Logarithmic loss axis"),
@@ -40,10 +42,11 @@ class TrainPane(Vertical, can_focus=True):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.snapshot = CurveSnapshot()
-        self.source = ""
+        self.label = ""
+        """Where the run on show comes from ("training here", "attached", "opened")."""
+        self.note = ""
+        """A warning shown under the run's name (lines of a damaged run skipped)."""
         self.paused = False
-        self.notes: dict[str, str] = {}
-        """Source -> a warning shown under the run's name (lines of a damaged run skipped)."""
 
     def compose(self) -> ComposeResult:
         yield Readout("No run yet: choose a corpus (1) and an objective (2), then press s.", id="train-status")
@@ -55,8 +58,9 @@ class TrainPane(Vertical, can_focus=True):
         return self.query_one(LossChart)
 
     # attributes down
-    def show(self, snapshot: CurveSnapshot, source: str) -> None:
-        self.snapshot, self.source = snapshot, source
+    def show(self, snapshot: CurveSnapshot, label: str, note: str = "") -> None:
+        """Show a run's curves; ``label`` says where it comes from, ``note`` warns under its name."""
+        self.snapshot, self.label, self.note = snapshot, label, note
         self.chart.show(snapshot, self.chart.overlay)
         self.update_readouts()
 
@@ -68,16 +72,11 @@ class TrainPane(Vertical, can_focus=True):
         self.paused = paused
         self.update_readouts()
 
-    def set_note(self, source: str, note: str) -> None:
-        """Show ``note`` while ``source``'s curves are on show ("" removes it)."""
-        self.notes[source] = note
-        self.update_readouts()
-
     def _progress_line(self, s: CurveSnapshot) -> str:
         """The run's name, where it comes from, and its status and progress (while it
         prepares: the engine's latest message, e.g. the tokenizer being trained)."""
         # names and messages come from run files: escaped, so [brackets] in them are text
-        head = f"[b]{escape(s.name or 'new run')}[/b] [dim]{SOURCE_LABELS.get(self.source, '')}[/dim]  "
+        head = f"[b]{escape(s.name or 'new run')}[/b] [dim]{escape(self.label)}[/dim]  "
         if s.status in ("starting", "waiting") and s.stage:
             return head + f"preparing: {escape(s.stage)}"
         status = "paused" if self.paused and s.status == "running" else s.status
@@ -98,8 +97,8 @@ class TrainPane(Vertical, can_focus=True):
         if s.name or s.status != "idle":
             line = self._progress_line(s)
             below = [f"[red]{escape(s.message)}[/red]"] if s.message else []
-            if self.notes.get(self.source):
-                below.append(f"[yellow]{escape(self.notes[self.source])}[/yellow]")
+            if self.note:
+                below.append(f"[yellow]{escape(self.note)}[/yellow]")
             if below:
                 line += "\n" + "  ".join(below)
             self.query_one("#train-status", Readout).update(line)
@@ -134,4 +133,4 @@ class TrainPane(Vertical, can_focus=True):
         self.set_overlay(None)
 
     def action_pick_overlay(self) -> None:
-        self.post_message(OverlayRequested())  # the app knows the runs and shows the picker
+        self.post_message(self.OverlayRequested())  # the app knows the runs and shows the picker

@@ -1,19 +1,23 @@
-"""Textual's ``Footer``, updated in place instead of recomposed (Textual 8.2).
+"""The workbench's footer: the keys that work where the focus is, updated in place.
 
-Textual's footer recomposes on every change of the screen's bindings, which Textual signals
-twice per focus change (once at once, once after the next refresh): each time it removed its
-~10 ``FooterKey`` widgets and mounted new ones, restyled and laid out, two extra frames of
-~15 ms of CPU after every pane switch, even when the keys did not change. It also leaked:
-``Footer.compose`` binds each key to the footer's ``compact`` with ``data_bind``, which leaves
-a watcher ``(key, callback)`` on the footer that Textual drops only when ``compact`` changes,
-which it never does (textual#6666), so every recompose kept ~15 dead widgets alive and each
-full garbage collection walked more of them.
+Built on Textual's public API only (Textual 8.2). Textual's ``Footer`` recomposes on every
+change of the screen's bindings, which Textual signals twice per focus change (once at once,
+once after the next refresh): each time it removed its ~10 key widgets and mounted new ones,
+restyled and laid out, two extra frames of ~15 ms of CPU after every pane switch, even when
+the keys did not change. It also leaked: ``Footer.compose`` binds each key to the footer's
+``compact`` with ``data_bind``, which leaves a watcher on the footer that Textual drops only
+when ``compact`` changes, which it never does (textual#6666), so every recompose kept ~15
+dead widgets alive and each full garbage collection walked more of them.
 
-This footer works out the keys to show (what ``Footer.compose`` would show) once per burst of
-signals, before the next frame, and when they changed it rewrites the existing keys in place,
-mounting or removing only the difference (no ``data_bind``: the keys get the footer's
-``compact`` when made). Grouped bindings, which the workbench does not use, fall back to
-Textual's recompose (without its leak).
+``WorkbenchFooter`` is still a ``Footer`` (its docking, colours, ``compact`` style, and its
+subscription to the screen's ``bindings_updated_signal``, which calls ``bindings_changed``),
+but its ``compose`` yields nothing and its ``bindings_changed`` works out the keys to show
+(what ``Footer.compose`` would show) once per burst of signals, before the next frame; when
+they changed it rewrites the existing ``KeyCap`` widgets in place, mounting or hiding only
+the difference. ``KeyCap`` draws a key as Textual's ``FooterKey`` does (which
+``textual.widgets`` does not export), so nothing here is bound with ``data_bind`` and nothing
+leaks whatever Textual does about textual#6666. Grouped bindings (which the workbench does not
+declare) are shown one key each.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, NamedTuple
 
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widget import Widget
 from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
 
 if TYPE_CHECKING:
     from textual.screen import Screen
@@ -31,47 +37,145 @@ PALETTE = "-command-palette"
 
 
 class KeySpec(NamedTuple):
-    """What one ``FooterKey`` shows (its constructor's arguments)."""
+    """What one ``KeyCap`` shows."""
 
     key: str
     key_display: str
     description: str
     action: str
-    disabled: bool
+    inactive: bool
+    """Shown dimmed: the key does nothing here now (its action's ``check_action`` said so)."""
     tooltip: str
     classes: str = ""
 
 
+class KeyCap(Widget):
+    """One key of the footer: the key and what it does; a click presses it (as ``FooterKey``)."""
+
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES = {"key-cap--key", "key-cap--description"}
+    DEFAULT_CSS = """
+    KeyCap {
+        width: auto;
+        height: 1;
+        text-wrap: nowrap;
+        background: $footer-item-background;
+        .key-cap--key {
+            color: $footer-key-foreground;
+            background: $footer-key-background;
+            text-style: bold;
+            padding: 0 1;
+        }
+        .key-cap--description {
+            padding: 0 1 0 0;
+            color: $footer-description-foreground;
+            background: $footer-description-background;
+        }
+        &:hover {
+            pointer: pointer;
+            color: $footer-key-foreground;
+            background: $block-hover-background;
+        }
+        &.-disabled {
+            text-style: dim;
+        }
+        &.-compact {
+            .key-cap--key {
+                padding: 0;
+            }
+            .key-cap--description {
+                padding: 0 0 0 1;
+            }
+        }
+    }
+    """
+
+    def __init__(self, spec: KeySpec, *, compact: bool) -> None:
+        super().__init__(classes=spec.classes)
+        self.spec = spec
+        self.set_reactive(Widget.shrink, False)
+        self.set_class(compact, "-compact")
+        self.set_class(spec.inactive, "-disabled")
+        self.tooltip = spec.tooltip or None
+
+    def show(self, spec: KeySpec) -> None:
+        """Show ``spec`` instead (a repaint, and a layout only if the text's width changed)."""
+        if spec == self.spec:
+            return
+        width_changed = (spec.key_display, spec.description) != (self.spec.key_display, self.spec.description)
+        self.spec = spec
+        self.set_class(spec.inactive, "-disabled")
+        self.tooltip = spec.tooltip or None
+        if self.is_mounted:
+            self.refresh(layout=width_changed)
+
+    def render(self) -> Text:
+        key_padding = self.get_component_styles("key-cap--key").padding
+        text_padding = self.get_component_styles("key-cap--description").padding
+        key = (" " * key_padding.left + self.spec.key_display + " " * key_padding.right,
+               self.get_component_rich_style("key-cap--key"))
+        if self.spec.description:
+            description = (" " * text_padding.left + self.spec.description + " " * text_padding.right,
+                           self.get_component_rich_style("key-cap--description"))
+            label = Text.assemble(key, description)
+        else:
+            label = Text.assemble((self.spec.key_display, key[1]))
+        label.stylize_before(self.rich_style)
+        return label
+
+    def on_mouse_down(self) -> None:
+        if self.spec.inactive:
+            self.app.bell()
+        else:
+            self.app.simulate_key(self.spec.key)
+
+
 class WorkbenchFooter(Footer):
+    DEFAULT_CSS = """
+    WorkbenchFooter {
+        KeyCap.-command-palette {
+            dock: right;
+            padding-right: 1;
+            border-left: vkey $foreground 20%;
+        }
+        &.-compact {
+            KeyCap {
+                margin-right: 1;
+            }
+            KeyCap.-command-palette {
+                padding-right: 0;
+            }
+        }
+    }
+    """
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._update_pending = False
-        self._shown: tuple[KeySpec, ...] | None = None
-        """The keys on show (``None``: not known, e.g. after a recompose)."""
+        self._shown: tuple[KeySpec, ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield from ()  # the keys are mounted by ``update_keys``, once the screen's bindings are known
 
     def bindings_changed(self, screen: Screen) -> None:
         """The screen's bindings may have changed: update once, after the current message
         (several signals in a row, e.g. a focus change's two, make one update)."""
-        self._bindings_ready = True
         if not screen.app.app_focus:
             return
         if self.is_attached and screen is self.screen and not self._update_pending:
             self._update_pending = True
-            self.call_next(self._update_keys)
+            self.call_next(self.update_keys)
 
-    def key_specs(self) -> tuple[KeySpec, ...] | None:
-        """The keys ``Footer.compose`` would show, in order (``None`` if some are grouped)."""
+    def key_specs(self) -> tuple[KeySpec, ...]:
+        """The keys ``Footer.compose`` would show, in order (grouped ones one key each)."""
         active_bindings = self.screen.active_bindings
         by_action: defaultdict[str, list] = defaultdict(list)
         for _, binding, enabled, tooltip in active_bindings.values():
             if binding.show:
                 by_action[binding.action].append((binding, enabled, tooltip))
-        specs = []
-        for (binding, enabled, tooltip), *_same_action in by_action.values():  # the first of each action
-            if binding.group is not None:
-                return None
-            specs.append(KeySpec(binding.key, self.app.get_key_display(binding), binding.description,
-                                 binding.action, not enabled, tooltip))
+        specs = [KeySpec(binding.key, self.app.get_key_display(binding), binding.description, binding.action,
+                         not enabled, tooltip)
+                 for (binding, enabled, tooltip), *_same_action in by_action.values()]  # the first of each action
         if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
             found = active_bindings.get(self.app.COMMAND_PALETTE_BINDING)
             if found is not None:
@@ -80,75 +184,38 @@ class WorkbenchFooter(Footer):
                                      binding.action, not enabled, binding.tooltip or binding.description, PALETTE))
         return tuple(specs)
 
-    async def _update_keys(self) -> None:
+    async def update_keys(self) -> None:
+        """Show ``key_specs()``: rewrite the key caps there are, hide those left over (kept for
+        the next pane with more keys), mount only the missing ones (the first few times)."""
         self._update_pending = False
-        if not self.is_attached or not self._bindings_ready:
+        if not self.is_attached:
             return
         specs = self.key_specs()
-        if specs is not None and specs == self._shown:
+        if specs == self._shown:
             return
-        children = list(self.children)
-        if specs is None or not all(isinstance(child, FooterKey) for child in children):
-            await self.recompose()
-            self._shown = specs if specs is not None and all(isinstance(c, FooterKey) for c in self.children) else None
-            return
-        columns = sum(1 for spec in specs if spec.classes != PALETTE)
-        if self.styles.grid_size_columns != columns:  # as Footer.compose sets it (a change means a layout)
-            self.styles.grid_size_columns = columns
-        old_keys = [child for child in children if not child.has_class(PALETTE)]
-        old_palette = [child for child in children if child.has_class(PALETTE)]
+        self._shown = specs
+        caps = list(self.query_children(KeyCap))
+        old_keys = [cap for cap in caps if not cap.has_class(PALETTE)]
+        old_palette = [cap for cap in caps if cap.has_class(PALETTE)]
         new_keys = [spec for spec in specs if spec.classes != PALETTE]
         new_palette = [spec for spec in specs if spec.classes == PALETTE]
-        for widgets, wanted in ((old_keys, new_keys), (old_palette, new_palette)):
-            for widget, spec in zip(widgets, wanted):
-                self._rewrite(widget, spec)
-                if not widget.display:
-                    widget.display = True
-            for widget in widgets[len(wanted):]:  # hidden, kept for the next pane with more keys
-                if widget.display:
-                    widget.display = False
-        self._shown = specs
-        missing = [self._make(spec) for spec in new_keys[len(old_keys):]]
-        if missing:  # only the first few times: mounting takes frames of its own
+        for shown, wanted in ((old_keys, new_keys), (old_palette, new_palette)):
+            for cap, spec in zip(shown, wanted):
+                cap.show(spec)
+                if not cap.display:
+                    cap.display = True
+            for cap in shown[len(wanted):]:
+                if cap.display:
+                    cap.display = False
+        missing = [KeyCap(spec, compact=self.compact) for spec in new_keys[len(old_keys):]]
+        if missing:
             await self.mount(*missing, before=old_palette[0] if old_palette else None)
-        if new_palette[len(old_palette):]:
-            await self.mount(*[self._make(spec) for spec in new_palette[len(old_palette):]])
+        # the palette's key is compact whatever the footer is (as Textual's FooterKey by default)
+        palette = [KeyCap(spec, compact=True) for spec in new_palette[len(old_palette):]]
+        if palette:
+            await self.mount(*palette)
 
-    def _make(self, spec: KeySpec) -> FooterKey:
-        classes = spec.classes
-        if spec.classes != PALETTE:
-            # Footer.compose's data_bind(compact=...), without its watcher: the value, and the
-            # class its watcher would set (the palette's key keeps FooterKey's own default)
-            classes = f"{classes} -compact" if self.compact else classes
-        key = FooterKey(spec.key, spec.key_display, spec.description, spec.action, disabled=spec.disabled,
-                        tooltip=spec.tooltip, classes=classes.strip())
-        if spec.classes != PALETTE:
-            key.set_reactive(FooterKey.compact, self.compact)
-        return key
-
-    @staticmethod
-    def _rewrite(widget: FooterKey, spec: KeySpec) -> None:
-        """Make ``widget`` show ``spec`` (as a new ``FooterKey(*spec)`` would)."""
-        if (widget.key, widget.key_display, widget.description, widget.action, widget._disabled,
-                widget.tooltip or "") == spec[:6]:
-            return
-        widget.key, widget.key_display, widget.description, widget.action = spec[:4]
-        widget._disabled = spec.disabled
-        widget.set_class(spec.disabled, "-disabled")
-        widget.tooltip = spec.tooltip or None
-        widget.refresh(layout=True)  # its width follows its text
-
-    async def recompose(self) -> None:
-        await super().recompose()
-        self._shown = None
-        self.forget_removed()
-
-    def forget_removed(self) -> int:
-        """Drop the watchers left by widgets that have been removed; how many went
-        (``Footer.compose``'s ``data_bind``: textual#6666)."""
-        dropped = 0
-        for entries in getattr(self, "__watchers", {}).values():  # where textual.reactive keeps them
-            kept = [(node, callback) for node, callback in entries if not node._closing]
-            dropped += len(entries) - len(kept)
-            entries[:] = kept
-        return dropped
+    def watch_compact(self, compact: bool) -> None:
+        for cap in self.query_children(KeyCap):
+            if not cap.has_class(PALETTE):
+                cap.set_class(compact, "-compact")
