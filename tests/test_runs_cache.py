@@ -174,3 +174,37 @@ def test_a_damaged_disk_cache_is_ignored_and_rebuilt(tmp_path: Path, cache_dir: 
     result = runner.invoke(app, ["runs", "--json", "--out", str(root)], catch_exceptions=False)
     assert json.loads(result.output)[0]["best_eval_loss"] == 3.25
     assert rowcache.load(root).entries  # rebuilt
+
+
+@pytest.mark.anyio
+async def test_runs_pane_shows_a_changed_run_and_keeps_its_cursor(tmp_path: Path) -> None:
+    """A poll that lists the same runs updates their cells in place; a new run refills the table."""
+    from textual.widgets import DataTable
+
+    from workbench.tui.app import create_app
+    from workbench.tui.panes.runs import RunsPane
+
+    root = tmp_path / "runs"
+    for name in ("a", "b", "c"):
+        write_run(root / name, {"status": "finished", "pid": 1})
+    app = create_app(root, corpora=["general"], runs_poll_seconds=0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("4")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        pane = app.query_one(RunsPane)
+        table = app.query_one("#runs-table", DataTable)
+        table.move_cursor(row=2)
+        chosen = pane.selected_path()
+        with (root / "b" / "metrics.jsonl").open("a") as handle:
+            handle.write(json.dumps({"event": "eval", "time": OLD, "step": 90, "eval_loss": 1.5, "perplexity": 2.0}) + "\n")
+        pane.action_refresh()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert str(table.get_row(str((root / "b").resolve()))[3]) == "1.5000"
+        assert pane.selected_path() == chosen and table.row_count == 3
+        write_run(root / "d", {"status": "finished", "pid": 1})
+        pane.action_refresh()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert table.row_count == 4 and pane.selected_path() == chosen
