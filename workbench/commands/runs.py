@@ -6,6 +6,10 @@ the least useful first (the date, the best loss, the objective...). A sweep's tr
 listed together, in trial order, under a line naming the sweep; a trial's name is
 ``<sweep>/<trial>``, which every command takes. ``--json`` lists the same rows for scripts,
 each with its ``sweep`` and ``trial`` (null for a run of its own).
+
+What each run's files said is kept in a small cache file per run root under the user's cache
+folder (``runs.rowcache``), so a second listing reads only the runs whose files changed; a
+"running" run's pid is still checked on every listing.
 """
 
 from __future__ import annotations
@@ -112,12 +116,15 @@ def runs_command(
     """List runs, and sweeps' trials grouped by sweep, with objective, corpus, steps, best eval loss and status."""
     from workbench.commands.common import fail
     from workbench.errors import WorkbenchError
+    from workbench.runs import rowcache
     from workbench.runs.listing import list_runs
 
+    cache = rowcache.load(out)  # what an earlier `workbench runs` read: only changed runs are read again
     try:
-        rows = list_runs(out)
+        rows = list_runs(out, cache)
     except WorkbenchError as error:
         fail(error)
+    rowcache.save(cache, out)
     if as_json:
         sys.stdout.write(runs_json(rows) + "\n")
         return

@@ -17,6 +17,7 @@ from workbench.errors import RunDirError
 from workbench.runs import sweepdir
 from workbench.runs.events import probe_line_problem
 from workbench.runs.processes import pid_alive
+from workbench.runs.rowcache import MEMORY, RowCache, run_stamp
 from workbench.runs.rundir import RUN_FILES, RunDir, base_problem, created_problem, is_time, read_jsonl
 
 
@@ -77,41 +78,62 @@ def _mtime(path: Path) -> float:
     return mtime if is_time(mtime) else 0.0
 
 
-def run_row(run: RunDir) -> RunRow:
-    """One row, whatever shape the run is in: a file that cannot be read or trusted makes
-    the status ``damaged: <reason>`` instead of hiding the run (or, by raising, every run
-    under the root)."""
-    problems: list[str] = []
+def run_facts(run: RunDir) -> dict[str, Any]:
+    """What a row says that is read from the run's files (``rowcache.FACT_TYPES``): all of it
+    but what must be checked live (is a "running" run's pid alive, which kept checkpoints exist)."""
+    toml_problems: list[str] = []
     try:
         data = run.read_run_toml()
     except RunDirError as error:
         data = {}
-        problems.append("run.toml is missing" if not run.run_toml.exists() else f"run.toml: {error.problem.split(' (')[0]}")
+        toml_problems.append("run.toml is missing" if not run.run_toml.exists() else f"run.toml: {error.problem.split(' (')[0]}")
     spec, meta = data.get("spec", {}), data.get("meta", {})
     meta_problem = (created_problem(meta) or base_problem(meta)) if data else None
     if meta_problem:
-        problems.append(f"run.toml: {meta_problem}")
+        toml_problems.append(f"run.toml: {meta_problem}")
     status = run.status()
-    if "damaged" in status:
-        problems.append(status["damaged"])
-    state = status["status"]
-    if state == "running" and status.get("pid") and not pid_alive(status["pid"]):
-        state = "interrupted"
     log = run.read_events()
-    problems += log.problems() + read_jsonl(run.probes_file, probe_line_problem).problems()
     steps, total, best = _progress(log.records)
-    created = float(meta["created"]) if "created" in meta and not created_problem(meta) else _mtime(run.run_toml)
+    kept = data.get("kept")
+    kept = kept.get("steps") if isinstance(kept, dict) else None
+    return {
+        "objective": spec.get("objective", "?"), "corpus": spec.get("corpus", "?"), "base": spec.get("base", ""),
+        "method": str(spec.get("method", "full")),
+        "created": float(meta["created"]) if "created" in meta and not created_problem(meta) else _mtime(run.run_toml),
+        "toml_problems": toml_problems, "status": status["status"], "pid": status.get("pid"),
+        "status_problem": status.get("damaged"), "steps": steps, "total_steps": total, "best": best,
+        "log_problems": log.problems() + read_jsonl(run.probes_file, probe_line_problem).problems(),
+        "kept": [step for step in kept if isinstance(step, int) and not isinstance(step, bool) and step > 0]
+        if isinstance(kept, list) else [],
+    }
+
+
+def row_from_facts(path: Path, facts: dict[str, Any]) -> RunRow:
+    """The row of the run at ``path`` from its ``run_facts``, with what must be live checked now:
+    a "running" run whose pid is gone is "interrupted", and only kept checkpoints that exist count."""
+    problems = list(facts["toml_problems"])
+    if facts["status_problem"]:
+        problems.append(facts["status_problem"])
+    problems += facts["log_problems"]
+    state = facts["status"]
+    if state == "running" and facts["pid"] and not pid_alive(facts["pid"]):
+        state = "interrupted"
     label = state
     if problems:
         label = f"damaged: {'; '.join(problems)}" + (f" ({state})" if state != "unknown" else "")
     return RunRow(
-        name=run.path.name, path=str(run.path), objective=spec.get("objective", "?"), corpus=spec.get("corpus", "?"),
-        base=spec.get("base", ""), steps=steps, total_steps=total, best_eval_loss=best, status=label,
-        created=created, state=state, problems=problems, method=str(spec.get("method", "full")),
-        kept_steps=kept_steps(run.path, data.get("kept")),
+        name=path.name, path=str(path), objective=facts["objective"], corpus=facts["corpus"], base=facts["base"],
+        steps=facts["steps"], total_steps=facts["total_steps"], best_eval_loss=facts["best"], status=label,
+        created=facts["created"], state=state, problems=problems, method=facts["method"],
+        kept_steps=kept_steps(path, {"steps": facts["kept"]}) if facts["kept"] else [],
     )
 
 
+def run_row(run: RunDir) -> RunRow:
+    """One row, whatever shape the run is in: a file that cannot be read or trusted makes
+    the status ``damaged: <reason>`` instead of hiding the run (or, by raising, every run
+    under the root)."""
+    return row_from_facts(run.path, run_facts(run))
 
 
 def _is_run_folder(path: Path) -> bool:
@@ -130,14 +152,22 @@ def _damaged_row(path: Path, why: str) -> RunRow:
 _TRIAL_NAME = re.compile(r"t(\d+)")
 
 
-def _listed_row(folder: Path) -> RunRow:
+def _listed_row(folder: Path, cache: RowCache | None) -> RunRow:
+    """A run's row, its facts from ``cache`` when its files have not changed since they were read."""
     try:
-        return run_row(RunDir(folder.resolve()))
+        path = folder.resolve()
+        stamp = run_stamp(path) if cache is not None else None
+        facts = cache.get(str(path), stamp) if cache is not None and stamp is not None else None
+        if facts is None:
+            facts = run_facts(RunDir(path))
+            if cache is not None and stamp is not None:  # stamped before reading: a change meanwhile is read next time
+                cache.put(str(path), stamp, facts)
+        return row_from_facts(path, facts)
     except (OSError, RuntimeError) as exc:  # a folder removed or made unreadable while listing, a link loop
         return _damaged_row(folder, f"unreadable ({getattr(exc, 'strerror', None) or exc})")
 
 
-def _trial_rows(sweep: Path) -> list[RunRow]:
+def _trial_rows(sweep: Path, cache: RowCache | None) -> list[RunRow]:
     """A sweep's trials (its run folders), in trial order; each named ``<sweep>/<trial>``, a
     path under the run root that every command takes as a run name."""
     try:
@@ -146,7 +176,7 @@ def _trial_rows(sweep: Path) -> list[RunRow]:
         return [_damaged_row(sweep, f"sweep folder unreadable ({exc.strerror or exc})")]
     rows = []
     for child in children:
-        row = _listed_row(child)
+        row = _listed_row(child, cache)
         number = _TRIAL_NAME.fullmatch(child.name)
         row.name, row.sweep, row.trial = f"{sweep.name}/{child.name}", sweep.name, int(number.group(1)) if number else None
         rows.append(row)
@@ -154,9 +184,11 @@ def _trial_rows(sweep: Path) -> list[RunRow]:
     return rows
 
 
-def list_runs(out: str = "checkpoints") -> list[RunRow]:
+def list_runs(out: str = "checkpoints", cache: RowCache | None = MEMORY) -> list[RunRow]:
     """Every run under ``out``, newest first, and every sweep's trials together (trial order),
-    the sweep placed by its newest trial; a damaged run is listed as damaged, never dropped."""
+    the sweep placed by its newest trial; a damaged run is listed as damaged, never dropped.
+    A run's files are read only when they changed since ``cache`` last read them (this
+    process's ``MEMORY`` unless told; None: read everything)."""
     root = Path(out)
     if not root.is_dir():
         return []
@@ -167,9 +199,9 @@ def list_runs(out: str = "checkpoints") -> list[RunRow]:
     groups: list[list[RunRow]] = []
     for child in children:
         if _is_run_folder(child):
-            groups.append([_listed_row(child)])
+            groups.append([_listed_row(child, cache)])
         elif sweepdir.is_sweep(child) and not _is_run_folder(child):
-            trials = _trial_rows(child)
+            trials = _trial_rows(child, cache)
             groups += [trials] if trials else []
     groups.sort(key=lambda rows: max(r.created for r in rows), reverse=True)
     return [row for rows in groups for row in rows]

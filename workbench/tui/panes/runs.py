@@ -170,6 +170,9 @@ class RunsPane(Vertical):
         """Sweeps whose trials are shown (every other sweep is one folded row)."""
         self._signature: tuple | None = None
         self._listed_at = 0.0
+        self._shown_keys: list[str] = []
+        self._shown_cells: dict[str, tuple[str, ...]] = {}
+        """What the table shows now, by row key (``_fill`` updates only what changed)."""
 
     def compose(self) -> ComposeResult:
         table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
@@ -216,25 +219,43 @@ class RunsPane(Vertical):
         self.query_one("#runs-hint", Static).update(runs_hint(self.rows))
         self.post_message(self.Changed([r.path for r in self.rows]))
 
-    def _fill(self) -> None:
-        """The table from ``self.rows``: each sweep one row, its trials under it when unfolded; the cursor stays on its row."""
-        table = self.query_one(DataTable)
-        selected = self._cursor_key()
-        table.clear()
-        keys: list[str] = []
+    def _entries(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The table's rows from ``self.rows`` as (key, cells): each sweep one row, its trials under it when unfolded."""
+        entries: list[tuple[str, tuple[str, ...]]] = []
+        seen: set[str] = set()
         for row in self.rows:
             sweep = getattr(row, "sweep", None)
             if sweep is None:
-                table.add_row(*row_cells(row), key=row.path)
-                keys.append(row.path)
+                entries.append((row.path, row_cells(row)))
                 continue
-            if SWEEP_KEY + sweep not in keys:
+            if SWEEP_KEY + sweep not in seen:
+                seen.add(SWEEP_KEY + sweep)
                 trials = [r for r in self.rows if getattr(r, "sweep", None) == sweep]
-                table.add_row(*sweep_cells(sweep, trials, sweep not in self.unfolded), key=SWEEP_KEY + sweep)
-                keys.append(SWEEP_KEY + sweep)
+                entries.append((SWEEP_KEY + sweep, sweep_cells(sweep, trials, sweep not in self.unfolded)))
             if sweep in self.unfolded:
-                table.add_row(*trial_cells(row), key=row.path)
-                keys.append(row.path)
+                entries.append((row.path, trial_cells(row)))
+        return entries
+
+    def _fill(self) -> None:
+        """The table from ``self.rows``; the cursor stays on its row. When the same rows are
+        shown (a poll found steps moved on), only the cells that changed are updated: refilling
+        a table of a thousand rows every second would hold up the keys pressed meanwhile."""
+        table = self.query_one(DataTable)
+        entries = self._entries()
+        keys = [key for key, _ in entries]
+        if keys == self._shown_keys and table.row_count == len(keys):
+            for key, cells in entries:
+                before = self._shown_cells.get(key, ())
+                for column, cell, old in zip(COLUMNS, cells, before):
+                    if cell != old:
+                        table.update_cell(key, column, cell)
+            self._shown_cells = dict(entries)
+            return
+        selected = self._cursor_key()
+        table.clear()
+        for key, cells in entries:
+            table.add_row(*cells, key=key)
+        self._shown_keys, self._shown_cells = keys, dict(entries)
         if selected in keys:
             table.move_cursor(row=keys.index(selected), animate=False)
 
@@ -283,6 +304,8 @@ class RunsPane(Vertical):
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is None:  # the table was refilled (a poll's listing) after the cursor moved: gone
+            return
         if event.row_key.value is not None and not str(event.row_key.value).startswith(SWEEP_KEY):
             self.post_message(self.Highlighted(str(event.row_key.value)))
             row = next((r for r in self.rows if r.path == event.row_key.value), None)  # transfer: a kept-steps line
