@@ -256,3 +256,14 @@ def check_adapter_rank(folder: Path, config: dict) -> None:
             raise BaseModelError(f"adapter_config.json says r = {wanted}, but {name} in adapter_model.safetensors has "
                                  f"rank {rank if len(shape) >= 2 else '?'}", where=str(Path(folder) / "adapter_config.json"),
                                  fix="restore the adapter_config.json saved with these weights")
+
+
+def check_method_record(saved: dict[str, str], current: dict[str, str], where: str) -> None:
+    """A resume whose method or LoRA settings (``run.toml`` edited) differ from those the
+    checkpoint was trained with: refused, naming the first. A checkpoint written before the
+    settings were recorded holds none, and only its shapes are checked."""
+    for key, value in current.items():
+        was = saved.get(key)
+        if was is not None and was != value:
+            raise SpecError(f"{key} is {value} now, but the checkpoint was trained with {key} = {was}", where=where,
+                            fix=f"set {key} back to {was} in run.toml (a method's settings cannot change on resume), or start a new run")
