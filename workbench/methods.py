@@ -163,7 +163,8 @@ def refuse_head_targets(model: Any, wanted: list[str]) -> None:
         if found and all(inside):
             role = ("the language-modelling head, which LoRA leaves as the base's (tied to the input embedding)"
                     if lm_headed(model) else "the task head, which trains fully already")
-            raise SpecError(f"lora_targets names {target!r}, part of {inside[0]}: {role}",
+            part = "" if target == inside[0] else f", part of {inside[0]}"
+            raise SpecError(f"lora_targets names {target!r}{part}: {role}",
                             fix=f"drop {target} from --lora-targets: LoRA adapts the layers inside the base")
 
 
