@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,9 @@ class Case:
     """(the damaged run, a scratch folder) -> workbench arguments."""
     damage: Callable[[Path, Path], None] = lambda run, scratch: None
     ok_exits: tuple[int, ...] = (2,)
+    memory_limit: int | None = None
+    """Bytes of address space the command may take (``RLIMIT_AS``): a case that tries a huge
+    model fails inside its own process, never the machine's."""
 
 
 @dataclass
@@ -133,6 +137,73 @@ def corrupt_tokenizer_cache(run: Path, scratch: Path) -> None:
         path.write_text('{"version": "1.0", "model": 5}', encoding="utf-8")
 
 
+HUGE_LIMIT = 6 * 1024**3
+"""The address space of a case that asks for a model bigger than the machine."""
+
+
+def big_vocab_base(run: Path, scratch: Path) -> None:
+    """The run's model/config.json says vocab_size 1e11; its weights hold 300 rows."""
+    edit_json(run / "model" / "config.json", lambda d: {**d, "vocab_size": 10**11})
+
+
+def labelled_corpus(scratch: Path) -> Path:
+    path = scratch / "reviews.csv"
+    rows = [f"the {w} film was {w},{'pos' if w in ('good', 'great') else 'neg'}" for _ in range(10) for w in ("good", "great", "bad", "awful")]
+    path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def from_base(*flags: str) -> Callable[[Path, Path], list[str]]:
+    return lambda run, scratch: ["run", "--base", str(run), "--out", str(scratch / "runs"), *flags, *BASE_FLAGS[:2],
+                                 "--batch-size", "4", "--seq-len", "32"]
+
+
+def adapter_with_r_edited(run: Path, scratch: Path) -> None:
+    """A real LoRA adapter on the run's model (peft, in this process), its r then edited to 8."""
+    import transformers
+    from peft import LoraConfig, get_peft_model
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(run / "model")
+    wrapped = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True))
+    wrapped.peft_config["default"].base_model_name_or_path = str(run / "model")
+    wrapped.save_pretrained(str(scratch / "adapter"), safe_serialization=True)
+    edit_json(scratch / "adapter" / "adapter_config.json", lambda d: {**d, "r": 8})
+
+
+def lora_run_with_alpha_edited(run: Path, scratch: Path) -> None:
+    """A real 2-step LoRA run on the run's model, whose run.toml then says lora_alpha 0.5 (was 8)."""
+    subprocess.run(workbench_cmd("run", "--objective", "clm", "--base", str(run), "--method", "lora", "--lora-r", "4",
+                                 "--out", str(scratch / "runs"), "--name", "lora", *BASE_FLAGS[:2], "--save-interval", "1",
+                                 "--eval-interval", "1", "--batch-size", "4", "--seq-len", "32", "--eval-batches", "1"),
+                   env=harness_env(scratch.parent), capture_output=True, text=True, check=True, timeout=TIMEOUT_S)
+    replace_in_run_toml("lora_alpha = 8.0", "lora_alpha = 0.5")(scratch / "runs" / "lora", scratch)
+
+
+def size_and_method_cases() -> list[Case]:
+    """Issue 22: sizes checked before memory is spent, values that cannot work, methods tamper-proof."""
+    def huge(name: str, *flags: str) -> Case:
+        return Case("sizes", name, lambda r, s: ["run", "--corpus", str(s.parent / "stories.txt"), "--out", str(s / "runs"),
+                                                 "--device", "cpu", *flags], memory_limit=HUGE_LIMIT)
+
+    return [
+        huge("--d-model 65536 --n-layer 256", "--d-model", "65536", "--n-layer", "256"),
+        huge("--d-model 8192 --n-layer 16 (51 GB of weights)", "--d-model", "8192", "--n-layer", "16"),
+        huge("--vocab-size 100000000", "--vocab-size", "100000000"),
+        Case("sizes", "a base whose config.json says vocab_size 1e11", lambda r, s: from_base(
+             "--objective", "generation", "--corpus", str(s.parent / "stories.txt"))(r, s), big_vocab_base, memory_limit=HUGE_LIMIT),
+        Case("bounds", "max_steps = 9223372036854775807", with_config("max_steps = 9223372036854775807\n")),
+        Case("bounds", "--time-budget 100000000h", new_run("--time-budget", "100000000h")),
+        Case("bounds", "--warmup-steps 1000 --max-steps 4", new_run("--warmup-steps", "1000")),
+        Case("bounds", "--vocab-size 1 (bpe)", new_run("--vocab-size", "1")),
+        Case("methods", "--lora-targets score (the head)", lambda r, s: from_base(
+             "--objective", "sentiment", "--method", "lora", "--lora-targets", "score", "--corpus", str(labelled_corpus(s)))(r, s)),
+        Case("methods", "adapter_config.json r edited", lambda r, s: ["inspect", str(r), str(s / "adapter"), "--text", "a"],
+             adapter_with_r_edited),
+        Case("methods", "lora_alpha edited in run.toml, then --resume", lambda r, s: ["run", "--resume", str(s / "runs" / "lora"),
+             "--max-steps", "6"], lora_run_with_alpha_edited),
+    ]
+
+
 def harness_env(workdir: Path) -> dict[str, str]:
     """The tests' subprocess environment with a cache of the harness's own (never the user's)."""
     return {**subprocess_env(), "WORKBENCH_CACHE": str(workdir / "cache")}
@@ -182,6 +253,7 @@ def cases() -> list[Case]:
         Case("messages", "a /proc file as the corpus", new_run("--corpus", "/proc/self/status")),
         Case("messages", "a 5000-digit integer in a JSONL corpus", jsonl_corpus('{"text": "a", "n": ' + "9" * 5000 + "}")),
         Case("messages", "a lone surrogate in a JSONL corpus", jsonl_corpus('{"text": "bad \\ud800 text"}')),
+        *size_and_method_cases(),
     ]
 
 
@@ -217,8 +289,10 @@ def run_case(case: Case, base: Path, workdir: Path) -> Outcome:
     case.damage(run, scratch)
     before = fingerprints(run)
     try:
+        limit = case.memory_limit
         done = subprocess.run(workbench_cmd(*case.command(run, scratch)), env=harness_env(workdir), capture_output=True,
-                              text=True, timeout=TIMEOUT_S, cwd=scratch, start_new_session=True)
+                              text=True, timeout=TIMEOUT_S, cwd=scratch, start_new_session=True,
+                              preexec_fn=(lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))) if limit else None)
         code, stderr, hung = done.returncode, done.stderr, False
     except subprocess.TimeoutExpired as exc:
         code, stderr, hung = None, (exc.stderr or b"").decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else (exc.stderr or ""), True

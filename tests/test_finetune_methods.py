@@ -221,7 +221,9 @@ def test_adapter_configs_refused(bases, tmp_path: Path):
     with pytest.raises(BaseModelError, match="adapter_model.bin, which are pickles"):
         read_adapter_config(folder)
     (folder / "adapter_model.bin").unlink()
-    (folder / "adapter_model.safetensors").write_bytes(b"")
+    from safetensors.torch import save_file
+
+    save_file({"base_model.model.h.0.attn.c_attn.lora_A.weight": torch.zeros(4, 32)}, str(folder / "adapter_model.safetensors"))
     assert read_adapter_config(folder, str(bases["gpt2"]))["r"] == 4  # a run dir counts as its model/
     with pytest.raises(BaseModelError, match="adapter was trained on base"):
         read_adapter_config(folder, str(bases["bert"]))

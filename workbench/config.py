@@ -28,6 +28,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 import tomli_w
 
 from workbench.errors import SpecError
+from workbench.feasibility import MAX_STEPS, MAX_VOCAB, check_time_budget
 from workbench.tasks import objective_names
 
 SIZES = ("tiny", "small", "base")
@@ -192,7 +193,7 @@ class RunSpec:
     tie_embeddings: str | None = _setting("Share the input embedding with the output layer: {choices} (from scratch; "
                                           "default on).", choices=ON_OFF, switch=ON_OFF)
     tokenizer: str = _setting("{choices} (from scratch only).", "auto", choices=TOKENIZERS)
-    vocab_size: int | None = _setting("Vocabulary size for a trained tokenizer.", minimum=1)
+    vocab_size: int | None = _setting("Vocabulary size for a trained tokenizer.", minimum=1, maximum=MAX_VOCAB)
     eval_corpus: str | None = _setting("Separate evaluation file/folder (default: the corpus's own split).")
     text_column: str | None = _setting("Text column for tabular corpora (auto-detected).")
     label_column: str | None = _setting("Label column for labelled corpora (auto-detected).")
@@ -219,11 +220,11 @@ class RunSpec:
                                         minimum=0)
     on_oom: str = _setting("Out of memory: 'halve' the micro-batch (same effective batch), or 'stop' with a checkpoint.",
                            "halve", choices=OOM_POLICIES)
-    max_steps: int | None = _setting("Optimizer steps to train for.", minimum=1)
+    max_steps: int | None = _setting("Optimizer steps to train for.", minimum=1, maximum=MAX_STEPS)
     epochs: float | None = _setting("Passes over the training set (used when max_steps is unset).", above=0)
     time_budget: float | None = _setting("Stop after this many seconds (on the command line also 90s, 5m or 1h), "
                                          "checkpointing first.", parse=parse_duration, metavar="DURATION",
-                                         above=0)
+                                         above=0, check=check_time_budget)
     eval_interval: int | None = _setting("Evaluate every N steps.", minimum=1)
     eval_batches: int | str = _setting(
         "Batches per periodic evaluation: all (the whole split), auto (all of it up to 2M tokens, else a fixed seeded "

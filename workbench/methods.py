@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from workbench.errors import BaseModelError, RunDirError, SpecError
+from workbench.feasibility import check_adapter_rank, check_method_record
 
 TRAINABLE_FILE = "trainable.safetensors"
 """A LoRA or frozen checkpoint's weights: the parameters that train, by name."""
@@ -133,6 +134,7 @@ def lora_targets(model: Any, given: str | None) -> tuple[list[str], list[str]]:
         full = projections
     else:
         wanted = [name.strip() for name in given.split(",") if name.strip()]
+        refuse_head_targets(model, wanted)
         kinds = _projection_types()
         every = [name for name, module in model.named_modules() if isinstance(module, kinds)]
         full = [name for name in every if any(name == w or name.endswith("." + w) for w in wanted)]
@@ -146,6 +148,24 @@ def lora_targets(model: Any, given: str | None) -> tuple[list[str], list[str]]:
                         fix="name them with --lora-targets, or use --method full or frozen")
     short = list(dict.fromkeys(name.rsplit(".", 1)[-1] for name in full))
     return full, short
+
+
+def refuse_head_targets(model: Any, wanted: list[str]) -> None:
+    """A target that names only the head (``classifier``, ``score``, ``qa_outputs``, ``cls``,
+    ``lm_head``) would clash with the head's full training (peft's ``modules_to_save``), or
+    put adapters on the output embedding the input shares: one line instead."""
+    prefix = getattr(model, "base_model_prefix", "")
+    roots = [name for name, child in model.named_children() if name != prefix and any(True for _ in child.parameters())]
+    names = [name for name, _ in model.named_modules() if name]
+    for target in wanted:
+        found = [name for name in names if name == target or name.endswith("." + target)]
+        inside = [next((root for root in roots if name == root or name.startswith(root + ".")), None) for name in found]
+        if found and all(inside):
+            role = ("the language-modelling head, which LoRA leaves as the base's (tied to the input embedding)"
+                    if lm_headed(model) else "the task head, which trains fully already")
+            part = "" if target == inside[0] else f", part of {inside[0]}"
+            raise SpecError(f"lora_targets names {target!r}{part}: {role}",
+                            fix=f"drop {target} from --lora-targets: LoRA adapts the layers inside the base")
 
 
 # ---------------------------------------------------------------------- preparing the model
@@ -250,9 +270,22 @@ class TrainableWeights:
 
         folder = Path(folder)
         tensors = {name: p.detach().to("cpu").contiguous().clone() for name, p in self.model.named_parameters() if p.requires_grad}
-        save_file(tensors, str(folder / TRAINABLE_FILE), metadata={"format": "pt", "workbench": "trainable-only"})
+        metadata = {"format": "pt", "workbench": "trainable-only", **method_record(self.model)}
+        save_file(tensors, str(folder / TRAINABLE_FILE), metadata=metadata)
         config = self.model.get_base_model().config if is_peft(self.model) else self.model.config
         config.save_pretrained(folder)
+
+
+def method_record(model: Any) -> dict[str, str]:
+    """The method and every LoRA setting of a prepared model, as text: written into a
+    checkpoint's ``trainable.safetensors`` and compared on resume (``feasibility.check_method_record``)."""
+    if not is_peft(model):
+        return {"method": "frozen"}
+    config = model.peft_config["default"]
+    targets = config.target_modules
+    return {"method": "lora", "lora_r": str(config.r), "lora_alpha": f"{float(config.lora_alpha):g}",
+            "lora_dropout": f"{float(config.lora_dropout):g}",
+            "lora_targets": ",".join(sorted(targets)) if not isinstance(targets, str) else targets}
 
 
 def checkpoint_view(model: Any, method: str) -> Any:
@@ -263,15 +296,18 @@ def checkpoint_view(model: Any, method: str) -> Any:
 def load_trainable(model: Any, folder: Path) -> None:
     """Load a checkpoint's ``trainable.safetensors`` into a model prepared the same way; a
     file that does not hold exactly the trainable parameters is a one-line ``RunDirError``."""
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     path = Path(folder) / TRAINABLE_FILE
     try:
         tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            saved = handle.metadata() or {}
     except (OSError, SafetensorError) as exc:
         raise RunDirError(f"cannot read the trainable weights ({' '.join(str(exc).split())[:200]})", where=str(path),
                           fix="move this checkpoint into checkpoints/.rejected to resume from the one before it") from None
+    check_method_record(saved, method_record(model), str(path))
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     if set(tensors) != set(params) or any(tensors[n].shape != params[n].shape for n in params):
         extra = sorted(set(tensors) ^ set(params))
@@ -326,6 +362,7 @@ def read_adapter_config(folder: Path, base_model_dir: str | None = None) -> dict
         detail = f" (found {', '.join(pickles)}, which are pickles)" if pickles else ""
         raise BaseModelError(f"no adapter_model.safetensors{detail}; adapters are read with safetensors only", where=str(folder),
                              fix="save the adapter with safe_serialization=True in a trusted environment")
+    check_adapter_rank(folder, config)  # an r edited away from the weights: peft would drop them with a warning
     named = config.get("base_model_name_or_path")
     if base_model_dir is not None and named and not same_base(str(named), base_model_dir):
         raise BaseModelError(f"adapter was trained on base {named}, not on the base given ({base_model_dir})", where=str(path),

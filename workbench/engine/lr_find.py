@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from workbench.config import LR_AUTO, RunSpec
+from workbench.engine import memory
 from workbench.engine.setup import (
     Inputs,
     RunState,
@@ -157,6 +158,8 @@ def throwaway_state(inputs: Inputs, test: RangeTest, emit: Callable[[Any], None]
                                schedule="constant", compile="off", on_oom="halve")
     accelerator, device, precision = make_accelerator(spec)
     strategy = strategy_for(accelerator, spec.parallel, precision)
+    base_dir = inputs.base_ref.model_dir if inputs.base_ref is not None else None  # sizes checked before memory is spent
+    memory.check_run_fits(spec, inputs.task, inputs.base_config, base_dir, accelerator.device, accelerator.num_processes)
     trial = Inputs(spec, inputs.task, inputs.corpus, inputs.checked, inputs.base_ref, inputs.base_config, None)
     tokenizer, model = tokenizer_and_model(trial, None, emit)
     model = prepare_method(model, trial, None, emit)

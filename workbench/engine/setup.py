@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import torch
 
-from workbench import methods
+from workbench import feasibility, methods
 from workbench.config import RunSpec, check_out_dir
-from workbench.engine import distributed, performance
+from workbench.engine import distributed, memory, performance
 from workbench.engine.keeping import plan_kept
 from workbench.engine.order import BatchOrder
 from workbench.engine.plan import Plan, make_scheduler
@@ -149,6 +149,10 @@ def read_inputs(spec_in: RunSpec | None, resume: str | Path | None, out: str, ov
     base_ref = resolve_base(spec.base) if spec.base else None
     base_config = load_config(base_ref) if base_ref is not None else None
     spec, task = resolve_spec(spec, base_config=base_config)
+    if run_dir is None and base_ref is None:  # a run.toml from before these bounds still resumes
+        feasibility.check_vocab(spec.tokenizer, spec.vocab_size)
+    if run_dir is None or {"max_steps", "epochs"} & set(overrides or {}):
+        feasibility.check_warmup(spec.warmup_steps, spec.max_steps)
     corpus = task.load_corpus(spec)
     checked = task.check_data(corpus, spec)  # labels, tags, answer spans
     if base_config is not None:
@@ -186,6 +190,9 @@ def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable
     size = "one token per character seen" if spec.tokenizer == "char" else f"vocab {spec.vocab_size}"
     emit(Message(text=f"Training a {spec.tokenizer} tokenizer ({size}) on {corpus.name}"))
     tokenizer = train_tokenizer(spec.tokenizer, corpus.sample_texts(), spec.vocab_size or 4096, masked=task.masked)
+    if spec.tokenizer != "char" and len(tokenizer) != spec.vocab_size:  # run.toml records the vocabulary used
+        emit(Message(text=feasibility.vocab_adjusted(spec.tokenizer, spec.vocab_size, len(tokenizer))))
+        spec.vocab_size = len(tokenizer)
     torch.manual_seed(spec.seed)  # bitwise-identical initial weights for the same spec and seed
     return tokenizer, task.build_model(spec, tokenizer)
 
@@ -240,6 +247,9 @@ def plan_batches(state: RunState) -> None:
         total: int | None = spec.max_steps
     elif spec.epochs is not None:
         total = max(1, math.ceil(spec.epochs * state.order.steps_per_epoch))
+        feasibility.check_total_steps(total, f"epochs {spec.epochs:g}")
+        if state.resumed_from is None:
+            feasibility.check_warmup(spec.warmup_steps, total, f"epochs {spec.epochs:g}")
     else:  # a time budget alone (``resolve_spec`` leaves no other way to have neither)
         total = None
     eval_interval = spec.eval_interval or (max(1, total // 10) if total is not None else None)
@@ -293,6 +303,8 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
         inputs.meta.update(settle_auto(inputs, emit))
     spec = inputs.spec
     accelerator, device, precision = make_accelerator(spec)
+    base_dir = inputs.base_ref.model_dir if inputs.base_ref is not None else None
+    memory.check_run_fits(spec, inputs.task, inputs.base_config, base_dir, accelerator.device, accelerator.num_processes)
     strategy = strategy_for(accelerator, spec.parallel, precision)
     # One writer per run: rank 0 locks a resumed run before anything in it is touched.
     lock = claim(inputs.run_dir.path, emit) if inputs.run_dir is not None and strategy.is_main else None
