@@ -62,7 +62,7 @@ def test_tokenizer_must_fit_objective() -> None:
 
 def test_objectives_come_from_the_registry() -> None:
     import workbench.config as config
-    from workbench.tasks import get_objective, objective_names
+    from workbench.objectives import get_objective, objective_names
 
     assert not hasattr(config, "OBJECTIVES")  # one list: the task registry's
     for name in objective_names():

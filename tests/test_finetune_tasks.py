@@ -355,7 +355,8 @@ def test_qa_is_two_tasks_picked_by_the_base(tmp_path: Path):
 
 
 def test_lm_tasks_name_their_forgetting_objective():
-    from workbench.tasks import OBJECTIVES, get_task
+    from workbench.objectives import OBJECTIVES
+    from workbench.tasks import get_task
 
     expected = {"mlm": "mlm", "clm": "clm", "generation": "clm"}
     assert {name: get_task(name).forgetting_objective for name in OBJECTIVES} == {name: expected.get(name) for name in OBJECTIVES}

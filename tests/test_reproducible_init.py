@@ -26,8 +26,8 @@ from workbench.config import RunSpec
 from workbench.engine.evaluation import Evaluator
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.setup import set_up
+from workbench.objectives import get_objective, objective_names
 from workbench.runs.events import EvalDone
-from workbench.tasks import get_objective, objective_names
 from workbench.tokenization import train_tokenizer
 
 PEOPLE = ["Ada", "Bob", "Cleo", "Dan", "Eve", "Finn"]

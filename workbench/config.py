@@ -28,7 +28,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 import tomli_w
 
 from workbench.errors import SpecError
-from workbench.tasks import objective_names
+from workbench.objectives import objective_names
 
 SIZES = ("tiny", "small", "base")
 TOKENIZERS = ("auto", "wordpiece", "bpe", "char")

@@ -26,7 +26,7 @@ import torch
 
 from workbench.config import RunSpec
 from workbench.corpora import cache, progress
-from workbench.engine.evaluation import Evaluator, perplexity
+from workbench.engine.evaluation import Evaluator
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.hooks import HookFactory, default_eval_hooks
 from workbench.engine.meter import LossWindow, ThroughputMeter
@@ -36,6 +36,7 @@ from workbench.engine.stepping import Stepper, StepResult
 from workbench.errors import TrainingError, WorkbenchError
 from workbench.methods import trainable_count
 from workbench.models import parameter_count
+from workbench.objectives import perplexity
 from workbench.runs.control import RunControl
 from workbench.runs.events import Event, Listener, Message, Preparing, RunFailed, RunFinished, RunStarted, StepLogged
 from workbench.runs.failed_start import discard_failed_start

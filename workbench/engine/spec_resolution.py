@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from workbench.config import RunSpec
 from workbench.errors import SpecError
 from workbench.models import PRESETS, SHAPE_FIELDS, position_limit
-from workbench.tasks import get_objective, get_task
+from workbench.objectives import get_objective
+from workbench.tasks import get_task
 
 if TYPE_CHECKING:
     from workbench.tasks.base import Task

@@ -26,6 +26,7 @@ from typing import Any
 
 from workbench.config import tomllib
 from workbench.errors import RunDirError
+from workbench.objectives import perplexity
 from workbench.runs.rundir import RUN_FILES, RunDir, pid_alive, read_jsonl, read_small_file
 
 SWEEP_FILES = ("sweep.toml", "results.jsonl")
@@ -162,7 +163,7 @@ def _task_metric(summary: dict[str, Any], evals: list[dict[str, Any]]) -> tuple[
                 if value is not None:
                     return name, value, covers
     if evals:
-        return "perplexity", math.exp(min(evals[-1]["eval_loss"], 50.0)), _eval_covers(evals[-1])
+        return "perplexity", perplexity(evals[-1]["eval_loss"]), _eval_covers(evals[-1])
     return "", None, ""
 
 
@@ -323,7 +324,7 @@ def metric_value(row: CompareRow, metric: str) -> float | None:
     if metric == "best_eval_loss":
         return row.best_eval_loss
     if metric == "perplexity" and row.final_eval_loss is not None:
-        return math.exp(min(row.final_eval_loss, 50.0))
+        return perplexity(row.final_eval_loss)
     if metric == row.task_metric:
         return row.task_value
     return None

@@ -8,7 +8,6 @@ the base's own pre-training eval split) comes from ``forgetting.py``'s eval hook
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +15,7 @@ import torch
 
 from workbench.errors import BaseModelError
 from workbench.models import fit_to_positions
+from workbench.objectives import perplexity
 from workbench.tasks.base import BlockData, Task, TaskDefaults
 from workbench.tasks.clm import CausalLMTask
 
@@ -58,7 +58,7 @@ class GenerationTask(CausalLMTask):
     def final_report(self, model: Any, tokenizer: Any, data: Any, spec: Any, run_dir: Any) -> dict[str, Any]:
         loss = full_eval_loss(model, data, spec.batch_size or 8)
         write_samples(model, tokenizer, data.prompts, run_dir.path / "samples.jsonl")
-        return {"domain_eval_loss": loss, "domain_perplexity": math.exp(min(loss, 50.0)), "samples_file": "samples.jsonl"}
+        return {"domain_eval_loss": loss, "domain_perplexity": perplexity(loss), "samples_file": "samples.jsonl"}
 
 
 def sample_prompts(texts: list[str], count: int = 3) -> list[str]:
