@@ -118,7 +118,7 @@ def start(spec: RunSpec) -> tuple[dict[str, torch.Tensor], EvalDone]:
     try:
         weights = {name: tensor.detach().to("cpu").clone() for name, tensor in state.model.state_dict().items()}
         guard = NonFiniteGuard(state.spec, state.accelerator.device, False, 0, 0, events.append)
-        Evaluator(state, guard, [], events.append)()
+        Evaluator(state, guard, [], events.append)(state.start_step)
     finally:
         if state.lock is not None:
             state.lock.release()

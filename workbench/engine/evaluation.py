@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -23,6 +23,9 @@ from workbench.engine.setup import RunState
 from workbench.objectives import perplexity
 from workbench.runs.events import EvalDone, Event, Message
 from workbench.tasks.base import BlockData
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 _EXAMPLES, _TOKENS = "_eval_examples", "_eval_tokens"
 """Private keys that carry the coverage counts through ``add_up`` with the task's sums."""
@@ -65,14 +68,14 @@ def seeded_sample(total: int, size: int, seed: int) -> list[int]:
     return sorted(torch.randperm(total, generator=generator)[:size].tolist())
 
 
-def example_tokens(data: Any, spec: Any) -> int:
+def example_tokens(data: Any, spec: ResolvedSpec) -> int:
     """Tokens per eval example: exact for blocks; ``seq_len`` (an upper bound) for rows,
     so choosing the eval set never tokenizes or pads anything."""
     if isinstance(data, BlockData):
         shape = getattr(data.eval, "shape", ())
         if len(shape) > 1:
             return int(shape[1])
-    return int(spec.seq_len or 128)
+    return spec.data.seq_len
 
 
 def periodic_size(choice: int | str, total: int, batch_size: int, per_example: int) -> int:
@@ -88,13 +91,13 @@ def periodic_size(choice: int | str, total: int, batch_size: int, per_example: i
     return min(int(choice) * batch_size, total)
 
 
-def eval_set(data: Any, spec: Any, whole: bool = False) -> EvalSet:
-    """The examples an eval runs under ``spec.eval_batches`` (all of them when ``whole``)."""
+def eval_set(data: Any, spec: ResolvedSpec, whole: bool = False) -> EvalSet:
+    """The examples an eval runs under ``spec.eval.eval_batches`` (all of them when ``whole``)."""
     total = data.num_examples("eval")
     unit = "blocks" if isinstance(data, BlockData) else "examples"
-    batch_size = spec.batch_size or 1
-    size = total if whole else periodic_size(spec.eval_batches, total, batch_size, example_tokens(data, spec))
-    indices: Sequence[int] = range(total) if size >= total else seeded_sample(total, size, spec.seed)
+    batch_size = spec.train.batch_size
+    size = total if whole else periodic_size(spec.eval.eval_batches, total, batch_size, example_tokens(data, spec))
+    indices: Sequence[int] = range(total) if size >= total else seeded_sample(total, size, spec.train.seed)
     return EvalSet(indices=indices, total=total, unit=unit)
 
 
@@ -141,24 +144,24 @@ class Evaluator:
                                        "split (eval_batches = all evaluates all of it every time)"))
         return self._periodic
 
-    def __call__(self, whole: bool = False) -> float:
-        """Evaluate at the current step, report it and what it covered, run the hooks; returns
+    def __call__(self, step: int, whole: bool = False) -> float:
+        """Evaluate at ``step`` (the stepper's count), report it and what it covered, run the hooks; returns
         the eval loss. ``whole``: every eval example whatever ``eval_batches`` says (the final
         eval, so the loss a run ends with is the validation loss, not a slice's)."""
         s = self.s
         chosen = eval_set(s.data, s.spec, whole=True) if whole else self.periodic_set()
         result = self.loss_and_metrics(chosen)
         if result.has_loss:
-            self.guard.check_eval(result.loss, s.step)
+            self.guard.check_eval(result.loss, step)
         s.progress.record(result.loss)
         fraction = result.examples / chosen.total if chosen.total else 1.0
         text = chosen.describe(result.examples) + ("; task metrics on the same examples" if result.metrics else "")
         s.progress.coverage = {"examples": result.examples, "tokens": result.tokens, "fraction": fraction, "text": text}
-        self.emit(EvalDone(step=s.step, eval_loss=result.loss, perplexity=perplexity(result.loss), metrics=result.metrics,
+        self.emit(EvalDone(step=step, eval_loss=result.loss, perplexity=perplexity(result.loss), metrics=result.metrics,
                            examples=result.examples, tokens=result.tokens, fraction=fraction, coverage=text))
-        s.strategy.sync_replica(s.module, s.model, s.step)  # probes and reports read s.model
+        s.strategy.sync_replica(s.module, s.model, step)  # probes and reports read s.model
         if s.strategy.is_main:
-            context = EvalContext(model=s.model, tokenizer=s.tokenizer, step=s.step, run_dir=s.run_dir.path, emit=self.emit)
+            context = EvalContext(model=s.model, tokenizer=s.tokenizer, step=step, run_dir=s.run_dir.path, emit=self.emit)
             for hook in self.hooks:
                 hook(context)
         s.module.train()
@@ -171,7 +174,7 @@ class Evaluator:
         s = self.s
         module = s.accelerator.unwrap_model(s.module)
         module.eval()
-        routine = EvalPass(module=module, task=s.task, data=s.data, batch_size=s.spec.batch_size or 1, seed=s.spec.seed,
+        routine = EvalPass(module=module, task=s.task, data=s.data, batch_size=s.spec.train.batch_size, seed=s.spec.train.seed,
                            device=s.accelerator.device, autocast=s.accelerator.autocast, strategy=s.strategy)
         return measure(routine, chosen)
 

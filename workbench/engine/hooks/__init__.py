@@ -39,10 +39,10 @@ def default_eval_hooks(spec: ResolvedSpec, task: Task, tokenizer: Any, run_dir: 
     """Probe predictions when the spec has probes; the forgetting check when the task
     tracks one and the base is a workbench run."""
     hooks: list[EvalHook] = []
-    if spec.probes:
+    if spec.eval.probes:
         from workbench.engine.hooks.probes import ProbeRecorder
 
-        hooks.append(ProbeRecorder(list(spec.probes)))
+        hooks.append(ProbeRecorder(list(spec.eval.probes)))
     if spec.base and task.forgetting_objective:
         from workbench.engine.hooks.forgetting import forgetting_monitor
 

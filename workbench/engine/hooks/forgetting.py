@@ -69,7 +69,7 @@ class ForgettingHook:
 
 def base_eval_corpus(base_run: RunDir) -> tuple[Corpus, str]:
     """The base run's eval split, rebuilt from its run.toml exactly as the base saw it."""
-    spec = base_run.spec()
+    spec = base_run.spec()  # the base's run.toml: its flat spec as written
     corpus = load_corpus(spec.corpus, text_column=spec.text_column, eval_corpus=spec.eval_corpus,
                          eval_fraction=spec.eval_fraction, seed=spec.seed, holdout=spec.holdout)
     only_eval = Corpus(source=corpus.source, train=corpus.eval, eval=corpus.eval,
@@ -95,4 +95,4 @@ def forgetting_monitor(spec: ResolvedSpec, objective: str, tokenizer: Any, run_d
         return None
     earlier = [e["eval_loss"] for e in run_dir.events() if e.get("event") == "eval" and e.get("split") == "base_eval"]
     emit(Message(text=f"Forgetting check: loss on the base's eval split ({source}) at every eval"))
-    return ForgettingHook(task, data, source, eval_set(data, spec), (spec.batch_size, spec.seed), earlier)
+    return ForgettingHook(task, data, source, eval_set(data, spec), (spec.train.batch_size, spec.train.seed), earlier)

@@ -352,15 +352,16 @@ class ObjectivePane(VerticalScroll):
         except SpecError as error:
             self.post_message(Resolved({}, error.one_line()))
             return
-        values = {k: getattr(resolved, k) for k in defaults}
-        values.update(tokenizer=resolved.tokenizer, epochs=resolved.epochs,
+        flat = resolved.to_dict()
+        values = {k: flat.get(k) for k in defaults}
+        values.update(tokenizer=resolved.model.tokenizer, epochs=resolved.train.epochs,
                       parameters=None if resolved.base else scratch_parameters(resolved, task))
         if resolved.base:  # from the base's config: how many parameters the method trains
             from workbench.methods import preview
 
             counts = preview(resolved, task)
             if counts is not None:
-                values.update(parameters=counts.total, trainable=counts.trainable, method=resolved.method)
+                values.update(parameters=counts.total, trainable=counts.trainable, method=resolved.method.name)
         self.post_message(Resolved(values, ""))
 
     def on_resolved(self, message: Resolved) -> None:
