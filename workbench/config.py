@@ -3,7 +3,16 @@
 Both front ends build a ``RunSpec`` (from flags, a TOML file or TUI fields; all three are
 made from the fields below and their metadata) and hand it to the engine, whose
 ``resolve_spec`` (``engine/spec_resolution.py``) fills the objective-dependent defaults. The
-resolved spec is written to ``run.toml`` so a run can be reproduced or resumed exactly.
+resolved spec (``ResolvedSpec``, grouped and never None where None meant "choose a
+default") is written to ``run.toml`` with the same flat keys, so a run can be reproduced or
+resumed exactly.
+
+Checking a value's type and range is written here by hand (``checked_value``), not left to
+pydantic (2.x, tried with a ``TypeAdapter`` per field): its lax mode takes ``"4"`` and
+``True`` for an int, its strict mode refuses ``4.0`` for one (a TOML file may write either),
+both take ``inf`` for a float, and every message would still have to be rewritten into this
+module's one-line form (the key or flag, what it must be, the fix), so the result was not
+shorter. ``without_none`` is the one helper that strips ``| None`` from a field's type.
 """
 
 from __future__ import annotations
@@ -365,8 +374,10 @@ def flag_name(spec_field: dataclasses.Field) -> str:
     return "--" + spec_field.metadata.get("flag", spec_field.name).replace("_", "-")
 
 
-def _value_kind(annotation: Any) -> tuple[Any, bool]:
-    """``int | None`` -> (int, True); ``list[str]`` -> (list[str], False)."""
+def without_none(annotation: Any) -> tuple[Any, bool]:
+    """``int | None`` -> (int, True); ``list[str]`` -> (list[str], False); ``int | str`` stays
+    whole. The one place a spec field's type loses its ``| None`` (the checker below, the CLI's
+    flags and the TUI's form all call it)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
         rest = [arg for arg in args if arg is not type(None)]
@@ -421,7 +432,7 @@ def requirement(spec_field: dataclasses.Field, kind: Any) -> str:
 
 def checked_value(spec_field: dataclasses.Field, annotation: Any, value: Any, name: str) -> Any:
     """``value`` made the field's type, or a ``SpecError`` naming ``name`` (a key or a flag) and the fix."""
-    kind, optional = _value_kind(annotation)
+    kind, optional = without_none(annotation)
     if value is None and optional:
         return None
     parse = spec_field.metadata.get("parse")

@@ -245,11 +245,15 @@ def scratch_parameters(spec: ResolvedSpec, task: Any) -> int | None:
     ``vocab_size``), counted on the meta device: nothing is allocated, so a preview is instant."""
     import torch
 
+    vocab_size = spec.model.vocab_size
+    if vocab_size is None:  # a char vocabulary: unknown until the corpus is read
+        return None
+
     class SizedTokenizer:  # what ``build_model`` reads of a tokenizer
         pad_token_id, bos_token_id, eos_token_id = 0, 1, 2
 
         def __len__(self) -> int:
-            return spec.model.vocab_size or 0  # a char vocabulary is unknown before its corpus is read
+            return vocab_size
 
     try:
         with torch.device("meta"):
