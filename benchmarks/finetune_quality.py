@@ -157,7 +157,8 @@ def hand_settings(spec_fields: dict) -> HandSettings:
     from workbench.config import RunSpec
     from workbench.engine.spec_resolution import resolve_spec
 
-    spec, _ = resolve_spec(RunSpec(**spec_fields), base_config=AutoConfig.from_pretrained(spec_fields["base"]))
+    resolved, _ = resolve_spec(RunSpec(**spec_fields), base_config=AutoConfig.from_pretrained(spec_fields["base"]))
+    spec = resolved.as_run_spec()  # the hand loop reads the flat settings
     if spec.schedule != "linear" or getattr(spec, "min_lr_ratio", 0.0):
         sys.exit(f"the hand loop has a plain linear schedule to 0; the spec asks {spec.schedule}, "
                  f"min_lr_ratio {getattr(spec, 'min_lr_ratio', 0.0)}")

@@ -152,7 +152,7 @@ def synthetic_data(shape: Shape, steps: int, tokenizer: Any) -> BlockData:
 def synthetic_objective(shape: Shape, data: BlockData) -> str:
     """Register an objective whose model and data are the synthetic ones (the registry's own
     extension point: the engine then trains them exactly as it trains a user's run)."""
-    from workbench.tasks import Objective, register
+    from workbench.objectives import Objective, register
     from workbench.tasks.clm import CausalLMTask
     from workbench.tasks.mlm import MaskedLMTask
 

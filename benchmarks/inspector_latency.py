@@ -53,7 +53,8 @@ def build_pair(root: Path, family: str) -> list[str]:
     texts = (REPO / "corpora" / "general" / "train.txt").read_text(encoding="utf-8").splitlines()
     masked = family == "bert"
     tokenizer = train_tokenizer("wordpiece" if masked else "bpe", texts, 4096, masked=masked)
-    shape, _ = resolve_spec(RunSpec(objective="mlm" if masked else "clm", size="tiny", seq_len=128, max_position=512))
+    resolved, _ = resolve_spec(RunSpec(objective="mlm" if masked else "clm", size="tiny", seq_len=128, max_position=512))
+    shape = resolved.model.shape
     paths = []
     for index, name in enumerate(("base", "tuned")):
         torch.manual_seed(index)

@@ -129,9 +129,9 @@ def prepare(spec: Any) -> tuple[Any, Any, Any]:
     quiet_libraries()
     inputs = read_inputs(spec, None, spec.out)
     spec, task, corpus = inputs.spec, inputs.task, inputs.corpus
-    tokenizer = train_tokenizer(spec.tokenizer, corpus.sample_texts(), spec.vocab_size or 4096, masked=task.masked)
+    tokenizer = train_tokenizer(spec.model.tokenizer, corpus.sample_texts(), spec.model.vocab_size, masked=task.masked)
     data = task.prepare(corpus, tokenizer, spec, inputs.checked)
-    return spec, tokenizer, data
+    return spec.as_run_spec(), tokenizer, data  # the hand loop reads the flat settings
 
 
 def hand_model(spec: Any, vocab_size: int) -> Any:

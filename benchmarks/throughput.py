@@ -43,8 +43,9 @@ def engine_run(spec: RunSpec, warmup: int) -> tuple[float, TrainingRun]:
 def hand_loop(run: TrainingRun, spec: RunSpec, warmup: int) -> float:
     """The loop a person writes by hand: index a tensor, forward, backward, clip, step."""
     task, data = run.state.task, run.state.data
+    spec = run.state.spec.as_run_spec()  # the settings the engine ran with, flat, for the hand loop
     torch.manual_seed(spec.seed)
-    model = task.build_model(spec, run.state.tokenizer)
+    model = task.build_model(run.state.spec, run.state.tokenizer)
     model.train()
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]

@@ -37,7 +37,7 @@ def textual_importers(modules: list[str]) -> list[str]:
         "    if name == 'workbench.tasks':\n"
         "        from workbench.tasks import get_task; get_task('clm')\n"
         "    if name == 'workbench.engine':\n"
-        "        import workbench.engine.runner, workbench.inspector.probes, workbench.tasks.finetune.forgetting\n"
+        "        import workbench.engine.runner, workbench.engine.hooks.probes, workbench.engine.hooks.forgetting\n"
         "    if any(m == 'textual' or m.startswith('textual.') for m in sys.modules):\n"
         "        found.append(name); break\n"
         "print('FOUND:' + ','.join(found))\n"

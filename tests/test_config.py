@@ -48,10 +48,10 @@ def test_validation_rejects(changes: dict) -> None:
 def test_defaults_depend_on_objective_and_base() -> None:
     scratch, _ = resolve_spec(RunSpec(objective="mlm"))
     tuned, _ = resolve_spec(RunSpec(objective="mlm", base="some/model"))
-    assert scratch.tokenizer == "wordpiece" and scratch.max_steps
-    assert tuned.lr < scratch.lr and tuned.epochs is not None and tuned.max_steps is None
+    assert scratch.model.tokenizer == "wordpiece" and scratch.train.max_steps
+    assert tuned.optim.lr < scratch.optim.lr and tuned.train.epochs is not None and tuned.train.max_steps is None
     clm, _ = resolve_spec(RunSpec(objective="clm"))
-    assert clm.tokenizer == "bpe"
+    assert clm.model.tokenizer == "bpe"
     assert list(DEFAULT_PROBES) == RunSpec().probes
 
 
@@ -62,7 +62,7 @@ def test_tokenizer_must_fit_objective() -> None:
 
 def test_objectives_come_from_the_registry() -> None:
     import workbench.config as config
-    from workbench.tasks import get_objective, objective_names
+    from workbench.objectives import get_objective, objective_names
 
     assert not hasattr(config, "OBJECTIVES")  # one list: the task registry's
     for name in objective_names():

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workbench.commands.reference import PAGE, REGENERATE, cli_reference
+from workbench.reference import PAGE, REGENERATE, cli_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -109,7 +109,7 @@ def test_cli_reference_lists_every_command_and_run_flag() -> None:
 def test_cli_reference_does_not_depend_on_the_terminal() -> None:
     """The same page at any terminal width, made without importing torch, transformers or Textual."""
     code = (
-        "import sys; from workbench.commands.reference import cli_reference; sys.stdout.write(cli_reference()); "
+        "import sys; from workbench.reference import cli_reference; sys.stdout.write(cli_reference()); "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers', 'datasets', 'textual'}), file=sys.stderr)"
     )
     pages = set()

@@ -43,11 +43,11 @@ def evals(seen: list) -> list[EvalDone]:
 def recomputed_loss(state, indices: list[int]) -> float:
     """The eval loss over ``indices`` written out by hand: batches of ``batch_size`` in order,
     each batch's masks seeded by its position, the mean of the batch losses."""
-    size, losses = state.spec.batch_size, []
+    size, losses = state.spec.train.batch_size, []
     module = state.accelerator.unwrap_model(state.module).eval()
     with torch.no_grad():
         for b in range(0, len(indices), size):
-            torch.manual_seed(state.spec.seed + 10_007 * (b // size + 1))
+            torch.manual_seed(state.spec.train.seed + 10_007 * (b // size + 1))
             batch, _ = state.data.batch("eval", indices[b:b + size])
             losses.append(float(state.task.eval_step(module, batch, {})))
     return sum(losses) / len(losses)
@@ -73,15 +73,15 @@ def test_how_many_examples_a_periodic_eval_covers() -> None:
 def test_default_evals_cover_the_whole_split(corpus: Path, tmp_path: Path) -> None:
     run, seen = tiny_run(corpus, tmp_path / "runs", eval_batches="auto")
     n_eval = run.state.data.num_examples("eval")
-    assert n_eval > 2 * run.state.spec.batch_size  # so a sample would show
+    assert n_eval > 2 * run.state.spec.train.batch_size  # so a sample would show
     done = evals(seen)
     assert [e.step for e in done] == [0, 2, 4]
     for event in done:
         assert event.examples == n_eval and event.fraction == 1.0
-        assert event.tokens == n_eval * run.state.spec.seq_len
+        assert event.tokens == n_eval * run.state.spec.data.seq_len
         assert event.coverage == f"whole eval split ({n_eval:,} blocks)"
     assert not [e for e in seen if isinstance(e, Message) and "sample" in e.text]
-    assert run.state.progress.coverage == {"examples": n_eval, "tokens": n_eval * run.state.spec.seq_len,
+    assert run.state.progress.coverage == {"examples": n_eval, "tokens": n_eval * run.state.spec.data.seq_len,
                                            "fraction": 1.0, "text": f"whole eval split ({n_eval:,} blocks)"}
     written = [json.loads(line) for line in (run.state.run_dir.path / "metrics.jsonl").read_text().splitlines()]
     assert [row["examples"] for row in written if row["event"] == "eval"] == [n_eval] * 3
@@ -90,7 +90,7 @@ def test_default_evals_cover_the_whole_split(corpus: Path, tmp_path: Path) -> No
 def test_n_batches_is_one_fixed_sample_and_the_final_eval_is_whole(corpus: Path, tmp_path: Path) -> None:
     run, seen = tiny_run(corpus, tmp_path / "runs", eval_batches=2, lr=1e-9, warmup_ratio=0.0)
     s = run.state
-    n_eval, size = s.data.num_examples("eval"), 2 * s.spec.batch_size
+    n_eval, size = s.data.num_examples("eval"), 2 * s.spec.train.batch_size
     periodic = [e for e in evals(seen) if e.examples != n_eval]
     assert [e.step for e in periodic][:2] == [0, 2]
     for event in periodic:
@@ -102,16 +102,16 @@ def test_n_batches_is_one_fixed_sample_and_the_final_eval_is_whole(corpus: Path,
     assert len(said) == 1 and f"{size} of {n_eval:,} eval blocks" in said[0]
 
     # The loss is that of the seeded sample's examples, worked out by hand.
-    indices = seeded_sample(n_eval, size, s.spec.seed)
+    indices = seeded_sample(n_eval, size, s.spec.train.seed)
     assert list(eval_set(s.data, s.spec).indices) == indices
     events: list = []
     evaluate = Evaluator(s, SimpleNamespace(check_eval=lambda loss, step: None), [], events.append)
-    sample_loss = evaluate()
+    sample_loss = evaluate(0)
     assert sample_loss == pytest.approx(recomputed_loss(s, indices), rel=1e-5)
     assert sample_loss == pytest.approx(periodic[-1].eval_loss, abs=1e-5)
 
     # The final eval covers every example whatever eval_batches says.
-    whole_loss = evaluate(whole=True)
+    whole_loss = evaluate(0, whole=True)
     final = [e for e in events if isinstance(e, EvalDone)][-1]
     assert final.examples == n_eval and final.fraction == 1.0 and final.coverage == f"whole eval split ({n_eval:,} blocks)"
     assert whole_loss == pytest.approx(recomputed_loss(s, list(range(n_eval))), rel=1e-5)

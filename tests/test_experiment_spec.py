@@ -41,10 +41,11 @@ def events(run_dir: Path, kind: str) -> list[dict]:
 # ---------------------------------------------------------------------- shape
 def test_preset_fills_only_the_shape_fields_left_unset() -> None:
     spec, _ = resolve_spec(RunSpec(objective="clm", size="small", n_layer=3, seq_len=64))
-    assert (spec.n_layer, spec.n_head, spec.d_model, spec.d_ff, spec.dropout) == (3, 8, 256, 1024, 0.1)
-    assert (spec.max_position, spec.tie_embeddings) == (64, "on")
+    shape = spec.model.shape
+    assert (shape.n_layer, shape.n_head, shape.d_model, shape.d_ff, shape.dropout) == (3, 8, 256, 1024, 0.1)
+    assert (shape.max_position, shape.tie_embeddings) == (64, True)
     spec, _ = resolve_spec(RunSpec(objective="mlm", d_model=96, n_head=3))
-    assert (spec.d_model, spec.d_ff, spec.n_layer) == (96, 384, 2)  # d_ff follows the width given
+    assert (spec.model.shape.d_model, spec.model.shape.d_ff, spec.model.shape.n_layer) == (96, 384, 2)  # d_ff follows the width given
 
 
 def test_shape_fields_build_the_model_and_its_parameter_count(story_corpus: Path, run_root: Path) -> None:
@@ -75,7 +76,7 @@ def test_bert_objectives_take_the_same_shape_fields() -> None:
     class Tok:
         pad_token_id = 0
 
-    config = bert_config(spec, 100, Tok())
+    config = bert_config(spec.model.shape, 100, Tok())
     assert (config.num_hidden_layers, config.num_attention_heads, config.hidden_size, config.intermediate_size) == (1, 2, 32, 128)
     assert (config.hidden_dropout_prob, config.attention_probs_dropout_prob, config.max_position_embeddings) == (0.2, 0.2, 48)
 
@@ -113,7 +114,7 @@ def test_sampling_is_refused_where_there_is_no_packed_text() -> None:
 def test_seq_len_beyond_a_base_positions_is_clamped_by_default_and_refused_when_asked() -> None:
     config = _gpt2_config(n_positions=32)
     spec, _ = resolve_spec(RunSpec(objective="generation", base="somewhere"), base_config=config)
-    assert spec.seq_len == 32
+    assert spec.data.seq_len == 32
     with pytest.raises(SpecError, match="seq_len 64 is longer than the base allows"):
         resolve_spec(RunSpec(objective="generation", base="somewhere", seq_len=64), base_config=config)
 
@@ -251,9 +252,9 @@ def test_every_new_knob_is_in_the_tuis_objective_form_and_round_trips_through_to
 
 def test_each_objective_gets_its_own_warmup_unless_one_is_given() -> None:
     """The fine-tuning defaults' 10% warmup used to be shadowed by the spec's 0.05."""
-    assert resolve_spec(RunSpec(objective="clm"))[0].warmup_ratio == 0.05
-    assert resolve_spec(RunSpec(objective="sentiment", base="b"), base_config=_bert_config())[0].warmup_ratio == 0.1
-    assert resolve_spec(RunSpec(objective="sentiment", base="b", warmup_ratio=0.0), base_config=_bert_config())[0].warmup_ratio == 0.0
+    assert resolve_spec(RunSpec(objective="clm"))[0].optim.warmup_ratio == 0.05
+    assert resolve_spec(RunSpec(objective="sentiment", base="b"), base_config=_bert_config())[0].optim.warmup_ratio == 0.1
+    assert resolve_spec(RunSpec(objective="sentiment", base="b", warmup_ratio=0.0), base_config=_bert_config())[0].optim.warmup_ratio == 0.0
 
 
 def _bert_config():

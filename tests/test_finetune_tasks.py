@@ -16,7 +16,7 @@ import pytest
 import transformers
 
 from tests.conftest import tiny_overrides
-from workbench.config import RunSpec
+from workbench.config import ResolvedSpec, RunSpec
 from workbench.engine.runner import run_spec
 from workbench.runs.rundir import RunDir
 
@@ -208,8 +208,10 @@ def tiny_bert(auto_class, tokenizer, **kwargs):
     return auto_class.from_config(config)
 
 
-def spec_for(**fields) -> RunSpec:
-    return RunSpec(**{"base": "unused-base", "seq_len": 32, **fields})
+def spec_for(**fields) -> ResolvedSpec:
+    from workbench.engine.spec_resolution import resolve_spec
+
+    return resolve_spec(RunSpec(**{"base": "unused-base", "seq_len": 32, **fields}))[0]
 
 
 def test_sentiment_check_data_returns_the_labels_prepare_uses(tmp_path: Path):
@@ -355,7 +357,8 @@ def test_qa_is_two_tasks_picked_by_the_base(tmp_path: Path):
 
 
 def test_lm_tasks_name_their_forgetting_objective():
-    from workbench.tasks import OBJECTIVES, get_task
+    from workbench.objectives import OBJECTIVES
+    from workbench.tasks import get_task
 
     expected = {"mlm": "mlm", "clm": "clm", "generation": "clm"}
     assert {name: get_task(name).forgetting_objective for name in OBJECTIVES} == {name: expected.get(name) for name in OBJECTIVES}

@@ -8,6 +8,7 @@ with ``AutoModelForCausalLM``, survive rotation and resume untouched, and be wha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -22,11 +23,11 @@ from workbench.config import RunSpec
 from workbench.engine.runner import TrainingRun, resume_run
 from workbench.engine.saving import Saver
 from workbench.engine.setup import set_up
+from workbench.engine.spec_resolution import resolve_spec
 from workbench.inspector.pairing import pair_for_run
 from workbench.runs import checkpoint as ckpt
 from workbench.runs.listing import list_runs
 from workbench.runs.rundir import RunDir
-from workbench.tasks import get_task
 
 
 def scratch_spec(corpus: Path, out: Path, **extra) -> RunSpec:
@@ -45,10 +46,10 @@ def scratch_run(story_corpus: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def fresh_model(run: Path) -> torch.nn.Module:
     """The run's model as set-up builds it before the first step: same spec, same seed."""
-    spec = RunDir(run).spec()
+    spec, task = resolve_spec(RunDir(run).spec())
     tokenizer = transformers.AutoTokenizer.from_pretrained(run / "tokenizer")
-    torch.manual_seed(spec.seed)
-    return get_task(spec.objective).build_model(spec, tokenizer)
+    torch.manual_seed(spec.train.seed)
+    return task.build_model(spec, tokenizer)
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -134,7 +135,7 @@ def test_initial_is_written_once_atomically_and_only_for_new_scratch_runs(story_
         assert weights.stat().st_mtime_ns == stamp
         assert_same_weights(transformers.AutoModelForCausalLM.from_pretrained(weights.parent), fresh_model(state.run_dir.path))
         assert ckpt.clean_incomplete(root) == [dead] and not dead.exists() and weights.is_file()
-        state.spec.base = "some-base"  # a run from a base compares with its base instead
+        state.spec = dataclasses.replace(state.spec, base="some-base")  # a run from a base compares with its base instead
         shutil.rmtree(weights.parent)
         saver.initial()
         assert not weights.parent.exists()

@@ -168,8 +168,10 @@ def test_qa_answer_is_the_metric_paths_answer(tiny, cache):
              ("i have a dog", "it loves to purr . the fox sat on the bed .")]
     examples = [QAExample(id=str(i), context=c, question=q) for i, (q, c) in enumerate(pairs)]
     task = ExtractiveQATask()
-    spec = RunSpec(objective="qa", base=str(tiny["qa"]), corpus="unused", seq_len=qa.model.config.max_position_embeddings,
-                   batch_size=2)
+    from workbench.engine.spec_resolution import resolve_spec
+
+    spec, _ = resolve_spec(RunSpec(objective="qa", base=str(tiny["qa"]), corpus="unused", seq_len=qa.model.config.max_position_embeddings,
+                                   batch_size=2))
     corpus = QACorpus(train=examples, eval=examples, location="inline", eval_source="inline")
     data = task.prepare(corpus, qa.tokenizer, spec, task.check_data(corpus, spec))
     assert data.eval["example_index"].count(1) > 1  # the long context takes several windows

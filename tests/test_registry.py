@@ -16,7 +16,8 @@ from tests import toy_task
 from tests.conftest import tiny_overrides
 from workbench.cli import app
 from workbench.errors import SpecError
-from workbench.tasks import OBJECTIVES, Objective, get_objective, get_task, objective_names, register
+from workbench.objectives import OBJECTIVES, Objective, get_objective, objective_names, register
+from workbench.tasks import get_task
 
 
 @pytest.fixture

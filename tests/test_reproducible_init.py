@@ -26,8 +26,8 @@ from workbench.config import RunSpec
 from workbench.engine.evaluation import Evaluator
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.setup import set_up
+from workbench.objectives import get_objective, objective_names
 from workbench.runs.events import EvalDone
-from workbench.tasks import get_objective, objective_names
 from workbench.tokenization import train_tokenizer
 
 PEOPLE = ["Ada", "Bob", "Cleo", "Dan", "Eve", "Finn"]
@@ -118,7 +118,7 @@ def start(spec: RunSpec) -> tuple[dict[str, torch.Tensor], EvalDone]:
     try:
         weights = {name: tensor.detach().to("cpu").clone() for name, tensor in state.model.state_dict().items()}
         guard = NonFiniteGuard(state.spec, state.accelerator.device, False, 0, 0, events.append)
-        Evaluator(state, guard, [], events.append)()
+        Evaluator(state, guard, [], events.append)(state.start_step)
     finally:
         if state.lock is not None:
             state.lock.release()

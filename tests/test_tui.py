@@ -344,7 +344,7 @@ async def test_objective_form_is_generated_from_the_run_spec(run_root: Path) -> 
     from dataclasses import fields
 
     from workbench.config import RunSpec, field_help
-    from workbench.tasks import objective_names
+    from workbench.objectives import objective_names
 
     app = make_app(run_root)
     async with app.run_test(size=(100, 30)) as pilot:

@@ -64,15 +64,16 @@ def test_a_model_too_big_is_refused_before_the_tokenizer_or_a_run_folder(shape: 
 def test_the_meta_count_is_exact_and_the_suggestion_fits(monkeypatch: pytest.MonkeyPatch, corpus: Path):
     for tie in ("on", "off"):
         spec, task = resolve_spec(RunSpec(corpus=str(corpus), d_model=64, n_layer=3, n_head=4, tie_embeddings=tie))
-        shape = {name: getattr(spec, name) for name in ("d_model", "n_layer", "n_head", "d_ff", "max_position", "dropout", "tie_embeddings")}
-        count = memory.scratch_counter(task, shape, spec.vocab_size)
+        count = memory.scratch_counter(task, spec, spec.model.vocab_size)
         assert count(64, 3) == scratch_parameters(spec, task)
-    assert count(64, 3) > memory.scratch_counter(task, {**shape, "tie_embeddings": "on"}, spec.vocab_size)(64, 3)
-    count = memory.scratch_counter(task, shape, 100)
+    untied = spec  # the last one: tie_embeddings off
+    tied, _ = resolve_spec(RunSpec(corpus=str(corpus), d_model=64, n_layer=3, n_head=4, tie_embeddings="on"))
+    assert memory.scratch_counter(task, untied, untied.model.vocab_size)(64, 3) > memory.scratch_counter(task, tied, tied.model.vocab_size)(64, 3)
+    count = memory.scratch_counter(task, spec, 100)
     available = int(16 * count(64, 3) * 0.9)  # a quarter of it left for activations: one layer fits, two do not
     monkeypatch.setattr(memory, "available_memory", lambda device: (available, "a test's memory"))
     with pytest.raises(SpecError) as refused:
-        memory.check_scratch(task, shape, 100, "cpu")
+        memory.check_scratch(task, spec, 100, "cpu")
     line, room = str(refused.value), available * feasibility.SUGGESTION_SHARE
     assert "a test's memory" in line and "n_layer 1 at d_model 64" in line and 16 * count(64, 1) <= room < 16 * count(64, 2), line
     width = int(line.split("or d_model ")[-1].split(" with n_layer 3")[0])

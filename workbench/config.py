@@ -3,7 +3,16 @@
 Both front ends build a ``RunSpec`` (from flags, a TOML file or TUI fields; all three are
 made from the fields below and their metadata) and hand it to the engine, whose
 ``resolve_spec`` (``engine/spec_resolution.py``) fills the objective-dependent defaults. The
-resolved spec is written to ``run.toml`` so a run can be reproduced or resumed exactly.
+resolved spec (``ResolvedSpec``, grouped and never None where None meant "choose a
+default") is written to ``run.toml`` with the same flat keys, so a run can be reproduced or
+resumed exactly.
+
+Checking a value's type and range is written here by hand (``checked_value``), not left to
+pydantic (2.x, tried with a ``TypeAdapter`` per field): its lax mode takes ``"4"`` and
+``True`` for an int, its strict mode refuses ``4.0`` for one (a TOML file may write either),
+both take ``inf`` for a float, and every message would still have to be rewritten into this
+module's one-line form (the key or flag, what it must be, the fix), so the result was not
+shorter. ``without_none`` is the one helper that strips ``| None`` from a field's type.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import tomli_w
 
 from workbench.errors import SpecError
 from workbench.feasibility import MAX_STEPS, MAX_VOCAB, check_time_budget
-from workbench.tasks import objective_names
+from workbench.objectives import objective_names
 
 SIZES = ("tiny", "small", "base")
 TOKENIZERS = ("auto", "wordpiece", "bpe", "char")
@@ -397,8 +406,10 @@ def flag_name(spec_field: dataclasses.Field) -> str:
     return "--" + spec_field.metadata.get("flag", spec_field.name).replace("_", "-")
 
 
-def _value_kind(annotation: Any) -> tuple[Any, bool]:
-    """``int | None`` -> (int, True); ``list[str]`` -> (list[str], False)."""
+def without_none(annotation: Any) -> tuple[Any, bool]:
+    """``int | None`` -> (int, True); ``list[str]`` -> (list[str], False); ``int | str`` stays
+    whole. The one place a spec field's type loses its ``| None`` (the checker below, the CLI's
+    flags and the TUI's form all call it)."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         args = typing.get_args(annotation)
         rest = [arg for arg in args if arg is not type(None)]
@@ -455,7 +466,7 @@ def requirement(spec_field: dataclasses.Field, kind: Any) -> str:
 
 def checked_value(spec_field: dataclasses.Field, annotation: Any, value: Any, name: str) -> Any:
     """``value`` made the field's type, or a ``SpecError`` naming ``name`` (a key or a flag) and the fix."""
-    kind, optional = _value_kind(annotation)
+    kind, optional = without_none(annotation)
     if value is None and optional:
         return None
     parse = spec_field.metadata.get("parse")
@@ -493,3 +504,206 @@ def check_out_dir(out: str, where: str | None = "--out") -> None:
             above = "" if candidate == path else ", so no folder can be made under it"
             raise SpecError(f"{candidate} is not a folder{above}", where=where,
                             fix="pass --out a folder, or a new path that is not under a file")
+
+
+# ---------------------------------------------------------------------------- the resolved spec
+@dataclass(frozen=True)
+class ShapeArgs:
+    """A from-scratch model's shape (``--size`` preset plus any shape flags)."""
+
+    n_layer: int
+    n_head: int
+    d_model: int
+    d_ff: int
+    dropout: float
+    max_position: int
+    tie_embeddings: bool
+
+
+@dataclass(frozen=True)
+class ModelArgs:
+    size: str
+    shape: ShapeArgs | None
+    """None: a run from ``--base``, whose own config fixes the shape."""
+    tokenizer: str
+    """``wordpiece``, ``bpe`` or ``char`` (the one trained from scratch; a base brings its own)."""
+    vocab_size: int | None
+    """None: a ``char`` tokenizer's vocabulary is the characters the corpus holds."""
+
+
+@dataclass(frozen=True)
+class DataArgs:
+    corpus: str
+    eval_corpus: str | None
+    """None: the corpus's own validation split, or ``eval_fraction`` held out of it."""
+    text_column: str | None
+    """None: detected when a tabular corpus is read."""
+    label_column: str | None
+    """None: detected when a labelled corpus is read."""
+    seq_len: int
+    eval_fraction: float
+    holdout: str
+    sampling: str | None
+    """None: the objective does not train on windows of packed text (sampling does not apply)."""
+
+
+@dataclass(frozen=True)
+class OptimArgs:
+    lr: float | str
+    """A number, or ``"auto"`` until ``set_up`` runs the range test (``engine/lr_find.settle_auto``)."""
+    schedule: str
+    warmup_ratio: float
+    warmup_steps: int | None
+    """None: warmup is ``warmup_ratio`` of the run; set, it overrides the ratio."""
+    min_lr_ratio: float
+    beta1: float
+    beta2: float
+    eps: float
+    weight_decay: float
+    max_grad_norm: float
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """How long and how a run trains. Its length: ``max_steps`` when set, else ``epochs``,
+    else ``time_budget`` alone; ``time_budget`` with a length stops at whichever comes first."""
+
+    batch_size: int
+    grad_accum: int
+    max_steps: int | None
+    epochs: float | None
+    time_budget: float | None
+    """Seconds; None: no time limit."""
+    seed: int
+    on_nonfinite: str
+    max_nonfinite_skips: int
+    on_oom: str
+    log_interval: int
+    save_interval: int | None
+    """None: a checkpoint at every eval."""
+    keep_checkpoints: int
+    keep_steps: str | None
+    """None: no checkpoint is kept out of rotation for later (``RUN@STEP`` bases)."""
+
+
+@dataclass(frozen=True)
+class EvalArgs:
+    eval_interval: int | None
+    """None: a tenth of the run's steps, known once the data is (``engine/plan.py``)."""
+    eval_batches: int | str
+    probes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuntimeArgs:
+    device: str
+    precision: str
+    compile: str
+    parallel: str
+    lean_model: str
+    report_to: str
+
+
+@dataclass(frozen=True)
+class LoraArgs:
+    r: int
+    alpha: float
+    dropout: float
+    targets: tuple[str, ...] | None
+    """None: every attention and MLP projection in the base's blocks, found when it is loaded."""
+
+
+@dataclass(frozen=True)
+class MethodArgs:
+    name: str
+    """``full``, ``lora`` or ``frozen``."""
+    lora: LoraArgs | None
+    """The LoRA settings when ``name`` is ``lora``; None otherwise."""
+
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "model": ("size", "tokenizer", "vocab_size"),
+    "model.shape": ("n_layer", "n_head", "d_model", "d_ff", "dropout", "max_position", "tie_embeddings"),
+    "data": ("corpus", "eval_corpus", "text_column", "label_column", "seq_len", "eval_fraction", "holdout", "sampling"),
+    "optim": ("lr", "schedule", "warmup_ratio", "warmup_steps", "min_lr_ratio", "beta1", "beta2", "eps", "weight_decay",
+              "max_grad_norm"),
+    "train": ("batch_size", "grad_accum", "max_steps", "epochs", "time_budget", "seed", "on_nonfinite", "max_nonfinite_skips",
+              "on_oom", "log_interval", "save_interval", "keep_checkpoints", "keep_steps"),
+    "eval": ("eval_interval", "eval_batches", "probes"),
+    "runtime": ("device", "precision", "compile", "parallel", "lean_model", "report_to"),
+}
+"""Where each flat ``RunSpec`` key lives in a ``ResolvedSpec`` (besides the top level's
+objective, base, name and out, and ``method``: ``method.name`` and ``method.lora.*``)."""
+LORA_KEYS = {"lora_r": "r", "lora_alpha": "alpha", "lora_dropout": "dropout", "lora_targets": "targets"}
+
+
+@dataclass(frozen=True)
+class ResolvedSpec:
+    """A spec with every default filled in (``engine/spec_resolution.resolve_spec``), grouped
+    as the engine reads it. What may be None is a real absence, each said where it is
+    declared; no reader fills a default again. ``to_dict`` gives the same flat keys as
+    ``RunSpec`` (``run.toml``), and ``RunSpec.from_dict(r.to_dict())`` resolves to ``r`` again."""
+
+    objective: str
+    base: str | None
+    """None: trained from scratch."""
+    name: str
+    out: str
+    model: ModelArgs
+    data: DataArgs
+    optim: OptimArgs
+    train: TrainArgs
+    eval: EvalArgs
+    runtime: RuntimeArgs
+    method: MethodArgs
+
+    @classmethod
+    def from_filled(cls, spec: RunSpec) -> ResolvedSpec:
+        """The grouped form of a ``RunSpec`` whose defaults ``resolve_spec`` has filled in."""
+        flat = dataclasses.asdict(spec)
+        flat["probes"] = tuple(flat["probes"])
+
+        def group(path: str) -> dict[str, Any]:
+            return {key: flat[key] for key in GROUPS[path]}
+
+        shape = None
+        if spec.base is None:
+            shape = ShapeArgs(**{**group("model.shape"), "tie_embeddings": spec.tie_embeddings == "on"})
+        lora = None
+        if spec.method == "lora":
+            targets = tuple(t.strip() for t in spec.lora_targets.split(",")) if spec.lora_targets else None
+            lora = LoraArgs(r=flat["lora_r"], alpha=flat["lora_alpha"], dropout=flat["lora_dropout"], targets=targets)
+        return cls(objective=spec.objective, base=spec.base, name=flat["name"], out=spec.out,
+                   model=ModelArgs(**group("model"), shape=shape), data=DataArgs(**group("data")),
+                   optim=OptimArgs(**group("optim")), train=TrainArgs(**group("train")), eval=EvalArgs(**group("eval")),
+                   runtime=RuntimeArgs(**group("runtime")), method=MethodArgs(name=spec.method, lora=lora))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat ``run.toml`` table, keys in ``RunSpec``'s order, without ``None`` values."""
+        flat: dict[str, Any] = {"objective": self.objective, "base": self.base, "name": self.name, "out": self.out,
+                                "method": self.method.name}
+        for path, keys in GROUPS.items():
+            owner: Any = self
+            for part in path.split("."):
+                owner = getattr(owner, part) if owner is not None else None
+            flat.update({key: getattr(owner, key) if owner is not None else None for key in keys})
+        if self.model.shape is not None:
+            flat["tie_embeddings"] = "on" if self.model.shape.tie_embeddings else "off"
+        if self.method.lora is not None:
+            flat.update({key: getattr(self.method.lora, attr) for key, attr in LORA_KEYS.items()})
+            flat["lora_targets"] = ",".join(self.method.lora.targets) if self.method.lora.targets else None
+        flat["probes"] = list(self.eval.probes)
+        return {f.name: flat[f.name] for f in fields(RunSpec) if flat.get(f.name) is not None}
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def as_run_spec(self) -> RunSpec:
+        """The flat, editable form (e.g. to change a setting and resolve again)."""
+        return RunSpec(**self.to_dict())
+
+    def replace(self, **changes: Any) -> ResolvedSpec:
+        """This spec with flat settings changed (``lr=1e-3``, ``vocab_size=257``): values the
+        engine settles itself (a found lr, the vocabulary a tokenizer really has), never a
+        setting a default would have to fill."""
+        return ResolvedSpec.from_filled(self.as_run_spec().replace(**changes))

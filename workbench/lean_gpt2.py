@@ -128,6 +128,10 @@ class LeanGPT2(nn.Module):
                 return f"config {name}={value!r} (the lean model assumes {wanted!r})"
         return None
 
+    def twin_note(self) -> str:
+        """What a run training through this twin says about it."""
+        return "Training with the lean GPT-2 (same weights and checkpoints as GPT2LMHeadModel)"
+
     @classmethod
     def sharing(cls, hf_model: Any) -> LeanGPT2:
         """A lean model whose parameters *are* ``hf_model``'s (same objects, same order)."""

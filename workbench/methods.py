@@ -26,15 +26,19 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from workbench.errors import BaseModelError, RunDirError, SpecError
 from workbench.feasibility import check_adapter_rank, check_method_record
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 TRAINABLE_FILE = "trainable.safetensors"
 """A LoRA or frozen checkpoint's weights: the parameters that train, by name."""
@@ -126,14 +130,14 @@ def block_projections(model: Any) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, kinds) and _BLOCK.search(name)]
 
 
-def lora_targets(model: Any, given: str | None) -> tuple[list[str], list[str]]:
+def lora_targets(model: Any, given: Sequence[str] | None) -> tuple[list[str], list[str]]:
     """(full module names for peft, their short names for the display): every block
-    projection by default, or those whose last name part is in ``given`` (comma-separated)."""
+    projection by default, or those whose last name part is in ``given``."""
     projections = block_projections(model)
     if not given:
         full = projections
     else:
-        wanted = [name.strip() for name in given.split(",") if name.strip()]
+        wanted = [name for name in given if name]
         refuse_head_targets(model, wanted)
         kinds = _projection_types()
         every = [name for name, module in model.named_modules() if isinstance(module, kinds)]
@@ -169,17 +173,17 @@ def refuse_head_targets(model: Any, wanted: list[str]) -> None:
 
 
 # ---------------------------------------------------------------------- preparing the model
-def prepare_model(model: Any, spec: Any, base_model_dir: str | None = None, resume_ckpt: Path | None = None) -> Any:
-    """The model ``spec.method`` trains; on resume, with the checkpoint's trainable weights."""
-    if spec.method == "full":
+def prepare_model(model: Any, spec: ResolvedSpec, base_model_dir: str | None = None, resume_ckpt: Path | None = None) -> Any:
+    """The model ``spec.method.name`` trains; on resume, with the checkpoint's trainable weights."""
+    if spec.method.name == "full":
         return model
-    torch.manual_seed(spec.seed)  # LoRA's A matrices: the same start for the same spec and seed
-    if spec.method == "frozen":
+    torch.manual_seed(spec.train.seed)  # LoRA's A matrices: the same start for the same spec and seed
+    if spec.method.name == "frozen":
         prepared = _freeze(model)
-    elif spec.method == "lora":
+    elif spec.method.name == "lora":
         prepared = _with_lora(model, spec, base_model_dir)
     else:  # resolve_spec checked the choices
-        raise SpecError(f"unknown method {spec.method!r}", fix="use full, lora or frozen")
+        raise SpecError(f"unknown method {spec.method.name!r}", fix="use full, lora or frozen")
     if resume_ckpt is not None:
         load_trainable(prepared, resume_ckpt)
     return prepared
@@ -213,7 +217,7 @@ def _freeze(model: Any) -> Any:
     return model
 
 
-def _with_lora(model: Any, spec: Any, base_model_dir: str | None) -> Any:
+def _with_lora(model: Any, spec: ResolvedSpec, base_model_dir: str | None) -> Any:
     from peft import LoraConfig, get_peft_model
 
     from workbench.quiet import quiet_libraries
@@ -221,11 +225,12 @@ def _with_lora(model: Any, spec: Any, base_model_dir: str | None) -> Any:
     quiet_libraries()
     from transformers.pytorch_utils import Conv1D
 
-    full, short = lora_targets(model, spec.lora_targets)
+    lora = spec.method.lora
+    assert lora is not None, "resolve_spec gives a lora run its LoRA settings"
+    full, short = lora_targets(model, lora.targets)
     heads = head_names(model)
     transposed = any(isinstance(model.get_submodule(name), Conv1D) for name in full)  # GPT-2 stores (in, out)
-    config = LoraConfig(r=spec.lora_r or 8, lora_alpha=spec.lora_alpha or 2 * (spec.lora_r or 8),
-                        lora_dropout=spec.lora_dropout or 0.0, target_modules=full, modules_to_save=heads or None,
+    config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=full, modules_to_save=heads or None,
                         bias="none", fan_in_fan_out=transposed)
     wrapped = get_peft_model(model, config)
     if base_model_dir:
@@ -234,7 +239,7 @@ def _with_lora(model: Any, spec: Any, base_model_dir: str | None) -> Any:
     return wrapped
 
 
-def preview(spec: Any, task: Any) -> MethodInfo | None:
+def preview(spec: ResolvedSpec, task: Any) -> MethodInfo | None:
     """The counts a resolved spec with a base would train, from the base's config on the meta
     device (no weights read; a new head has the default two labels): for the TUI's defaults
     line before a run starts. None when the base cannot be read yet."""
@@ -247,7 +252,7 @@ def preview(spec: Any, task: Any) -> MethodInfo | None:
         with torch.device("meta"):
             model = prepare_model(task.auto_class.from_config(config), spec)
         torch.set_rng_state(rng)
-        return info(model, spec.method)
+        return info(model, spec.method.name)
     except (WorkbenchError, ValueError, TypeError, KeyError, RuntimeError, AttributeError):
         return None
 

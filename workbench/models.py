@@ -19,6 +19,8 @@ from workbench.runs.kept import base_at
 if TYPE_CHECKING:  # transformers is imported where it is used: the CLI starts without it
     from transformers import BertConfig, GPT2Config, PretrainedConfig
 
+    from workbench.config import ResolvedSpec, ShapeArgs
+
 DECODER_TYPES = ("gpt2", "gpt_neo", "gptj", "llama", "mistral", "opt", "gpt_neox", "qwen2", "phi", "gemma", "bloom")
 """Model types that read left to right (the one list: tasks and the inspector ask ``is_decoder``)."""
 
@@ -50,42 +52,44 @@ SHAPE_FIELDS = ("n_layer", "n_head", "d_model", "d_ff", "dropout", "max_position
 """The spec fields that shape a model from scratch (a base fixes them all)."""
 
 
-def bert_config(spec: Any, vocab_size: int, tokenizer: Any) -> BertConfig:
-    """A BERT of the spec's (resolved) shape: the same fields as ``gpt2_config``."""
+def bert_config(shape: ShapeArgs | None, vocab_size: int, tokenizer: Any) -> BertConfig:
+    """A BERT of a resolved from-scratch shape: the same fields as ``gpt2_config``."""
+    assert shape is not None, "a model from scratch has a resolved shape (a base fixes its own)"
     from transformers import BertConfig
 
     return BertConfig(
         vocab_size=vocab_size,
-        hidden_size=spec.d_model,
-        num_hidden_layers=spec.n_layer,
-        num_attention_heads=spec.n_head,
-        intermediate_size=spec.d_ff,
-        max_position_embeddings=spec.max_position,
+        hidden_size=shape.d_model,
+        num_hidden_layers=shape.n_layer,
+        num_attention_heads=shape.n_head,
+        intermediate_size=shape.d_ff,
+        max_position_embeddings=shape.max_position,
         pad_token_id=tokenizer.pad_token_id,
-        hidden_dropout_prob=spec.dropout,
-        attention_probs_dropout_prob=spec.dropout,
-        tie_word_embeddings=spec.tie_embeddings != "off",
+        hidden_dropout_prob=shape.dropout,
+        attention_probs_dropout_prob=shape.dropout,
+        tie_word_embeddings=shape.tie_embeddings,
     )
 
 
-def gpt2_config(spec: Any, vocab_size: int, tokenizer: Any) -> GPT2Config:
-    """A GPT-2 of the spec's (resolved) shape; dropout on embeddings, attention and residual."""
+def gpt2_config(shape: ShapeArgs | None, vocab_size: int, tokenizer: Any) -> GPT2Config:
+    """A GPT-2 of a resolved from-scratch shape; dropout on embeddings, attention and residual."""
+    assert shape is not None, "a model from scratch has a resolved shape (a base fixes its own)"
     from transformers import GPT2Config
 
     return GPT2Config(
         vocab_size=vocab_size,
-        n_embd=spec.d_model,
-        n_layer=spec.n_layer,
-        n_head=spec.n_head,
-        n_inner=spec.d_ff,
-        n_positions=spec.max_position,
+        n_embd=shape.d_model,
+        n_layer=shape.n_layer,
+        n_head=shape.n_head,
+        n_inner=shape.d_ff,
+        n_positions=shape.max_position,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        resid_pdrop=spec.dropout,
-        embd_pdrop=spec.dropout,
-        attn_pdrop=spec.dropout,
-        tie_word_embeddings=spec.tie_embeddings != "off",
+        resid_pdrop=shape.dropout,
+        embd_pdrop=shape.dropout,
+        attn_pdrop=shape.dropout,
+        tie_word_embeddings=shape.tie_embeddings,
     )
 
 
@@ -244,16 +248,20 @@ def fit_to_positions(ids: Any, config: Any, new_tokens: int) -> tuple[Any, int]:
     return ids, max(1, min(new_tokens, limit - ids.shape[1]))
 
 
-def scratch_parameters(spec: Any, task: Any) -> int | None:
+def scratch_parameters(spec: ResolvedSpec, task: Any) -> int | None:
     """Parameters of the model a resolved from-scratch spec builds (with a vocabulary of
     ``vocab_size``), counted on the meta device: nothing is allocated, so a preview is instant."""
     import torch
+
+    vocab_size = spec.model.vocab_size
+    if vocab_size is None:  # a char vocabulary: unknown until the corpus is read
+        return None
 
     class SizedTokenizer:  # what ``build_model`` reads of a tokenizer
         pad_token_id, bos_token_id, eos_token_id = 0, 1, 2
 
         def __len__(self) -> int:
-            return spec.vocab_size
+            return vocab_size
 
     try:
         with torch.device("meta"):

@@ -33,6 +33,7 @@ class SparseMaskedLM(nn.Module):
         super().__init__()
         self.config = hf_model.config
         self.pretraining = type(hf_model).__name__ == "BertForPreTraining"
+        self.mirrors = type(hf_model).__name__
         self.bert = hf_model.bert  # registered in the model's order: bert, then cls
         self.cls = hf_model.cls
         self.train(hf_model.training)
@@ -44,6 +45,10 @@ class SparseMaskedLM(nn.Module):
             return f"only {' and '.join(SUPPORTED)} have a sparse masked-LM twin"
         extra = [name for name, _ in hf_model.named_children() if name not in ("bert", "cls")]
         return f"unexpected modules {extra}" if extra else None
+
+    def twin_note(self) -> str:
+        """What a run training through this twin says about it."""
+        return f"Scoring masked positions only (same weights, loss and checkpoints as {self.mirrors})"
 
     @classmethod
     def sharing(cls, hf_model: Any) -> SparseMaskedLM:

@@ -112,7 +112,7 @@ def train_char(texts: Iterable[str], masked: bool) -> PreTrainedTokenizerFast:
     )
 
 
-def _train(kind: str, texts: list[str], vocab_size: int, masked: bool) -> PreTrainedTokenizerFast:
+def _train(kind: str, texts: list[str], vocab_size: int | None, masked: bool) -> PreTrainedTokenizerFast:
     if kind == "char":
         return train_char(texts, masked)
     if kind == "wordpiece":
@@ -140,8 +140,9 @@ def load_cached(folder: Path, masked: bool) -> PreTrainedTokenizerFast:
     return tokenizer
 
 
-def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int, masked: bool) -> PreTrainedTokenizerFast:
-    """``kind`` is wordpiece, bpe or char (``auto`` is resolved by the caller).
+def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None, masked: bool) -> PreTrainedTokenizerFast:
+    """``kind`` is wordpiece, bpe or char (``auto`` is resolved by the caller); ``vocab_size``
+    is None for char (its vocabulary is the characters seen).
 
     Trained tokenizers are cached by (kind, vocab size, masked, sha256 of the texts). Besides
     saving time, this makes runs on the same corpus share token ids: the tokenizers

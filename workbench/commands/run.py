@@ -21,7 +21,7 @@ import typer
 from rich.markup import escape
 
 from workbench.commands.common import BadFlagValue, err_console, fail, is_rank_zero, keyword_option
-from workbench.config import RESUME_OVERRIDES, RunSpec, check_out_dir, field_help, flag_name, spec_field_types
+from workbench.config import RESUME_OVERRIDES, RunSpec, check_out_dir, field_help, flag_name, spec_field_types, without_none
 from workbench.errors import SpecError, WorkbenchError
 
 LAUNCH_PANEL = "Source and launch"
@@ -41,14 +41,6 @@ def text_parser(parse: typing.Callable[[str], Any]) -> typing.Callable[[str], An
     return parse_flag
 
 
-def _without_none(annotation: Any) -> Any:
-    """``int | None`` -> ``int``: every spec flag is optional anyway (unset: the file's or the default)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        remaining = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        return remaining[0] if len(remaining) == 1 else annotation
-    return annotation
-
-
 def option_help(spec_field: dataclasses.Field) -> str:
     """The field's help and its default as ``--help`` shows them (escaped: rich would eat ``[tags]``).
 
@@ -65,7 +57,7 @@ def spec_option(spec_field: dataclasses.Field, field_type: Any) -> inspect.Param
     """The typer option for one spec field, from its metadata."""
     facts = spec_field.metadata
     long_flag = flag_name(spec_field)
-    value_type = _without_none(field_type)
+    value_type, _ = without_none(field_type)  # every spec flag is optional anyway (unset: the file's or the default)
     extra: dict[str, Any] = {}
     if "switch" in facts:
         long_flag = f"{long_flag}/--no-{long_flag[2:]}"

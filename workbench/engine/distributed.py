@@ -242,8 +242,8 @@ def launch(
         device = run_dir.spec().device
     else:
         assert spec is not None
-        spec, _ = resolve_spec(spec)
-        device = spec.device
+        resolved, _ = resolve_spec(spec)
+        spec, device = resolved.as_run_spec(), resolved.runtime.device
     check_gpus(gpus, device)
     with tempfile.TemporaryDirectory(prefix="workbench-launch-") as folder:
         if resume is not None:

@@ -16,9 +16,9 @@ def plan_kept(state: Any, emit: Any = None) -> None:
     the plan's step count, and rank 0 records them."""
     spec, plan, run_dir = state.spec, state.plan, state.run_dir
     recorded = kept_steps.recorded_steps(run_dir)
-    if recorded is None and not spec.keep_steps:
+    if recorded is None and not spec.train.keep_steps:
         return
-    steps = recorded if recorded is not None else kept_steps.planned_steps(spec.keep_steps, plan.total_steps)
+    steps = recorded if recorded is not None else kept_steps.planned_steps(spec.train.keep_steps, plan.total_steps)
     plan.kept = frozenset(steps)
     if recorded is None and state.strategy.is_main:
         kept_steps.record_steps(run_dir, steps)

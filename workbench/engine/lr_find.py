@@ -157,7 +157,7 @@ def throwaway_state(inputs: Inputs, test: RangeTest, emit: Callable[[Any], None]
     spec = inputs.spec.replace(lr=test.min_lr, max_steps=test.steps, epochs=None, time_budget=None, warmup_steps=0,
                                schedule="constant", compile="off", on_oom="halve")
     accelerator, device, precision = make_accelerator(spec)
-    strategy = strategy_for(accelerator, spec.parallel, precision)
+    strategy = strategy_for(accelerator, spec.runtime.parallel, precision)
     base_dir = inputs.base_ref.model_dir if inputs.base_ref is not None else None  # sizes checked before memory is spent
     memory.check_run_fits(spec, inputs.task, inputs.base_config, base_dir, accelerator.device, accelerator.num_processes)
     trial = Inputs(spec, inputs.task, inputs.corpus, inputs.checked, inputs.base_ref, inputs.base_config, None)
@@ -214,11 +214,11 @@ def find_for(inputs: Inputs, test: RangeTest, emit: Callable[[Any], None]) -> Fi
         found = run_range(state, test, emit)
     finally:
         del state  # the throwaway model and optimizer go before the run's are built
-    if inputs.spec.lr == LR_AUTO or inputs.spec.lr is None:
-        default, _ = resolve_spec(inputs.spec.replace(lr=None), base_config=inputs.base_config)
-        found.default_lr = float(default.lr)
+    if inputs.spec.optim.lr == LR_AUTO:
+        default, _ = resolve_spec(inputs.spec.as_run_spec().replace(lr=None), base_config=inputs.base_config)
+        found.default_lr = float(default.optim.lr)
     else:
-        found.default_lr = float(inputs.spec.lr)
+        found.default_lr = float(inputs.spec.optim.lr)
     return found
 
 

@@ -15,13 +15,14 @@ moments; activations come on top, so a refusal is certain, and a pass is no prom
 from __future__ import annotations
 
 import resource
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 
 from workbench import feasibility
+from workbench.config import ResolvedSpec
 from workbench.errors import BaseModelError
 
 
@@ -77,17 +78,19 @@ class _SizedTokenizer:
         return self.size
 
 
-def scratch_counter(task: Any, shape: dict[str, Any], vocab: int) -> feasibility.Counter:
-    """(d_model, n_layer) -> parameters of ``task``'s from-scratch model of ``shape`` (the
-    resolved shape fields; ``d_ff`` follows ``d_model`` when it was 4 x d_model)."""
-    follows = shape["d_ff"] == 4 * shape["d_model"]
+def scratch_counter(task: Any, spec: ResolvedSpec, vocab: int) -> feasibility.Counter:
+    """(d_model, n_layer) -> parameters of ``task``'s from-scratch model of ``spec``'s shape at
+    that width and depth (``d_ff`` follows ``d_model`` when it was 4 x d_model)."""
+    shape = spec.model.shape
+    assert shape is not None, "a from-scratch spec has a resolved shape"
+    follows = shape.d_ff == 4 * shape.d_model
     cache: dict[tuple[int, int], int] = {}
 
     def built(d_model: int, n_layer: int) -> int:
         if (d_model, n_layer) not in cache:
-            values = {**shape, "d_model": d_model, "n_layer": n_layer, "d_ff": 4 * d_model if follows else shape["d_ff"]}
+            sized = replace(shape, d_model=d_model, n_layer=n_layer, d_ff=4 * d_model if follows else shape.d_ff)
             with torch.device("meta"):
-                model = task.build_model(SimpleNamespace(**values), _SizedTokenizer(vocab))
+                model = task.build_model(replace(spec, model=replace(spec.model, shape=sized)), _SizedTokenizer(vocab))
             cache[d_model, n_layer] = sum(p.numel() for p in model.parameters())  # tied weights once
         return cache[d_model, n_layer]
 
@@ -98,17 +101,19 @@ def scratch_counter(task: Any, shape: dict[str, Any], vocab: int) -> feasibility
     return count
 
 
-def check_scratch(task: Any, shape: dict[str, Any], vocab: int, device: Any, shards: int = 1) -> None:
+def check_scratch(task: Any, spec: ResolvedSpec, vocab: int, device: Any, shards: int = 1) -> None:
     """Refuse, in one line, a from-scratch model whose weights, gradients and moments exceed
     the device's memory, naming the largest shape that would fit."""
-    count = scratch_counter(task, shape, vocab)
-    parameters = count(shape["d_model"], shape["n_layer"])
+    shape = spec.model.shape
+    assert shape is not None, "a from-scratch spec has a resolved shape"
+    count = scratch_counter(task, spec, vocab)
+    parameters = count(shape.d_model, shape.n_layer)
     per_parameter = 4 * feasibility.OPTIMIZER_COPIES  # fp32 weights (mixed precision keeps them), all trained
     available, where = available_memory(device)
     needed = per_parameter * parameters // shards
     if needed <= available:
         return
-    asked = feasibility.Shape(shape["d_model"], shape["n_layer"], shape["n_head"])
+    asked = feasibility.Shape(shape.d_model, shape.n_layer, shape.n_head)
     limit = int(available * feasibility.SUGGESTION_SHARE * shards) // per_parameter
     feasibility.refuse_size(f"a model of d_model {asked.d_model} with n_layer {asked.n_layer} "
                             f"({feasibility.human_count(parameters)} parameters, vocab {vocab})",
@@ -160,12 +165,15 @@ def _config_shape(config: Any) -> str:
     return ", ".join(parts) or config.model_type
 
 
-def check_run_fits(spec: Any, task: Any, base_config: Any, base_dir: str | None, device: Any, world: int) -> None:
+def check_run_fits(spec: ResolvedSpec, task: Any, base_config: Any, base_dir: str | None, device: Any, world: int) -> None:
     """The run's model against the device's memory: the one place that reads the spec here."""
-    shards = world if spec.parallel == "fsdp" else 1
+    shards = world if spec.runtime.parallel == "fsdp" else 1
     if base_config is not None:
-        check_base(base_config, task.auto_class, base_dir, device, spec.method == "full", spec.base, shards)
+        check_base(base_config, task.auto_class, base_dir, device, spec.method.name == "full", spec.base, shards)
         return
-    shape = {name: getattr(spec, name) for name in ("d_model", "n_layer", "n_head", "d_ff", "max_position", "dropout",
-                                                    "tie_embeddings")}
-    check_scratch(task, shape, spec.vocab_size or 256, device, shards)  # char: the characters seen, a few hundred
+    vocab = CHAR_VOCAB if spec.model.vocab_size is None else spec.model.vocab_size
+    check_scratch(task, spec, vocab, device, shards)
+
+
+CHAR_VOCAB = 256
+"""A ``char`` tokenizer's vocabulary is the characters the corpus holds, unknown before it is read: a few hundred."""

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 BUDGET_EVALS = 10
 """With a budget and no ``eval_interval``: evaluate every tenth of the budget."""
@@ -141,10 +144,18 @@ class LrShape:
         return self.floor + (1.0 - self.floor) * decay
 
 
-def make_scheduler(optimizer: Any, plan: Plan, spec: Any) -> Any:
+def make_scheduler(optimizer: Any, plan: Plan, spec: ResolvedSpec) -> Any:
     """A ``LambdaLR`` over the plan: its state (step count, base lrs) saves and resumes as
     transformers' schedulers do."""
     from torch.optim.lr_scheduler import LambdaLR
 
-    shape = LrShape(spec.schedule, spec.min_lr_ratio, spec.warmup_steps, spec.warmup_ratio)  # resolved: never None
+    shape = LrShape(spec.optim.schedule, spec.optim.min_lr_ratio, spec.optim.warmup_steps, spec.optim.warmup_ratio)  # resolved: never None
     return LambdaLR(optimizer, lambda step: shape(plan, step))
+
+
+def halve_lr(scheduler: Any) -> float:
+    """Halve the schedule's peak lr from here on (a skipped non-finite step, ``on_nonfinite =
+    "skip"``); returns the new peak. ``LambdaLR`` has no public setter: the peak lives in its
+    ``base_lrs``, which its ``state_dict`` saves, so a resumed run keeps the halving."""
+    scheduler.base_lrs = [lr * 0.5 for lr in scheduler.base_lrs]
+    return float(scheduler.base_lrs[0])

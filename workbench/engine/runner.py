@@ -27,7 +27,7 @@ import torch
 from workbench.config import RunSpec
 from workbench.corpora import cache, progress
 from workbench.engine import distributed
-from workbench.engine.evaluation import Evaluator, perplexity
+from workbench.engine.evaluation import Evaluator
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.hooks import HookFactory, default_eval_hooks
 from workbench.engine.meter import LossWindow, ThroughputMeter
@@ -37,6 +37,7 @@ from workbench.engine.stepping import Stepper, StepResult
 from workbench.errors import TrainingError, WorkbenchError
 from workbench.methods import trainable_count
 from workbench.models import parameter_count
+from workbench.objectives import perplexity
 from workbench.runs.control import RunControl
 from workbench.runs.events import Event, Listener, Message, Preparing, RunFailed, RunFinished, RunStarted, StepLogged
 from workbench.runs.failed_start import discard_failed_start
@@ -76,6 +77,7 @@ class TrainingRun:
         self.make_hooks = hooks
         self.run_dir: RunDir | None = None
         self.state: RunState | None = None
+        self.stepper: Stepper | None = None
         self.is_main = True
         self._writer: MetricsWriter | None = None
         self._reporters: list[Any] = []
@@ -85,7 +87,7 @@ class TrainingRun:
 
     @property
     def step(self) -> int:
-        return self.state.step if self.state is not None else 0
+        return self.stepper.step if self.stepper is not None else 0
 
     def emit(self, event: Event) -> None:
         if not self.is_main:
@@ -105,64 +107,67 @@ class TrainingRun:
         self.state, spec = s, s.spec
         if s.strategy.is_main:
             self._writer = MetricsWriter(s.run_dir.metrics)
-            self._reporters = open_reporters(spec.report_to, s.run_dir.path, spec.to_dict())
+            self._reporters = open_reporters(spec.runtime.report_to, s.run_dir.path, spec.to_dict())
         scaler_active = getattr(s.accelerator, "scaler", None) is not None
-        guard = NonFiniteGuard(spec, s.accelerator.device, scaler_active, int(s.saved.get("nonfinite_skips", 0)), s.step, self.emit)
-        meter = ThroughputMeter(int(s.saved.get("tokens_seen", 0)), s.step, spec.time_budget, float(s.saved.get("train_time_s", 0.0)))
+        guard = NonFiniteGuard(spec, s.accelerator.device, scaler_active, int(s.saved.get("nonfinite_skips", 0)), s.start_step, self.emit)
+        meter = ThroughputMeter(int(s.saved.get("tokens_seen", 0)), s.start_step, spec.train.time_budget, float(s.saved.get("train_time_s", 0.0)))
         saver = Saver(s, guard, meter, self.emit)
         hooks = self.make_hooks(spec, s.task, s.tokenizer, s.run_dir, self.emit) if s.strategy.is_main else []
-        evaluate, stepper = Evaluator(s, guard, hooks, self.emit), Stepper(s, guard, saver.checkpoint, self.emit)
-        losses = LossWindow(s.accelerator.device)
+        evaluate, self.stepper = Evaluator(s, guard, hooks, self.emit), Stepper(s, guard, saver.checkpoint, self.emit)
+        stepper, losses = self.stepper, LossWindow(s.accelerator.device)
         self._announce(s)
         if s.resumed_from is None:
             saver.initial()  # the untrained start, kept out of rotation: what `inspect` compares with
-            s.progress.before = evaluate()
+            s.progress.before = evaluate(stepper.step)
         status, ended_by = "finished", ""
-        while not s.plan.finished(s.step):
+        while not s.plan.finished(stepper.step):
             meter.paused(self.control.wait_while_paused())
-            at_boundary = (s.step - s.start_step) % spec.log_interval == 0
+            at_boundary = (stepper.step - s.start_step) % spec.train.log_interval == 0
             stop, over_budget = s.strategy.agree(at_boundary, self.control.stop_requested, meter.over_budget())
             if stop or over_budget:
                 status, ended_by = ("stopped", self.control.stop_reason or "stop requested") if stop else ("finished", "time budget")
                 break
             if at_boundary and s.plan.by_time:  # the schedule follows the budget spent, one clock for all ranks
-                s.plan.measured(s.step, s.strategy.agreed_seconds(meter.spent()), s.start_step, meter.prior_s)
-            result = stepper.step()
+                s.plan.measured(stepper.step, s.strategy.agreed_seconds(meter.spent()), s.start_step, meter.prior_s)
+            result = stepper.train_step()
+            step = stepper.step
             meter.add(result.tokens)
             losses.add(result.loss)
-            if s.step % spec.log_interval == 0 or s.plan.finished(s.step):
-                self._log(s, losses, meter, guard, result)
-            evaluated = s.plan.eval_due(s.step)
+            if step % spec.train.log_interval == 0 or s.plan.finished(step):
+                self._log(s, step, losses, (meter, guard), result)
+            evaluated = s.plan.eval_due(step)
             if evaluated:
-                evaluate()
-            if s.plan.save_due(s.step, evaluated):
-                saver.checkpoint(s.step)
+                evaluate(step)
+            if s.plan.save_due(step, evaluated):
+                saver.checkpoint(step, stepper.micro_batch)
         return self._finish(s, status, ended_by, (evaluate, saver, meter, hooks))
 
-    def _log(self, s: RunState, losses: LossWindow, meter: ThroughputMeter, guard: NonFiniteGuard, result: StepResult) -> None:
+    def _log(self, s: RunState, step: int, losses: LossWindow, parts: tuple[ThroughputMeter, NonFiniteGuard], result: StepResult) -> None:
+        meter, guard = parts
         mean_loss = losses.take(s.strategy.mean)  # mean over ranks
         if mean_loss is None:
             return
-        guard.at_log(s.step, mean_loss)
-        rates = meter.log(s.step, s.plan.total_steps)
+        guard.at_log(step, mean_loss)
+        rates = meter.log(step, s.plan.total_steps)
         norm = None if result.loss is None else float(result.grad_norm)
-        self.emit(StepLogged(step=s.step, total_steps=s.plan.estimated_total(s.step), loss=mean_loss, lr=float(s.scheduler.get_last_lr()[0]),
+        self.emit(StepLogged(step=step, total_steps=s.plan.estimated_total(step), loss=mean_loss, lr=float(s.scheduler.get_last_lr()[0]),
                              tokens=rates.tokens, tokens_per_s=rates.tokens_per_s, elapsed_s=rates.elapsed_s, eta_s=rates.eta_s,
                              grad_norm=norm if norm is not None and math.isfinite(norm) else None))
 
     def _announce(self, s: RunState) -> None:
         if s.strategy.is_main:
-            s.run_dir.write_status("running", step=s.step)
-        self.emit(RunStarted(run_dir=str(s.run_dir.path), name=s.run_dir.path.name, objective=s.spec.objective, corpus=s.spec.corpus,
-                             total_steps=s.plan.total_steps or 0, parameters=parameter_count(s.model), trainable_parameters=trainable_count(s.model), method=s.spec.method, device=s.device, precision=s.precision,
-                             resumed_from_step=s.step, spec=s.spec.to_dict(), time_budget_s=s.spec.time_budget))
+            s.run_dir.write_status("running", step=s.start_step)
+        self.emit(RunStarted(run_dir=str(s.run_dir.path), name=s.run_dir.path.name, objective=s.spec.objective, corpus=s.spec.data.corpus,
+                             total_steps=s.plan.total_steps or 0, parameters=parameter_count(s.model), trainable_parameters=trainable_count(s.model), method=s.spec.method.name, device=s.device, precision=s.precision,
+                             resumed_from_step=s.start_step, spec=s.spec.to_dict(), time_budget_s=s.spec.train.time_budget))
         if s.resumed_from is not None:
-            self.emit(Message(text=f"Resumed from {s.resumed_from.name} (step {s.step})"))
-        trained = type(s.accelerator.unwrap_model(s.module)).__name__
-        if trained == "LeanGPT2":
-            self.emit(Message(text="Training with the lean GPT-2 (same weights and checkpoints as GPT2LMHeadModel)"))
-        elif trained == "SparseMaskedLM":
-            self.emit(Message(text=f"Scoring masked positions only (same weights, loss and checkpoints as {type(s.model).__name__})"))
+            self.emit(Message(text=f"Resumed from {s.resumed_from.name} (step {s.start_step})"))
+        from workbench.lean_gpt2 import LeanGPT2  # the twins import transformers' model classes: only once a run starts
+        from workbench.sparse_mlm import SparseMaskedLM
+
+        trained = s.accelerator.unwrap_model(s.module)
+        if isinstance(trained, (LeanGPT2, SparseMaskedLM)):
+            self.emit(Message(text=trained.twin_note()))
         if s.strategy.sharded:
             self.emit(Message(text=f"FSDP: parameters, gradients and optimizer state sharded over {s.strategy.world} processes"))
 
@@ -174,16 +179,17 @@ class TrainingRun:
         split): it must exit within seconds; a resume to the end writes the report.
         ``ended_by``: why the run ended before its plan did ("time budget", a signal), or ""."""
         evaluate, saver, meter, hooks = parts
+        step, micro_batch = self.step, self.stepper.micro_batch if self.stepper is not None else s.start_micro_batch
         tokens = meter.finish()
         stopped = status == "stopped"
         if ended_by:
-            self.emit(Message(text=f"Stopping at step {s.step} ({ended_by}); saving a checkpoint"))
+            self.emit(Message(text=f"Stopping at step {step} ({ended_by}); saving a checkpoint"))
         if stopped:
-            saver.checkpoint(s.step)
-            evaluate()  # the periodic eval set: a stop must end within seconds
+            saver.checkpoint(step, micro_batch)
+            evaluate(step)  # the periodic eval set: a stop must end within seconds
         else:
-            evaluate(whole=True)  # the final eval covers the whole split
-            saver.checkpoint(s.step)
+            evaluate(step, whole=True)  # the final eval covers the whole split
+            saver.checkpoint(step, micro_batch)
         metrics: dict[str, Any] = {}
         if s.strategy.is_main:
             if not stopped:
@@ -192,32 +198,32 @@ class TrainingRun:
                     metrics = s.task.final_report(s.model, s.tokenizer, s.data, s.spec, s.run_dir)
             for hook in hooks:  # e.g. forgetting: base-eval loss before -> after (already measured)
                 metrics.update(hook.summary())
-        report = f"skipped: stopped ({ended_by}) at step {s.step}; resume to finish it" if stopped else "done"
-        summary = self._summary(s, status, metrics, (tokens, meter), report)
+        report = f"skipped: stopped ({ended_by}) at step {step}; resume to finish it" if stopped else "done"
+        summary = self._summary(s, status, metrics, (step, tokens, meter), report)
         summary["stopped"] = ended_by or None
         if s.strategy.is_main:
             saver.final_model()
             s.run_dir.write_summary(summary)
-            s.run_dir.write_status(status, step=s.step, **({"stopped": ended_by} if ended_by else {}))
-        self.emit(RunFinished(status=status, step=s.step, run_dir=str(s.run_dir.path), model_dir=str(s.run_dir.model_dir), summary=summary))
-        return RunResult(status=status, run_dir=s.run_dir.path, model_dir=s.run_dir.model_dir, step=s.step, summary=summary)
+            s.run_dir.write_status(status, step=step, **({"stopped": ended_by} if ended_by else {}))
+        self.emit(RunFinished(status=status, step=step, run_dir=str(s.run_dir.path), model_dir=str(s.run_dir.model_dir), summary=summary))
+        return RunResult(status=status, run_dir=s.run_dir.path, model_dir=s.run_dir.model_dir, step=step, summary=summary)
 
     @staticmethod
-    def _summary(s: RunState, status: str, metrics: dict[str, Any], counts: tuple[int, ThroughputMeter], report: str) -> dict[str, Any]:
+    def _summary(s: RunState, status: str, metrics: dict[str, Any], counts: tuple[int, int, ThroughputMeter], report: str) -> dict[str, Any]:
         """``report``: "done", or why the final whole-split report (``metrics``) was skipped.
         tokens/s is this span's (a resume's own tokens over its own time); the time is the run's."""
-        tokens, meter = counts
+        step, tokens, meter = counts
         before, after, best = s.progress.before, s.progress.last, s.progress.best
-        rate = meter.span_rate() if s.step > s.start_step else None
+        rate = meter.span_rate() if step > s.start_step else None
         return {
             "status": status,
             "objective": s.spec.objective,
-            "corpus": s.spec.corpus,
-            "steps": s.step,
+            "corpus": s.spec.data.corpus,
+            "steps": step,
             "tokens": tokens,
             "train_time_s": round(meter.spent(), 2),
             "tokens_per_s": round(rate, 1) if rate is not None else None,
-            "tokens_per_s_covers": f"steps {s.start_step}-{s.step} of this process" if s.start_step else f"steps 0-{s.step}",
+            "tokens_per_s_covers": f"steps {s.start_step}-{step} of this process" if s.start_step else f"steps 0-{step}",
             "eval_loss_before": before,
             "eval_loss_after": after,
             "eval_after_covers": s.progress.coverage.get("text", ""),

@@ -58,8 +58,9 @@ class Saver:
             raise TrainingError(f"could not write the initial weights ({reason})", where=str(folder),
                                 fix="free disk space (df -h) or pass --out on another disk, then start the run again") from None
 
-    def checkpoint(self, step: int) -> None:
-        """A resumable checkpoint of ``step``. Every rank calls it (a sharded save gathers
+    def checkpoint(self, step: int, micro_batch: int) -> None:
+        """A resumable checkpoint of ``step``, recording the ``micro_batch`` a resume starts
+        with (the stepper's, or its half after an out-of-memory stop). Every rank calls it (a sharded save gathers
         the full state from all of them); rank 0 writes."""
         s = self.s
         s.strategy.sync_replica(s.module, s.model, step)
@@ -67,23 +68,23 @@ class Saver:
         if not s.strategy.is_main:
             return
         self.guard.before_save(step)
-        weights = methods.checkpoint_view(s.model, s.spec.method)  # lora/frozen: the trainable weights only
-        folder = ckpt.save_checkpoint(s.run_dir.checkpoints, step, weights, s.tokenizer, optimizer, s.scheduler, self.record())
-        ckpt.rotate(s.run_dir.checkpoints, s.spec.keep_checkpoints, kept=s.plan.kept)  # transfer: kept steps stay
+        weights = methods.checkpoint_view(s.model, s.spec.method.name)  # lora/frozen: the trainable weights only
+        folder = ckpt.save_checkpoint(s.run_dir.checkpoints, step, weights, s.tokenizer, optimizer, s.scheduler, self.record(micro_batch))
+        ckpt.rotate(s.run_dir.checkpoints, s.spec.train.keep_checkpoints, kept=s.plan.kept)  # kept steps stay
         progress = s.progress
         self.emit(CheckpointSaved(step=step, path=str(folder), best=progress.last is not None and progress.last == progress.best))
 
-    def record(self) -> dict[str, Any]:
+    def record(self, micro_batch: int) -> dict[str, Any]:
         """What a resume needs besides weights, optimizer and schedule (``trainer_state.json``)."""
         s = self.s
         return {
             "eval_loss": s.progress.last,
             "best_eval_loss": s.progress.best,
             "eval_loss_before": s.progress.before,
-            "batch_size": s.spec.batch_size,
-            "micro_batch": s.micro_batch,
+            "batch_size": s.spec.train.batch_size,
+            "micro_batch": micro_batch,
             "nonfinite_skips": self.guard.skips,
-            "grad_accum": s.spec.grad_accum,
+            "grad_accum": s.spec.train.grad_accum,
             "world_size": s.strategy.world,
             "global_batch": s.global_batch,
             "tokens_seen": self.meter.tokens_seen,

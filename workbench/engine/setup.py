@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 
 from workbench import feasibility, methods
-from workbench.config import RunSpec, check_out_dir
+from workbench.config import ResolvedSpec, RunSpec, check_out_dir
 from workbench.engine import distributed, memory, performance
 from workbench.engine.keeping import plan_kept
 from workbench.engine.order import BatchOrder
@@ -51,7 +51,7 @@ class Progress:
 
 @dataclass
 class RunState:
-    spec: RunSpec
+    spec: ResolvedSpec
     task: Task
     run_dir: RunDir
     accelerator: Any
@@ -69,10 +69,12 @@ class RunState:
     order: BatchOrder | None = None
     plan: Plan = field(default_factory=lambda: Plan(1, None, 1, None))
     """The run's length (steps or a time budget), its evals and saves, what the lr follows."""
-    micro_batch: int = 1
+    start_micro_batch: int = 1
+    """The micro-batch the run starts with (an out-of-memory halving survives a resume); the
+    ``Stepper`` owns the current one."""
     global_batch: int = 1
-    step: int = 0
     start_step: int = 0
+    """0, or the resumed checkpoint's step; the ``Stepper`` owns the step count from there."""
     resumed_from: Path | None = None
     saved: dict[str, Any] = field(default_factory=dict)
     """The resumed checkpoint's ``trainer_state.json`` (empty for a fresh run)."""
@@ -99,18 +101,28 @@ def pick_precision(requested: str, device: str) -> str:
     return "fp32"
 
 
-def make_accelerator(spec: RunSpec) -> tuple[Any, str, str]:
+def forget_accelerator_state() -> None:
+    """Forget the previous run's device and precision before making a new ``Accelerator``.
+
+    One process may train several runs (the TUI, sweeps in-process), and Accelerate keeps one
+    global state per process: a second ``Accelerator`` asking for another precision or device
+    raises "AcceleratorState has already been initialized and cannot be changed". Accelerate
+    (1.x) has no public way to reset it; its own test utilities call this internal method, so
+    this is the one place the workbench does (``tests/test_code_shape.py`` allows only it).
+    """
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def make_accelerator(spec: ResolvedSpec) -> tuple[Any, str, str]:
     from accelerate import Accelerator
 
-    device = pick_device(spec.device)
-    precision = pick_precision(spec.precision, device)
+    device = pick_device(spec.runtime.device)
+    precision = pick_precision(spec.runtime.precision, device)
     performance.configure_backends(device)
     if "LOCAL_RANK" not in os.environ:
-        # One process may train several runs (the TUI): Accelerate keeps one global state,
-        # so forget the previous run's device/precision before making a new Accelerator.
-        from accelerate.state import AcceleratorState
-
-        AcceleratorState._reset_state(reset_partial_state=True)
+        forget_accelerator_state()
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"))
     return accelerator, device, precision
 
@@ -119,7 +131,7 @@ def make_accelerator(spec: RunSpec) -> tuple[Any, str, str]:
 class Inputs:
     """What is read and checked before anything is written."""
 
-    spec: RunSpec
+    spec: ResolvedSpec
     task: Task
     corpus: Any
     checked: Any
@@ -143,16 +155,23 @@ def read_inputs(spec_in: RunSpec | None, resume: str | Path | None, out: str, ov
             emit(Message(text=f"Resuming with {', '.join(changed)}"))
     else:
         assert spec_in is not None and not overrides, "overrides apply to a resume only"
+        spec_in.validate()
         spec = spec_in
-        spec.validate()
         check_out_dir(spec.out, where=None)  # a file at or above --out: refuse before anything is made
     base_ref = resolve_base(spec.base) if spec.base else None
     base_config = load_config(base_ref) if base_ref is not None else None
-    spec, task = resolve_spec(spec, base_config=base_config)
+    resolved, task = resolve_spec(spec, base_config=base_config)
     if run_dir is None and base_ref is None:  # a run.toml from before these bounds still resumes
-        feasibility.check_vocab(spec.tokenizer, spec.vocab_size)
+        feasibility.check_vocab(resolved.model.tokenizer, resolved.model.vocab_size)
     if run_dir is None or {"max_steps", "epochs"} & set(overrides or {}):
-        feasibility.check_warmup(spec.warmup_steps, spec.max_steps)
+        feasibility.check_warmup(resolved.optim.warmup_steps, resolved.train.max_steps)
+    return checked_inputs(resolved, task, (base_ref, base_config), run_dir)
+
+
+def checked_inputs(spec: ResolvedSpec, task: Task, base: tuple[BaseRef | None, Any], run_dir: RunDir | None) -> Inputs:
+    """The corpus read and checked (labels, tags, answer spans) and the base's architecture
+    checked against the task, before anything is written."""
+    base_ref, base_config = base
     corpus = task.load_corpus(spec)
     checked = task.check_data(corpus, spec)  # labels, tags, answer spans
     if base_config is not None:
@@ -176,24 +195,24 @@ def resume_point(run_dir: RunDir, emit: Callable[[Any], None], max_steps: int | 
 def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable[[Any], None]) -> tuple[Any, Any]:
     """From a checkpoint, from the base, or a new tokenizer and a freshly initialised model."""
     spec, task = inputs.spec, inputs.task
-    if resume_ckpt is not None and spec.method == "full":
+    if resume_ckpt is not None and spec.method.name == "full":
         ref = BaseRef(given=str(resume_ckpt), kind="local", model_dir=str(resume_ckpt))
         return load_tokenizer(ref), load_model(ref, task.auto_class)
     if inputs.base_ref is not None:  # a lora/frozen resume: the base again, then its trainable weights (methods.py)
         tokenizer = load_tokenizer(inputs.base_ref)
-        torch.manual_seed(spec.seed)  # a new task head is initialised from the global generator: the same head every time
+        torch.manual_seed(spec.train.seed)  # a new task head is initialised from the global generator: the same head every time
         model = load_model(inputs.base_ref, task.auto_class, config=inputs.base_config, **task.model_kwargs(inputs.checked, tokenizer))
         return tokenizer, model
     from workbench.tokenization import train_tokenizer
 
     corpus = inputs.corpus
-    size = "one token per character seen" if spec.tokenizer == "char" else f"vocab {spec.vocab_size}"
-    emit(Message(text=f"Training a {spec.tokenizer} tokenizer ({size}) on {corpus.name}"))
-    tokenizer = train_tokenizer(spec.tokenizer, corpus.sample_texts(), spec.vocab_size or 4096, masked=task.masked)
-    if spec.tokenizer != "char" and len(tokenizer) != spec.vocab_size:  # run.toml records the vocabulary used
-        emit(Message(text=feasibility.vocab_adjusted(spec.tokenizer, spec.vocab_size, len(tokenizer))))
-        spec.vocab_size = len(tokenizer)
-    torch.manual_seed(spec.seed)  # bitwise-identical initial weights for the same spec and seed
+    size = "one token per character seen" if spec.model.tokenizer == "char" else f"vocab {spec.model.vocab_size}"
+    emit(Message(text=f"Training a {spec.model.tokenizer} tokenizer ({size}) on {corpus.name}"))
+    tokenizer = train_tokenizer(spec.model.tokenizer, corpus.sample_texts(), spec.model.vocab_size, masked=task.masked)
+    if spec.model.vocab_size is not None and len(tokenizer) != spec.model.vocab_size:  # run.toml records the vocabulary used
+        emit(Message(text=feasibility.vocab_adjusted(spec.model.tokenizer, spec.model.vocab_size, len(tokenizer))))
+        spec = inputs.spec = spec.replace(vocab_size=len(tokenizer))
+    torch.manual_seed(spec.train.seed)  # bitwise-identical initial weights for the same spec and seed
     return tokenizer, task.build_model(spec, tokenizer)
 
 
@@ -201,13 +220,13 @@ def prepare_method(model: Any, inputs: Inputs, resume_ckpt: Path | None, emit: C
     """The model the spec's ``method`` trains (``methods.py``): all of it, LoRA adapters and the
     head, or the head alone; a lora/frozen resume loads its checkpoint's trainable weights."""
     spec = inputs.spec
-    if spec.method == "full":
+    if spec.method.name == "full":
         return model
     base_dir = inputs.base_ref.model_dir if inputs.base_ref is not None else None
     prepared = methods.prepare_model(model, spec, base_dir, resume_ckpt)
-    emit(Message(text=methods.info(prepared, spec.method).line()))
+    emit(Message(text=methods.info(prepared, spec.method.name).line()))
     if inputs.task.windowed and not inputs.task.masked:  # clm: the lean GPT-2 is a from-scratch, every-weight twin
-        emit(Message(text=f"Method {spec.method} trains transformers' GPT-2 (the lean twin trains every weight from scratch only)"))
+        emit(Message(text=f"Method {spec.method.name} trains transformers' GPT-2 (the lean twin trains every weight from scratch only)"))
     return prepared
 
 
@@ -225,7 +244,7 @@ def write_run_files(state: RunState, inputs: Inputs) -> None:
             "eval_source": getattr(inputs.corpus, "eval_source", "") or "",
             **(inputs.base_ref.identity() if inputs.base_ref else {}),
             **state.task.run_meta(state.data),
-            **(methods.info(state.model, spec.method).meta() if spec.method != "full" else {}),
+            **(methods.info(state.model, spec.method.name).meta() if spec.method.name != "full" else {}),
             **inputs.meta,  # lr-find: how --lr auto found the lr
         }
         run_dir.write_run_toml(spec, meta)
@@ -235,25 +254,27 @@ def write_run_files(state: RunState, inputs: Inputs) -> None:
 def plan_batches(state: RunState) -> None:
     """Global batch, micro-batch, data order, and the plan: steps (or a time budget), evals, saves."""
     spec, world = state.spec, state.strategy.world
-    micro_batch = spec.batch_size or 1
-    state.global_batch = distributed.global_batch_for(state.saved, micro_batch * spec.grad_accum * world, world)
+    micro_batch = spec.train.batch_size
+    state.global_batch = distributed.global_batch_for(state.saved, micro_batch * spec.train.grad_accum * world, world)
     # An out-of-memory halving survives a resume: the same global batch, smaller slices.
     recorded = distributed.recorded_oom_micro_batch(state.run_dir) or micro_batch
-    state.micro_batch = max(1, min(micro_batch, int(state.saved.get("micro_batch", micro_batch)), recorded))
+    state.start_micro_batch = max(1, min(micro_batch, int(state.saved.get("micro_batch", micro_batch)), recorded))
     assert state.data is not None
-    windows = state.data.window_starts() if spec.sampling == "random" else None
-    state.order = BatchOrder(state.data.num_examples("train"), state.global_batch, spec.seed, windows=windows)
-    if spec.max_steps is not None:
-        total: int | None = spec.max_steps
-    elif spec.epochs is not None:
-        total = max(1, math.ceil(spec.epochs * state.order.steps_per_epoch))
-        feasibility.check_total_steps(total, f"epochs {spec.epochs:g}")
+    windows = state.data.window_starts() if spec.data.sampling == "random" else None
+    state.order = BatchOrder(state.data.num_examples("train"), state.global_batch, spec.train.seed, windows=windows)
+    if spec.train.max_steps is not None:
+        total: int | None = spec.train.max_steps
+    elif spec.train.epochs is not None:
+        total = max(1, math.ceil(spec.train.epochs * state.order.steps_per_epoch))
+        feasibility.check_total_steps(total, f"epochs {spec.train.epochs:g}")
         if state.resumed_from is None:
-            feasibility.check_warmup(spec.warmup_steps, total, f"epochs {spec.epochs:g}")
+            feasibility.check_warmup(spec.optim.warmup_steps, total, f"epochs {spec.train.epochs:g}")
     else:  # a time budget alone (``resolve_spec`` leaves no other way to have neither)
         total = None
-    eval_interval = spec.eval_interval or (max(1, total // 10) if total is not None else None)
-    state.plan = Plan(total, spec.time_budget, eval_interval, spec.save_interval)
+    eval_interval = spec.eval.eval_interval  # None: a tenth of the run, now that its length is known
+    if eval_interval is None and total is not None:
+        eval_interval = max(1, total // 10)
+    state.plan = Plan(total, spec.train.time_budget, eval_interval, spec.train.save_interval)
 
 
 def make_optimizer(state: RunState) -> None:
@@ -263,15 +284,15 @@ def make_optimizer(state: RunState) -> None:
     decay = [p for p in trained if p.ndim >= 2]
     no_decay = [p for p in trained if p.ndim < 2]
     state.optimizer = torch.optim.AdamW(  # the spec is resolved: beta2 holds the objective's default
-        [{"params": decay, "weight_decay": spec.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps, **performance.adamw_options(state.device),
+        [{"params": decay, "weight_decay": spec.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=spec.optim.lr, betas=(spec.optim.beta1, spec.optim.beta2), eps=spec.optim.eps, **performance.adamw_options(state.device),
     )
     state.scheduler = make_scheduler(state.optimizer, state.plan, spec)
     if state.resumed_from is not None:
         state.strategy.load_optimizer(module, state.optimizer, state.resumed_from / "optimizer.safetensors")
         state.scheduler.load_state_dict(state.saved["scheduler"])
-        state.step = state.start_step = int(state.saved["step"])
-        state.plan.resumed_at(state.step, float(state.saved.get("train_time_s", 0.0)))
+        state.start_step = int(state.saved["step"])
+        state.plan.resumed_at(state.start_step, float(state.saved.get("train_time_s", 0.0)))
 
 
 def make_training_module(state: RunState, emit: Callable[[Any], None]) -> None:
@@ -282,8 +303,8 @@ def make_training_module(state: RunState, emit: Callable[[Any], None]) -> None:
         strategy.shard(state.module)
     make_optimizer(state)
     performance.prefer_sdpa(state.model)
-    compile_choice = "off" if strategy.sharded and spec.compile == "auto" else spec.compile  # FSDP + compile: opt in
-    if performance.should_compile(compile_choice, state.device, spec.size, from_base=bool(spec.base)):
+    compile_choice = "off" if strategy.sharded and spec.runtime.compile == "auto" else spec.runtime.compile  # FSDP + compile: opt in
+    if performance.should_compile(compile_choice, state.device, spec.model.size, from_base=bool(spec.base)):
         emit(Message(text="Compiling the model with torch.compile: the first steps take a minute"))
         performance.compile_in_place(state.module)  # in place: checkpoints keep plain key names
     state.module, state.optimizer = strategy.prepare(state.module, state.optimizer)
@@ -297,7 +318,7 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
 
     quiet_libraries()
     inputs = read_inputs(spec_in, resume, out, overrides, emit)
-    if inputs.spec.lr == "auto":  # lr-find: the range test first, before the run directory exists
+    if inputs.spec.optim.lr == "auto":  # lr-find: the range test first, before the run directory exists
         from workbench.engine.lr_find import settle_auto  # lr_find imports this module: a cycle at import time
 
         inputs.meta.update(settle_auto(inputs, emit))
@@ -305,15 +326,15 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
     accelerator, device, precision = make_accelerator(spec)
     base_dir = inputs.base_ref.model_dir if inputs.base_ref is not None else None
     memory.check_run_fits(spec, inputs.task, inputs.base_config, base_dir, accelerator.device, accelerator.num_processes)
-    strategy = strategy_for(accelerator, spec.parallel, precision)
+    strategy = strategy_for(accelerator, spec.runtime.parallel, precision)
     # One writer per run: rank 0 locks a resumed run before anything in it is touched.
     lock = claim(inputs.run_dir.path, emit) if inputs.run_dir is not None and strategy.is_main else None
     try:
         if lock is not None:  # before the run is touched: a stopped run that cannot report stays stopped
-            check_report_folders(spec.report_to, inputs.run_dir.path)
+            check_report_folders(spec.runtime.report_to, inputs.run_dir.path)
         with accelerator.main_process_first():  # the other ranks read checkpoints once rank 0 holds the lock
-            resume_ckpt, saved = resume_point(inputs.run_dir, emit, spec.max_steps) if inputs.run_dir is not None else (None, {})
-        run_dir = inputs.run_dir or distributed.shared_run_dir(accelerator, spec.out, spec.name or "run")  # every rank learns the path
+            resume_ckpt, saved = resume_point(inputs.run_dir, emit, spec.train.max_steps) if inputs.run_dir is not None else (None, {})
+        run_dir = inputs.run_dir or distributed.shared_run_dir(accelerator, spec.out, spec.name)  # every rank learns the path
         if lock is None and strategy.is_main:
             lock = claim(run_dir.path, emit)  # a new run: its folder was just made (mkdir is atomic), nothing in it yet
         on_run_dir(run_dir, strategy.is_main)
@@ -321,6 +342,7 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
         # load the same tokenizer and token cache instead of racing to build their own.
         with accelerator.main_process_first():
             tokenizer, model = tokenizer_and_model(inputs, resume_ckpt, emit)
+            spec = inputs.spec  # with the vocabulary the tokenizer really has
             model = prepare_method(model, inputs, resume_ckpt, emit)
             data = inputs.task.prepare(inputs.corpus, tokenizer, spec, inputs.checked)
         state = RunState(spec=spec, task=inputs.task, run_dir=run_dir, accelerator=accelerator, strategy=strategy,

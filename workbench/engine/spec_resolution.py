@@ -1,4 +1,5 @@
-"""Fill a spec's open settings (``None``) with the objective's and preset's defaults."""
+"""Fill a spec's open settings (``None``) with the objective's and preset's defaults, and
+group the result as a ``ResolvedSpec`` (``config.py``), whose readers never fill a default again."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.config import RunSpec
+from workbench.config import ResolvedSpec, RunSpec
 from workbench.errors import SpecError
 from workbench.models import PRESETS, SHAPE_FIELDS, position_limit
-from workbench.tasks import get_objective, get_task
+from workbench.objectives import get_objective
+from workbench.tasks import get_task
 
 if TYPE_CHECKING:
     from workbench.tasks.base import Task
@@ -22,8 +24,8 @@ def corpus_label(corpus: str) -> str:
     return Path(corpus).stem or "corpus"
 
 
-def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]:
-    """The spec with every default filled in, and its task (the decoder variant when
+def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[ResolvedSpec, Task]:
+    """The spec with every default filled in (grouped; ``to_dict`` gives the flat keys back), and its task (the decoder variant when
     ``base_config``, already loaded by the caller, is a decoder's)."""
     spec.validate()
     task = get_task(spec.objective, base_config)
@@ -67,7 +69,7 @@ def resolve_spec(spec: RunSpec, base_config: Any = None) -> tuple[RunSpec, Task]
         changes["vocab_size"] = PRESETS[spec.size]["vocab"]
     if spec.name is None:
         changes["name"] = f"{spec.objective}-{corpus_label(spec.corpus)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return spec.replace(**changes), task
+    return ResolvedSpec.from_filled(spec.replace(**changes)), task
 
 
 METHOD_LR_SCALE = {"full": 1.0, "lora": 10.0, "frozen": 100.0}

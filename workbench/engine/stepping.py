@@ -1,5 +1,10 @@
 """One optimizer step: micro-batches with gradient accumulation, out-of-memory retry,
-clipping, the non-finite guard's verdict, then the optimizer and the schedule."""
+clipping, the non-finite guard's verdict, then the optimizer and the schedule.
+
+The ``Stepper`` owns the step count and the micro-batch size: it starts from where set-up
+left them (``RunState.start_step``, ``RunState.start_micro_batch``) and is the only piece
+that changes them; everything else reads ``stepper.step`` and ``stepper.micro_batch``.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from typing import Any, Callable
 import torch
 
 from workbench.engine import distributed, performance
-from workbench.engine.guard import NonFiniteGuard
+from workbench.engine.guard import NonFiniteGuard, Verdict
 from workbench.engine.order import seed_generators, step_seed
+from workbench.engine.plan import halve_lr
 from workbench.engine.setup import RunState
 from workbench.errors import TrainingError
 from workbench.runs.events import Message
@@ -26,17 +32,22 @@ class StepResult:
 
 
 class Stepper:
-    def __init__(self, state: RunState, guard: NonFiniteGuard, save: Callable[[int], None], emit: Callable[[Any], None]):
+    def __init__(self, state: RunState, guard: NonFiniteGuard, save: Callable[[int, int], None], emit: Callable[[Any], None]):
+        """``save(step, micro_batch)`` writes a checkpoint (before an out-of-memory stop)."""
         self.s = state
         self.guard = guard
         self.save = save
         self.emit = emit
+        self.step = state.start_step
+        """Optimizer steps taken (a resumed run's count from its checkpoint)."""
+        self.micro_batch = state.start_micro_batch
+        """Rows per forward pass; halved after an out-of-memory step, the global batch unchanged."""
 
-    def step(self) -> StepResult:
-        """Train step ``s.step + 1``; an out-of-memory step is retried with half the micro-batch."""
+    def train_step(self) -> StepResult:
+        """Train step ``step + 1``; an out-of-memory step is retried with half the micro-batch."""
         s = self.s
         assert s.order is not None
-        indices = s.order.indices(s.step)
+        indices = s.order.indices(self.step)
         while True:
             try:
                 loss, tokens = self.forward_backward(indices)
@@ -50,10 +61,11 @@ class Stepper:
         s, strategy = self.s, self.s.strategy
         mine = strategy.my_rows(indices)
         first_row = strategy.first_row(indices)
-        chunks = [mine[i : i + s.micro_batch] for i in range(0, len(mine), s.micro_batch)]
+        micro = self.micro_batch
+        chunks = [mine[i : i + micro] for i in range(0, len(mine), micro)]
         step_loss, tokens = None, 0
         for index, chunk in enumerate(chunks):  # masks and dropout: a function of (seed, step, row)
-            seed_generators(step_seed(s.spec.seed, s.step, row=first_row + index * s.micro_batch), s.accelerator.device)
+            seed_generators(step_seed(s.spec.train.seed, self.step, row=first_row + index * micro), s.accelerator.device)
             batch, n_tokens = s.data.batch("train", chunk)
             batch = performance.to_device(batch, s.accelerator.device)
             with strategy.accumulating(s.module, last=index == len(chunks) - 1):
@@ -67,16 +79,18 @@ class Stepper:
 
     def optimizer_step(self, loss: torch.Tensor, tokens: int) -> StepResult:
         s = self.s
-        max_norm = s.spec.max_grad_norm if s.spec.max_grad_norm > 0 else float("inf")
+        max_norm = s.spec.optim.max_grad_norm if s.spec.optim.max_grad_norm > 0 else float("inf")
         grad_norm = s.strategy.grad_norm(s.accelerator.clip_grad_norm_(s.module.parameters(), max_norm))
-        allowed = self.guard.allows(s.step, loss, grad_norm, s.scheduler)
-        if allowed:
+        verdict = self.guard.judge(self.step, loss, grad_norm)  # a stop is raised there
+        if verdict is Verdict.ok:
             s.optimizer.step()
-            self.guard.after_optimizer_step(s.step, s.accelerator)
+            self.guard.after_optimizer_step(self.step, s.accelerator)
+        else:
+            self.emit(self.guard.skip_message(halve_lr(s.scheduler)))
         s.scheduler.step()
         s.optimizer.zero_grad(set_to_none=True)
-        s.step += 1
-        return StepResult(loss=loss if allowed else None, grad_norm=grad_norm, tokens=tokens)
+        self.step += 1
+        return StepResult(loss=loss if verdict is Verdict.ok else None, grad_norm=grad_norm, tokens=tokens)
 
     def after_oom(self) -> None:
         """Free what the failed step held; halve the micro-batch and retry, or stop."""
@@ -86,21 +100,21 @@ class Stepper:
             torch.cuda.empty_cache()
         if s.strategy.world > 1:  # the other ranks are already inside this step's collectives
             self.stop_distributed()
-        if s.spec.on_oom == "halve" and s.micro_batch > 1:
-            s.micro_batch //= 2
+        failed = self.micro_batch
+        self.micro_batch = max(1, failed // 2)
+        if s.spec.train.on_oom == "halve" and failed > 1:
             per_rank = s.global_batch // s.strategy.world
             self.emit(Message(text=(
-                f"Out of memory at step {s.step + 1}: micro-batch halved to {s.micro_batch} "
-                f"({math.ceil(per_rank / s.micro_batch)} accumulation steps, the same effective batch of {s.global_batch}); retrying the step"
+                f"Out of memory at step {self.step + 1}: micro-batch halved to {self.micro_batch} "
+                f"({math.ceil(per_rank / self.micro_batch)} accumulation steps, the same effective batch of {s.global_batch}); retrying the step"
             )))
             return
-        failed, s.micro_batch = s.micro_batch, max(1, s.micro_batch // 2)  # the checkpoint records the half
-        self.save(s.step)
+        self.save(self.step, self.micro_batch)  # the checkpoint records the half
         advice = (
             f"resume with `workbench run --resume {s.run_dir.path}`: it continues with micro-batch {failed // 2} and the same effective batch"
             if failed > 1 else "use a smaller --seq-len or model, or a GPU with more memory"
         )
-        raise TrainingError(f"out of memory at step {s.step + 1} with micro-batch {failed}; checkpoint saved at step {s.step}", fix=advice)
+        raise TrainingError(f"out of memory at step {self.step + 1} with micro-batch {failed}; checkpoint saved at step {self.step}", fix=advice)
 
     def stop_distributed(self) -> None:
         """Out of memory in one of several processes: stop, and make the resume smaller.
@@ -112,14 +126,13 @@ class Stepper:
         other rank leaves ``oom.json`` in the run directory, which the resume reads.
         """
         s = self.s
-        failed, half = s.micro_batch, max(1, s.micro_batch // 2)
+        failed, half = self.micro_batch, max(1, self.micro_batch // 2)
         if s.strategy.can_checkpoint_alone():
-            s.micro_batch = half  # the checkpoint records the half
-            self.save(s.step)
+            self.save(self.step, half)  # the checkpoint records the half
         else:
-            distributed.record_oom(s.run_dir, half, step=s.step, rank=s.strategy.rank)
+            distributed.record_oom(s.run_dir, half, step=self.step, rank=s.strategy.rank)
         raise TrainingError(
-            f"out of memory at step {s.step + 1} on rank {s.strategy.rank} with micro-batch {failed}; "
+            f"out of memory at step {self.step + 1} on rank {s.strategy.rank} with micro-batch {failed}; "
             "several processes cannot retry a step, so the run stopped (its checkpoints are intact)",
             fix=f"resume with `workbench run --resume {s.run_dir.path} --gpus N`: it continues with micro-batch {half} and the same effective batch"
             if failed > 1 else "use a smaller --seq-len or model, or GPUs with more memory",

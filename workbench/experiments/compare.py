@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import RunDirError
+from workbench.objectives import perplexity
 from workbench.runs import sweepdir
 from workbench.runs.processes import pid_alive
 from workbench.runs.rundir import RunDir, read_jsonl
@@ -198,7 +199,7 @@ def _task_metric(summary: dict[str, Any], evals: list[dict[str, Any]], steps: in
                 if value is not None:
                     return name, value, covers, step
     if evals and _finite(evals[-1].get("perplexity")) is not None:
-        return "perplexity", math.exp(min(evals[-1]["eval_loss"], 50.0)), _eval_covers(evals[-1]), evals[-1]["step"]
+        return "perplexity", perplexity(evals[-1]["eval_loss"]), _eval_covers(evals[-1]), evals[-1]["step"]
     return "", None, "", None
 
 
@@ -351,7 +352,7 @@ def metric_value(row: CompareRow, metric: str) -> tuple[float | None, int | None
     if metric == "best_eval_loss":
         return row.best_eval_loss, None if row.best_eval_loss is None else _best_step(row)
     if metric == "perplexity" and row.eval_loss is not None and row.task_metric == "perplexity":
-        return math.exp(min(row.eval_loss, 50.0)), row.eval_step
+        return perplexity(row.eval_loss), row.eval_step
     if metric == row.task_metric:
         return row.task_value, row.task_step
     return None, None

@@ -1,10 +1,11 @@
 """Base vs fine-tuned predictions side by side, as plain data (no UI).
 
 ``inspect_models([RUN])`` or ``inspect_models([A, B], texts)`` returns an
-``InspectReport``; ``render`` turns it into Rich renderables; ``probes`` records probe
-predictions during training (an eval hook the engine builds). The public names load on
-first use, so a training run that only records probes never imports the report and query
-modules.
+``InspectReport``; ``render`` turns it into Rich renderables; ``probes`` answers probes
+for one model (the engine's probe hook, ``engine/hooks/probes.py``, calls it during
+training) and reads a run's probe timeline back. The inspector never imports the engine.
+The public names load on first use, so a training run that only records probes never
+imports the report and query modules.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
-"""Probe predictions recorded at every eval, and the timeline read back from a run.
+"""Probe predictions of one model, and the timeline read back from a run's ``probes.jsonl``.
 
-The engine's ``default_eval_hooks`` makes a ``ProbeRecorder`` for runs with probes. After
-each eval it asks the model being trained for its top-k on each of ``RunSpec.probes``,
-appends one line per eval to
-``probes.jsonl`` (main process only) and emits a ``ProbesRecorded`` event. It is cheap by
-construction: a few forward passes of the (small) model under ``no_grad`` in eval mode,
-no sampling, and the model's previous train/eval mode restored afterwards.
+The engine's probe hook (``engine/hooks/probes.py``) calls ``record_probes`` after each
+eval with the model being trained and appends one line per eval to ``probes.jsonl``. It is
+cheap by construction: a few forward passes of the (small) model under ``no_grad`` in eval
+mode, no sampling, and the model's previous train/eval mode restored afterwards.
 
 Probes that do not fit the model are answered approximately (a mask probe on a causal
 model ranks the model's own next-token candidates by full-sentence likelihood; a prompt
@@ -19,8 +17,6 @@ model without a next-sentence head).
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +26,7 @@ from workbench.inspector import predict
 from workbench.inspector.loading import LoadedModel, heads_of
 from workbench.inspector.text import count_masks, fill_masks, is_wordlike, prefix_before_mask, split_pair
 from workbench.models import BaseRef
-from workbench.runs.events import ProbesRecorded, probe_line_problem
-from workbench.runs.lock import open_append
+from workbench.runs.events import probe_line_problem
 from workbench.runs.rundir import JsonLines, RunDir, read_jsonl
 
 PROBES_FILE = "probes.jsonl"
@@ -123,24 +118,6 @@ def record_probes(model: Any, tokenizer: Any, probes: list[str], k: int = TOP_K)
             return [_answer_or_skip(side, probe, k) for probe in probes]
     finally:
         model.train(was_training)
-
-
-class ProbeRecorder:
-    """Eval hook: the probes' top-k from the model being trained, appended to ``probes.jsonl``."""
-
-    def __init__(self, probes: list[str]):
-        self.probes = probes
-
-    def __call__(self, ctx: Any) -> None:
-        records = record_probes(ctx.model, ctx.tokenizer, self.probes)
-        path = Path(ctx.run_dir) / PROBES_FILE
-        with open_append(path) as handle:  # never through a symlink planted in the run
-            handle.write(json.dumps({"step": ctx.step, "time": time.time(), "probes": records}) + "\n")
-            handle.flush()
-        ctx.emit(ProbesRecorded(step=ctx.step, probes=records))
-
-    def summary(self) -> dict[str, Any]:
-        return {}
 
 
 # ---------------------------------------------------------------------------- reading back

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, Callable
 
 import tomli_w
 
-from workbench.config import RunSpec, tomllib
+from workbench.config import ResolvedSpec, RunSpec, tomllib
 from workbench.errors import RunDirError
 from workbench.runs.events import Event, event_problem, value_problem
 from workbench.runs.lock import open_append
@@ -204,7 +204,7 @@ class RunDir:
         return self.path / "summary.json"
 
     # ----------------------------------------------------------- writing
-    def write_run_toml(self, spec: RunSpec, meta: dict[str, Any]) -> None:
+    def write_run_toml(self, spec: RunSpec | ResolvedSpec, meta: dict[str, Any]) -> None:
         doc = {"spec": spec.to_dict(), "meta": {k: v for k, v in meta.items() if v is not None}}
         atomic_write_text(self.run_toml, tomli_w.dumps(doc))
 

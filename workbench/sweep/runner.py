@@ -15,13 +15,16 @@ import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from workbench.errors import WorkbenchError
 from workbench.runs.events import EvalDone, Event, RunStarted
 from workbench.runs.sweepdir import relative_run_dir, trial_path
 from workbench.sweep.results import iso, study_rows, write_results
 from workbench.sweep.spec import SweepSpec
+
+if TYPE_CHECKING:
+    from workbench.config import RunSpec
 
 DIVERGED = 1.5
 """A minimised eval loss above this many times the loss before training: the run diverged."""
@@ -163,7 +166,7 @@ def run_trial(sweep: Sweep, trial: Any, resume_dir: Path | None = None) -> Outco
     return outcome
 
 
-def train(sweep: Sweep, trial: Any, spec: Any, resume_dir: Path | None) -> Outcome:
+def train(sweep: Sweep, trial: Any, spec: RunSpec, resume_dir: Path | None) -> Outcome:
     """The trial's training run, with pruning and Ctrl-C; its outcome (not yet told)."""
     from workbench.config import RunSpec
     from workbench.engine.runner import TrainingRun

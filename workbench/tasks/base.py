@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from workbench.errors import BaseModelError, SpecError
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 Batch = dict[str, torch.Tensor]
 
@@ -146,22 +149,22 @@ class Task:
         return getattr(transformers, self.auto_class_name)
 
     # ------------------------------------------------------------------ data
-    def load_corpus(self, spec: Any) -> Any:
-        """The data this task trains on, from ``spec.corpus``; default: a text corpus."""
+    def load_corpus(self, spec: ResolvedSpec) -> Any:
+        """The data this task trains on, from ``spec.data.corpus``; default: a text corpus."""
         from workbench.corpora import load_corpus
 
-        return load_corpus(spec.corpus, text_column=spec.text_column, eval_corpus=spec.eval_corpus,
-                           eval_fraction=spec.eval_fraction, seed=spec.seed, require_text=self.needs_text_column,
-                           holdout=spec.holdout)
+        return load_corpus(spec.data.corpus, text_column=spec.data.text_column, eval_corpus=spec.data.eval_corpus,
+                           eval_fraction=spec.data.eval_fraction, seed=spec.train.seed, require_text=self.needs_text_column,
+                           holdout=spec.data.holdout)
 
-    def check_data(self, corpus: Any, spec: Any) -> Any:
+    def check_data(self, corpus: Any, spec: ResolvedSpec) -> Any:
         """Validate labels, tags or answer spans before anything is written.
 
         Returns what ``prepare`` and ``model_kwargs`` need (label names...); default None.
         """
         return None
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> TaskData:
+    def prepare(self, corpus: Any, tokenizer: Any, spec: ResolvedSpec, checked: Any = None) -> TaskData:
         raise NotImplementedError
 
     def run_meta(self, data: TaskData) -> dict[str, Any]:
@@ -187,7 +190,7 @@ class Task:
     def base_fix(self) -> str:
         return "pick a base whose architecture fits this objective"
 
-    def build_model(self, spec: Any, tokenizer: Any) -> Any:
+    def build_model(self, spec: ResolvedSpec, tokenizer: Any) -> Any:
         """A freshly initialised model of the spec's resolved shape (``n_layer``, ``d_model``...)."""
         raise BaseModelError(f"{self.name} needs a pre-trained base", fix="pass --base")
 
@@ -196,9 +199,9 @@ class Task:
         ``checked``) and the base tokenizer's pad id where a head or ``generate`` needs it."""
         return {}
 
-    def training_module(self, model: Any, spec: Any) -> Any:
+    def training_module(self, model: Any, spec: ResolvedSpec) -> Any:
         """The module the loop trains (default ``model``; clm may use its lean twin)."""
-        if spec.lean_model == "on":
+        if spec.runtime.lean_model == "on":
             from workbench.errors import SpecError
 
             raise SpecError(f'lean_model = "on", but the lean GPT-2 trains clm on packed blocks, not {self.name}',
@@ -222,7 +225,7 @@ class Task:
     def finish_metrics(self, totals: dict[str, float]) -> dict[str, float]:
         return {}
 
-    def final_report(self, model: Any, tokenizer: Any, data: TaskData, spec: Any, run_dir: Any) -> dict[str, Any]:
+    def final_report(self, model: Any, tokenizer: Any, data: TaskData, spec: ResolvedSpec, run_dir: Any) -> dict[str, Any]:
         """Task metrics on the whole eval split after training (accuracy, F1, samples...).
 
         Returned values go into ``summary.json`` under ``metrics``; files may be written
@@ -231,13 +234,13 @@ class Task:
         return {}
 
 
-def lean_twin(model: Any, spec: Any, twin: Any) -> Any:
+def lean_twin(model: Any, spec: ResolvedSpec, twin: Any) -> Any:
     """``twin.sharing(model)`` (a module on ``model``'s own parameters that does less per
     step), or ``model`` itself when the twin cannot mirror it: quietly for ``lean_model =
     "auto"``, as a one-line error for ``"on"``."""
     problem = twin.supports(model)
     if problem is None:
         return twin.sharing(model)
-    if spec.lean_model == "on":
+    if spec.runtime.lean_model == "on":
         raise SpecError(f'lean_model = "on", but {problem}', fix='use --no-lean (lean_model = "off") or "auto"')
     return model

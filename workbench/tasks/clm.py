@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import GPT2LMHeadModel
@@ -11,6 +11,9 @@ from workbench.errors import BaseModelError
 from workbench.models import gpt2_config, is_decoder
 from workbench.tasks.base import BlockData, Task, TaskDefaults, lean_twin
 from workbench.tasks.packing import packed_blocks
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 
 class CausalLMTask(Task):
@@ -42,25 +45,25 @@ class CausalLMTask(Task):
     def base_fix(self) -> str:
         return "use a decoder base (GPT-2 family) or --objective mlm"
 
-    def build_model(self, spec: Any, tokenizer: Any) -> Any:
-        return GPT2LMHeadModel(gpt2_config(spec, len(tokenizer), tokenizer))
+    def build_model(self, spec: ResolvedSpec, tokenizer: Any) -> Any:
+        return GPT2LMHeadModel(gpt2_config(spec.model.shape, len(tokenizer), tokenizer))
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> BlockData:
-        train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=True)
+    def prepare(self, corpus: Any, tokenizer: Any, spec: ResolvedSpec, checked: Any = None) -> BlockData:
+        train, evaluation = packed_blocks(corpus, tokenizer, spec.data.seq_len, append_eos=True)
 
         def transform(blocks: torch.Tensor) -> dict[str, torch.Tensor]:
             return {"input_ids": blocks, "labels": blocks}
 
-        return BlockData(train=train, eval=evaluation, transform=transform, sampling=spec.sampling or "blocks")
+        return BlockData(train=train, eval=evaluation, transform=transform, sampling=spec.data.sampling)
 
-    def training_module(self, model: Any, spec: Any) -> Any:
+    def training_module(self, model: Any, spec: ResolvedSpec) -> Any:
         """``model`` itself, or its lean twin sharing its parameters.
 
         ``auto`` uses the lean GPT-2 from scratch (packed blocks, no padding: all it supports);
         bases keep transformers' code, whose configs vary more. Everything that is not the
         training step (checkpoints, probes, reports, the final model) keeps using ``model``.
         """
-        if spec.lean_model == "off" or (spec.lean_model == "auto" and spec.base):
+        if spec.runtime.lean_model == "off" or (spec.runtime.lean_model == "auto" and spec.base):
             return model
         from workbench.lean_gpt2 import LeanGPT2
 

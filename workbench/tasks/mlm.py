@@ -3,7 +3,7 @@ transformers' ``DataCollatorForLanguageModeling``, on packed blocks."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
@@ -12,6 +12,9 @@ from workbench.errors import BaseModelError
 from workbench.models import bert_config, is_decoder
 from workbench.tasks.base import BlockData, Task, TaskDefaults, lean_twin
 from workbench.tasks.packing import packed_blocks
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 
 def masking_collator(tokenizer: Any) -> DataCollatorForLanguageModeling:
@@ -23,10 +26,10 @@ def masking_collator(tokenizer: Any) -> DataCollatorForLanguageModeling:
     return DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=True, mlm_probability=0.15)
 
 
-def masked_positions_module(model: Any, spec: Any) -> Any:
+def masked_positions_module(model: Any, spec: ResolvedSpec) -> Any:
     """``model``, or its twin that scores the masked positions only (``sparse_mlm.py``: same
     weights, same loss, a fraction of the head's work); ``lean_model = "off"`` keeps ``model``."""
-    if spec.lean_model == "off":
+    if spec.runtime.lean_model == "off":
         return model
     from workbench.sparse_mlm import SparseMaskedLM
 
@@ -69,14 +72,14 @@ class MaskedLMTask(Task):
             )
         super().check_base(config, where)
 
-    def build_model(self, spec: Any, tokenizer: Any) -> Any:
-        return BertForMaskedLM(bert_config(spec, len(tokenizer), tokenizer))
+    def build_model(self, spec: ResolvedSpec, tokenizer: Any) -> Any:
+        return BertForMaskedLM(bert_config(spec.model.shape, len(tokenizer), tokenizer))
 
-    def training_module(self, model: Any, spec: Any) -> Any:
+    def training_module(self, model: Any, spec: ResolvedSpec) -> Any:
         return masked_positions_module(model, spec)
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> BlockData:
-        train, evaluation = packed_blocks(corpus, tokenizer, spec.seq_len, append_eos=False)
+    def prepare(self, corpus: Any, tokenizer: Any, spec: ResolvedSpec, checked: Any = None) -> BlockData:
+        train, evaluation = packed_blocks(corpus, tokenizer, spec.data.seq_len, append_eos=False)
         collator = masking_collator(tokenizer)
         specials = special_ids(tokenizer)
 
@@ -84,4 +87,4 @@ class MaskedLMTask(Task):
             inputs, labels = collator.torch_mask_tokens(blocks.clone(), special_tokens_mask=torch.isin(blocks, specials))
             return {"input_ids": inputs, "labels": labels}
 
-        return BlockData(train=train, eval=evaluation, transform=transform, sampling=spec.sampling or "blocks")
+        return BlockData(train=train, eval=evaluation, transform=transform, sampling=spec.data.sampling)

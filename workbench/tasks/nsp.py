@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import torch
@@ -22,6 +22,9 @@ from workbench.models import bert_config, is_decoder
 from workbench.tasks.base import RowData, Task, TaskDefaults
 from workbench.tasks.mlm import masked_positions_module, masking_collator
 from workbench.tasks.packing import default_num_proc
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'A-Z0-9])")
 
@@ -108,16 +111,16 @@ class NextSentenceTask(Task):
             raise BaseModelError(f"a {config.model_type} model has no next-sentence head", where=where,
                                  fix="use a BERT base for nsp, or --objective mlm for other encoders")
 
-    def build_model(self, spec: Any, tokenizer: Any) -> Any:
-        return BertForPreTraining(bert_config(spec, len(tokenizer), tokenizer))
+    def build_model(self, spec: ResolvedSpec, tokenizer: Any) -> Any:
+        return BertForPreTraining(bert_config(spec.model.shape, len(tokenizer), tokenizer))
 
-    def training_module(self, model: Any, spec: Any) -> Any:
+    def training_module(self, model: Any, spec: ResolvedSpec) -> Any:
         return masked_positions_module(model, spec)
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> RowData:
+    def prepare(self, corpus: Any, tokenizer: Any, spec: ResolvedSpec, checked: Any = None) -> RowData:
         collator = masking_collator(tokenizer)
         splits = {}
-        for split, ds, seed in (("train", corpus.train, spec.seed), ("eval", corpus.eval, spec.seed + 1)):
+        for split, ds, seed in (("train", corpus.train, spec.train.seed), ("eval", corpus.eval, spec.train.seed + 1)):
             with progress.stage("building pairs", len(ds)):
                 table = pair_documents(ds, corpus.text_column, seed) if len(ds) >= 2 else None
             if table is None or len(table) == 0:
@@ -128,7 +131,7 @@ class NextSentenceTask(Task):
                 )
 
             def encode(batch: dict[str, list]) -> dict[str, list]:
-                enc = tokenizer(batch["sentence_a"], batch["sentence_b"], truncation="longest_first", max_length=spec.seq_len)
+                enc = tokenizer(batch["sentence_a"], batch["sentence_b"], truncation="longest_first", max_length=spec.data.seq_len)
                 enc["next_sentence_label"] = batch["next_sentence_label"]
                 advance(len(batch["sentence_a"]))
                 return enc

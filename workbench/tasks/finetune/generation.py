@@ -8,16 +8,19 @@ the base's own pre-training eval split) comes from ``forgetting.py``'s eval hook
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from workbench.errors import BaseModelError
 from workbench.models import fit_to_positions
+from workbench.objectives import perplexity
 from workbench.tasks.base import BlockData, Task, TaskDefaults
 from workbench.tasks.clm import CausalLMTask
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.95, "max_new_tokens": 40}
 SAMPLE_SEED = 1234
@@ -40,25 +43,25 @@ class GenerationTask(CausalLMTask):
         self.description = "generation fine-tunes a decoder such as GPT-2"
         self.scratch_defaults = self.base_defaults = TaskDefaults(lr=5e-5, batch_size=8, seq_len=128, epochs=3, warmup_ratio=0.1)
 
-    def build_model(self, spec: Any, tokenizer: Any) -> Any:
+    def build_model(self, spec: ResolvedSpec, tokenizer: Any) -> Any:
         raise BaseModelError("generation needs a pre-trained decoder base", fix="pass --base")
 
     def base_fix(self) -> str:
         return "use a decoder base (GPT-2 family, e.g. a run made with `workbench run --objective clm`)"
 
-    def training_module(self, model: Any, spec: Any) -> Any:
+    def training_module(self, model: Any, spec: ResolvedSpec) -> Any:
         """transformers' own model: the lean GPT-2 is for from-scratch clm only."""
         return Task.training_module(self, model, spec)
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: Any = None) -> PromptedBlocks:
+    def prepare(self, corpus: Any, tokenizer: Any, spec: ResolvedSpec, checked: Any = None) -> PromptedBlocks:
         data = super().prepare(corpus, tokenizer, spec, checked)
         return PromptedBlocks(train=data.train, eval=data.eval, transform=data.transform,
                               prompts=sample_prompts(corpus.texts("eval")))
 
-    def final_report(self, model: Any, tokenizer: Any, data: Any, spec: Any, run_dir: Any) -> dict[str, Any]:
-        loss = full_eval_loss(model, data, spec.batch_size or 8)
+    def final_report(self, model: Any, tokenizer: Any, data: Any, spec: ResolvedSpec, run_dir: Any) -> dict[str, Any]:
+        loss = full_eval_loss(model, data, spec.train.batch_size)
         write_samples(model, tokenizer, data.prompts, run_dir.path / "samples.jsonl")
-        return {"domain_eval_loss": loss, "domain_perplexity": math.exp(min(loss, 50.0)), "samples_file": "samples.jsonl"}
+        return {"domain_eval_loss": loss, "domain_perplexity": perplexity(loss), "samples_file": "samples.jsonl"}
 
 
 def sample_prompts(texts: list[str], count: int = 3) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 from transformers import DataCollatorForTokenClassification
@@ -21,6 +21,9 @@ from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, hel
 from workbench.tasks.finetune.conll import Sentence, ner_files, read_ner_file
 from workbench.tasks.finetune.labels import check_known, label_maps
 from workbench.tasks.finetune.metrics import entity_counts, entity_metrics
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 
 @dataclass
@@ -52,17 +55,17 @@ class TaggedRows(LabelledRows):
     eval_sentences: list[Sentence] = field(default_factory=list)
 
 
-def load_ner_corpus(spec: Any) -> NERCorpus:
+def load_ner_corpus(spec: ResolvedSpec) -> NERCorpus:
     """The training file (or folder), with a dev file, ``--eval-corpus`` or a held-out split."""
-    train_path, eval_path = ner_files(spec.corpus)
-    if spec.eval_corpus:
-        eval_path, _ = ner_files(spec.eval_corpus)
+    train_path, eval_path = ner_files(spec.data.corpus)
+    if spec.data.eval_corpus:
+        eval_path, _ = ner_files(spec.data.eval_corpus)
     sentences = read_ner_file(train_path)
     if eval_path is not None:
         return NERCorpus(sentences, read_ner_file(eval_path), str(train_path), str(eval_path), eval_file=str(eval_path))
-    train, evaluation = held_out(sentences, spec.eval_fraction, spec.seed, spec.holdout)
-    source = (f"the last {spec.eval_fraction:.0%} of {train_path.name}" if spec.holdout == "tail"
-              else f"held-out {spec.eval_fraction:.0%} of {train_path.name} (seed {spec.seed})")
+    train, evaluation = held_out(sentences, spec.data.eval_fraction, spec.train.seed, spec.data.holdout)
+    source = (f"the last {spec.data.eval_fraction:.0%} of {train_path.name}" if spec.data.holdout == "tail"
+              else f"held-out {spec.data.eval_fraction:.0%} of {train_path.name} (seed {spec.train.seed})")
     return NERCorpus(train, evaluation, str(train_path), source)
 
 
@@ -108,10 +111,10 @@ class NERTask(Task):
         require_encoder(config, where, "ner", "tags each word using the words after it too, which a left-to-right model cannot see")
         super().check_base(config, where)
 
-    def load_corpus(self, spec: Any) -> NERCorpus:
+    def load_corpus(self, spec: ResolvedSpec) -> NERCorpus:
         return load_ner_corpus(spec)
 
-    def check_data(self, corpus: NERCorpus, spec: Any) -> TagSet:
+    def check_data(self, corpus: NERCorpus, spec: ResolvedSpec) -> TagSet:
         """The tag set from training data; an eval file may not use a tag training never saw."""
         labels = tag_names(corpus)
         if corpus.eval_file is not None:
@@ -119,14 +122,14 @@ class NERTask(Task):
                 check_known(sentence.tags, labels, corpus.eval_file, "tag", sentence.lines)
         return TagSet(tuple(labels))
 
-    def prepare(self, corpus: NERCorpus, tokenizer: Any, spec: Any, checked: TagSet | None = None) -> TaggedRows:
+    def prepare(self, corpus: NERCorpus, tokenizer: Any, spec: ResolvedSpec, checked: TagSet | None = None) -> TaggedRows:
         checked = checked or self.check_data(corpus, spec)
         if not getattr(tokenizer, "is_fast", False):
             raise BaseModelError("ner needs a fast tokenizer (for word alignment)", fix="save the base with a tokenizer.json")
         _, label2id = label_maps(checked.labels)
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
-            out = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=spec.seq_len)
+            out = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=spec.data.seq_len)
             labels, word_ids = [], []
             for row, tags in enumerate(batch["tags"]):
                 ids = out.word_ids(row)
@@ -180,7 +183,7 @@ class NERTask(Task):
         recall = correct / gold if gold else 0.0
         return {"entity_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0}
 
-    def final_report(self, model: Any, tokenizer: Any, data: TaggedRows, spec: Any, run_dir: Any) -> dict[str, Any]:
+    def final_report(self, model: Any, tokenizer: Any, data: TaggedRows, spec: ResolvedSpec, run_dir: Any) -> dict[str, Any]:
         """Entity P/R/F1 on every eval sentence; words cut off by --seq-len count as ``O``."""
         id2label = config_labels(model.config)
         word_ids_all = data.eval["word_ids"]
@@ -192,7 +195,7 @@ class NERTask(Task):
                 index = len(predicted_tags)
                 predicted_tags.append(word_tags(row, word_ids_all[index], len(sentences[index].tokens), id2label))
 
-        predict_rows(model, data, "eval", spec.batch_size or 16, each)
+        predict_rows(model, data, "eval", spec.train.batch_size, each)
         gold_tags = [s.tags for s in sentences]
         metrics = entity_metrics(gold_tags, predicted_tags)
         with (run_dir.path / "eval_predictions.jsonl").open("w", encoding="utf-8") as handle:

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 import numpy as np
@@ -27,6 +27,9 @@ from workbench.tasks.base import Task, TaskDefaults
 from workbench.tasks.finetune.common import LabelledRows, batches, held_out, model_device, require_encoder
 from workbench.tasks.finetune.metrics import squad_metrics
 from workbench.tasks.finetune.squad import QAExample, read_qa_file
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 N_BEST = 20
 MAX_ANSWER_TOKENS = 30
@@ -71,21 +74,21 @@ class QARows(LabelledRows):
     """The file the eval questions are read from; ``eval_rows`` number them in it."""
 
 
-def load_qa_corpus(spec: Any) -> QACorpus:
-    examples = read_qa_file(spec.corpus)
-    if spec.eval_corpus:
-        held = read_qa_file(spec.eval_corpus)
-        return QACorpus(examples, held, spec.corpus, spec.eval_corpus, eval_rows=list(range(len(held))),
-                        eval_file=spec.eval_corpus)
-    groups = list(dict.fromkeys(e.group for e in examples)) if spec.holdout == "tail" else sorted({e.group for e in examples})
-    _, eval_groups = held_out(groups, spec.eval_fraction, spec.seed, spec.holdout)
+def load_qa_corpus(spec: ResolvedSpec) -> QACorpus:
+    examples = read_qa_file(spec.data.corpus)
+    if spec.data.eval_corpus:
+        held = read_qa_file(spec.data.eval_corpus)
+        return QACorpus(examples, held, spec.data.corpus, spec.data.eval_corpus, eval_rows=list(range(len(held))),
+                        eval_file=spec.data.eval_corpus)
+    groups = list(dict.fromkeys(e.group for e in examples)) if spec.data.holdout == "tail" else sorted({e.group for e in examples})
+    _, eval_groups = held_out(groups, spec.data.eval_fraction, spec.train.seed, spec.data.holdout)
     chosen = set(eval_groups)
     train = [e for e in examples if e.group not in chosen]
     rows = [i for i, e in enumerate(examples) if e.group in chosen]
     evaluation = [examples[i] for i in rows]
-    source = (f"the last {spec.eval_fraction:.0%} of the articles" if spec.holdout == "tail"
-              else f"held-out {spec.eval_fraction:.0%} of the articles (seed {spec.seed})")
-    return QACorpus(train or evaluation, evaluation, spec.corpus, source, eval_rows=rows)
+    source = (f"the last {spec.data.eval_fraction:.0%} of the articles" if spec.data.holdout == "tail"
+              else f"held-out {spec.data.eval_fraction:.0%} of the articles (seed {spec.train.seed})")
+    return QACorpus(train or evaluation, evaluation, spec.data.corpus, source, eval_rows=rows)
 
 
 def examples_table(examples: Sequence[QAExample]) -> datasets.Dataset:
@@ -117,10 +120,10 @@ class QATaskBase(Task):
     def base_fix(self) -> str:
         return "use a BERT-family encoder or a GPT-2-family decoder base"
 
-    def load_corpus(self, spec: Any) -> QACorpus:
+    def load_corpus(self, spec: ResolvedSpec) -> QACorpus:
         return load_qa_corpus(spec)
 
-    def check_data(self, corpus: QACorpus, spec: Any) -> QAFacts:
+    def check_data(self, corpus: QACorpus, spec: ResolvedSpec) -> QAFacts:
         """Answer spans are checked as the files are read; this notes unanswerable questions."""
         return QAFacts(with_negative=any(not e.answers for e in corpus.train + corpus.eval))
 
@@ -133,10 +136,10 @@ class QATaskBase(Task):
     def run_meta(self, data: Any) -> dict[str, Any]:
         return dict(data.meta)
 
-    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: Any) -> list[str]:
+    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: ResolvedSpec) -> list[str]:
         raise NotImplementedError
 
-    def final_report(self, model: Any, tokenizer: Any, data: QARows, spec: Any, run_dir: Any) -> dict[str, Any]:
+    def final_report(self, model: Any, tokenizer: Any, data: QARows, spec: ResolvedSpec, run_dir: Any) -> dict[str, Any]:
         predictions = self.predict_answers(model, tokenizer, data, spec)
         golds = [e.answers for e in data.eval_examples]
         metrics = squad_metrics(predictions, golds)
@@ -179,11 +182,11 @@ class ExtractiveQATask(QATaskBase):
         require_encoder(config, where, "qa", "answers by generating text (GenerativeQATask), not by span extraction")
         super().check_base(config, where)
 
-    def prepare(self, corpus: QACorpus, tokenizer: Any, spec: Any, checked: QAFacts | None = None) -> QARows:
+    def prepare(self, corpus: QACorpus, tokenizer: Any, spec: ResolvedSpec, checked: QAFacts | None = None) -> QARows:
         checked = checked or self.check_data(corpus, spec)
         if not getattr(tokenizer, "is_fast", False):
             raise BaseModelError("qa needs a fast tokenizer (offset mapping)", fix="save the base with a tokenizer.json")
-        max_len = spec.seq_len
+        max_len = spec.data.seq_len
         stride = window_stride(max_len)
         splits = {}
         for split, examples in (("train", corpus.train), ("eval", corpus.eval)):
@@ -196,7 +199,7 @@ class ExtractiveQATask(QATaskBase):
                     raise  # (its refusal is a Rust panic, which is no Exception, hence BaseException)
                 raise SpecError(
                     f"cannot cut the {split} contexts into windows of {max_len} tokens ({' '.join(str(exc).split())[:160]})",
-                    where=spec.corpus,
+                    where=spec.data.corpus,
                     fix="raise --seq-len (the question and some context must fit in one window), e.g. 256",
                 ) from None
         collator = DataCollatorWithPadding(tokenizer, return_tensors="pt")
@@ -208,11 +211,11 @@ class ExtractiveQATask(QATaskBase):
         return self.rows(corpus, checked, splits, collate, doc_stride=stride)
 
     @torch.no_grad()
-    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: Any) -> list[str]:
+    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: ResolvedSpec) -> list[str]:
         device = model_device(model)
         start_all: list[np.ndarray] = []
         end_all: list[np.ndarray] = []
-        for indices in batches(data.num_examples("eval"), spec.batch_size or 12):
+        for indices in batches(data.num_examples("eval"), spec.train.batch_size):
             batch, _ = data.batch("eval", indices)
             outputs = model(**{k: v.to(device) for k, v in batch.items() if k not in ("start_positions", "end_positions")})
             for row in range(len(indices)):
@@ -352,11 +355,11 @@ class GenerativeQATask(QATaskBase):
                                  where=where, fix="use a GPT-2-family base for generated answers, or an encoder for extractive qa")
         super().check_base(config, where)
 
-    def prepare(self, corpus: QACorpus, tokenizer: Any, spec: Any, checked: QAFacts | None = None) -> QARows:
+    def prepare(self, corpus: QACorpus, tokenizer: Any, spec: ResolvedSpec, checked: QAFacts | None = None) -> QARows:
         checked = checked or self.check_data(corpus, spec)
         eos = tokenizer.eos_token_id
         pad = pad_id(tokenizer)
-        max_len = spec.seq_len
+        max_len = spec.data.seq_len
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
             input_ids, labels, prompts = [], [], []
@@ -380,7 +383,7 @@ class GenerativeQATask(QATaskBase):
         return {"pad_token_id": pad_id(tokenizer)} if tokenizer is not None else {}
 
     @torch.no_grad()
-    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: Any) -> list[str]:
+    def predict_answers(self, model: Any, tokenizer: Any, data: QARows, spec: ResolvedSpec) -> list[str]:
         device = model_device(model)
         eos = tokenizer.eos_token_id
         answers = []

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import DataCollatorWithPadding
 
@@ -20,6 +20,9 @@ from workbench.tasks.base import Task
 from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, label_kwargs, predict_rows
 from workbench.tasks.finetune.labels import check_known, detect_label_column, held_out_label_names, label_maps, label_names
 from workbench.tasks.finetune.metrics import classification_metrics
+
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
 
 ROW = "_row"
 """The column that numbers each row as read from its file(s), before blank rows are dropped
@@ -63,21 +66,21 @@ class SentimentTask(Task):
     def base_fix(self) -> str:
         return "use a BERT-family or GPT-2-family base"
 
-    def load_corpus(self, spec: Any) -> Any:
+    def load_corpus(self, spec: ResolvedSpec) -> Any:
         """The text corpus, each row numbered in its file (``ROW``) for the predictions file."""
         from workbench.corpora import load_corpus
 
-        return load_corpus(spec.corpus, text_column=spec.text_column, eval_corpus=spec.eval_corpus,
-                           eval_fraction=spec.eval_fraction, seed=spec.seed, require_text=self.needs_text_column,
-                           holdout=spec.holdout, row_column=ROW)
+        return load_corpus(spec.data.corpus, text_column=spec.data.text_column, eval_corpus=spec.data.eval_corpus,
+                           eval_fraction=spec.data.eval_fraction, seed=spec.train.seed, require_text=self.needs_text_column,
+                           holdout=spec.data.holdout, row_column=ROW)
 
-    def check_data(self, corpus: Any, spec: Any) -> LabelSet:
+    def check_data(self, corpus: Any, spec: ResolvedSpec) -> LabelSet:
         """Label column, classes and eval labels, checked before the run dir exists. Each
         error names the split it is in: the training file, the eval file, or the held-out
         part of the training file (whose fix is in the training file, not an eval file)."""
         where = corpus.source.location
         columns = [c for c in corpus.train.column_names if c != ROW]
-        column = detect_label_column(columns, spec.label_column, corpus.text_column, where)
+        column = detect_label_column(columns, spec.data.label_column, corpus.text_column, where)
         if corpus.eval_held_out:
             names = held_out_label_names(corpus.train[column], corpus.eval[column], where, column, corpus.eval_source)
             return LabelSet(column=column, names=tuple(names))
@@ -91,13 +94,13 @@ class SentimentTask(Task):
         check_known(corpus.eval[column], names, corpus.eval_location, "label")
         return LabelSet(column=column, names=tuple(names))
 
-    def prepare(self, corpus: Any, tokenizer: Any, spec: Any, checked: LabelSet | None = None) -> SentimentRows:
+    def prepare(self, corpus: Any, tokenizer: Any, spec: ResolvedSpec, checked: LabelSet | None = None) -> SentimentRows:
         checked = checked or self.check_data(corpus, spec)
         _, label2id = label_maps(checked.names)
         text, column = corpus.text_column, checked.column
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
-            out = tokenizer(batch[text], truncation=True, max_length=spec.seq_len)
+            out = tokenizer(batch[text], truncation=True, max_length=spec.data.seq_len)
             out["labels"] = [label2id[str(v).strip()] for v in batch[column]]
             return out
 
@@ -105,7 +108,7 @@ class SentimentTask(Task):
         splits = {}
         # Shuffled (seeded) eval: the periodic eval reads only its first batches, and label-
         # sorted files would make those all one class.
-        evaluation = corpus.eval.shuffle(seed=spec.seed)
+        evaluation = corpus.eval.shuffle(seed=spec.train.seed)
         for split, ds in (("train", corpus.train), ("eval", evaluation)):
             encoded = ds.map(encode, batched=True, desc="Tokenizing")
             splits[split] = encoded.remove_columns([c for c in encoded.column_names if c not in keep])
@@ -134,7 +137,7 @@ class SentimentTask(Task):
     def finish_metrics(self, totals: dict[str, float]) -> dict[str, float]:
         return {"accuracy": totals["correct"] / totals["count"]} if totals.get("count") else {}
 
-    def final_report(self, model: Any, tokenizer: Any, data: Any, spec: Any, run_dir: Any) -> dict[str, Any]:
+    def final_report(self, model: Any, tokenizer: Any, data: Any, spec: ResolvedSpec, run_dir: Any) -> dict[str, Any]:
         gold: list[int] = []
         pred: list[int] = []
 
@@ -142,7 +145,7 @@ class SentimentTask(Task):
             gold.extend(batch["labels"].tolist())
             pred.extend(outputs.logits.argmax(-1).tolist())
 
-        predict_rows(model, data, "eval", spec.batch_size or 16, each)
+        predict_rows(model, data, "eval", spec.train.batch_size, each)
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         metrics = classification_metrics(gold, pred, labels)
         records = [{"text": text, "gold": labels[g], "pred": labels[p]} for text, g, p in zip(data.eval_texts, gold, pred)]
@@ -170,18 +173,18 @@ def in_file_order(records: list[dict[str, Any]], data: SentimentRows) -> list[di
     return located
 
 
-def eval_files(corpus: Any, spec: Any) -> list[Path]:
+def eval_files(corpus: Any, spec: ResolvedSpec) -> list[Path]:
     """The local files the eval rows were read from, in the order ``load_corpus`` read them."""
     from workbench.corpora import files, resolve
 
-    source = resolve(spec.eval_corpus) if spec.eval_corpus and not corpus.eval_held_out else corpus.source
+    source = resolve(spec.data.eval_corpus) if spec.data.eval_corpus and not corpus.eval_held_out else corpus.source
     path = source.path
     if source.kind == "hub" or path is None:
         return []
     if path.is_file():
         return [path]
     train_files, validation_files = files.split_directory(path)
-    return validation_files if not corpus.eval_held_out and not spec.eval_corpus else train_files
+    return validation_files if not corpus.eval_held_out and not spec.data.eval_corpus else train_files
 
 
 def source_lines(paths: list[Path], column: str, wanted: dict[int, str]) -> dict[int, tuple[str, int]] | None:

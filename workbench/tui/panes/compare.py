@@ -34,6 +34,7 @@ from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from workbench.config import RunSpec
 from workbench.experiments.launch import start_sweep as start_sweep_process
 from workbench.tui.curves import CurveSnapshot, short_label
 from workbench.tui.panes.runs import folder_signature
@@ -376,8 +377,8 @@ class ComparePane(Horizontal):
         self.focus_home()
         self.post_message(self.SweepRequested(axes))
 
-    def start_sweep(self, spec: Any, axes: dict[str, str]) -> None:
-        """Start ``workbench sweep`` of ``spec`` (a ``RunSpec``) over ``axes`` and show it here."""
+    def start_sweep(self, spec: RunSpec, axes: dict[str, str]) -> None:
+        """Start ``workbench sweep`` of ``spec`` over ``axes`` and show it here."""
         self.launch_sweep(spec.to_dict(), axes)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sweep")

@@ -14,8 +14,6 @@ imports the task modules, which must not stall the UI).
 from __future__ import annotations
 
 import json
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -30,7 +28,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Collapsible, Input, Label, Select, Static
 
-from workbench.config import RunSpec, field_choices, field_help, spec_field_types
+from workbench.config import RunSpec, field_choices, field_help, spec_field_types, without_none
 from workbench.errors import SpecError
 from workbench.tui.heavy import import_heavy_libraries
 from workbench.tui.widgets.field import FieldInput
@@ -116,10 +114,8 @@ GPUS = FormField("gpus", "GPUs", int, None, (),
 
 def scalar_kind(annotation: Any) -> type | None:
     """``str``, ``int`` or ``float`` for a field typed so (optionally ``| None``); else ``None``."""
-    args = [annotation]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if len(args) == 1 and args[0] in (str, int, float) else None
+    kind, _ = without_none(annotation)
+    return kind if kind in (str, int, float) else None
 
 
 def form_fields() -> dict[str, FormField]:
@@ -351,15 +347,16 @@ class ObjectivePane(VerticalScroll):
         except SpecError as error:
             self.post_message(self.Resolved({}, error.one_line()))
             return
-        values = {k: getattr(resolved, k) for k in defaults}
-        values.update(tokenizer=resolved.tokenizer, epochs=resolved.epochs,
+        flat = resolved.to_dict()
+        values = {k: flat.get(k) for k in defaults}
+        values.update(tokenizer=resolved.model.tokenizer, epochs=resolved.train.epochs,
                       parameters=None if resolved.base else scratch_parameters(resolved, task))
         if resolved.base:  # from the base's config: how many parameters the method trains
             from workbench.methods import preview
 
             counts = preview(resolved, task)
             if counts is not None:
-                values.update(parameters=counts.total, trainable=counts.trainable, method=resolved.method)
+                values.update(parameters=counts.total, trainable=counts.trainable, method=resolved.method.name)
         self.post_message(self.Resolved(values, ""))
 
     def on_objective_pane_resolved(self, message: ObjectivePane.Resolved) -> None:

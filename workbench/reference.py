@@ -5,9 +5,9 @@ option's help and default, as `--help` would show them but as Markdown. The outp
 depend on the terminal: usage lines are formatted at a fixed width and Rich markup is reduced
 to plain text. Regenerate the page after changing a command or a `RunSpec` field:
 
-    python -m workbench.commands.reference --write
+    python -m workbench.reference --write
 
-(or `python -m workbench.commands.reference > docs/reference/cli.md`); `tests/test_docs.py`
+(or `python -m workbench.reference > docs/reference/cli.md`); `tests/test_docs.py`
 fails while the committed page differs from this module's output.
 """
 
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference" / "cli.md"
-REGENERATE = "python -m workbench.commands.reference --write"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md"
+REGENERATE = "python -m workbench.reference --write"
 WIDTH = 100  # usage lines are wrapped by click's formatter: a fixed width keeps the page the same everywhere
 OPTIONS_PANEL = "Options"
 ARGUMENTS_PANEL = "Arguments"
@@ -39,7 +39,7 @@ def cli_reference() -> str:
     lines = [
         "# CLI reference",
         "",
-        "<!-- Generated from the typer app by `workbench/commands/reference.py`; do not edit by hand.",
+        "<!-- Generated from the typer app by `workbench/reference.py`; do not edit by hand.",
         f"     Regenerate: {REGENERATE} -->",
         "",
         "Every command also takes `--help`, which prints the same text in the terminal. The guide",
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not args:
         sys.stdout.write(page)
     else:
-        print("usage: python -m workbench.commands.reference [--write]", file=sys.stderr)
+        print("usage: python -m workbench.reference [--write]", file=sys.stderr)
         return 2
     return 0
 

@@ -2,27 +2,25 @@
 
 Hooks are passed to ``TrainingRun`` explicitly, as a function that builds them from the
 spec once the tokenizer and run directory exist (``default_eval_hooks`` unless the caller
-gives another). Each hook sees only an ``EvalContext``: the model being trained, its
-tokenizer, the step, the run directory and ``emit``, never the run itself.
+gives another). Each hook sees only an ``EvalContext`` (made by ``engine/evaluation.py``):
+the model being trained, its tokenizer, the step, the run directory and ``emit``, never
+the run itself. ``probes.py`` records the probes' predictions; ``forgetting.py`` measures
+the loss on the base's own eval split with the engine's one eval loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from workbench.engine.evaluation import EvalContext
 from workbench.runs.events import Event
 
+if TYPE_CHECKING:
+    from workbench.config import ResolvedSpec
+    from workbench.runs.rundir import RunDir
+    from workbench.tasks.base import Task
 
-@dataclass
-class EvalContext:
-    model: Any
-    """transformers' model (its train/eval mode is restored by the hook)."""
-    tokenizer: Any
-    step: int
-    run_dir: Path
-    emit: Callable[[Event], None]
+__all__ = ["EvalContext", "EvalHook", "HookFactory", "default_eval_hooks"]
 
 
 class EvalHook(Protocol):
@@ -37,16 +35,16 @@ HookFactory = Callable[..., "list[EvalHook]"]
 """``(spec, task, tokenizer, run_dir, emit) -> hooks``."""
 
 
-def default_eval_hooks(spec: Any, task: Any, tokenizer: Any, run_dir: Any, emit: Callable[[Event], None]) -> list[EvalHook]:
+def default_eval_hooks(spec: ResolvedSpec, task: Task, tokenizer: Any, run_dir: RunDir, emit: Callable[[Event], None]) -> list[EvalHook]:
     """Probe predictions when the spec has probes; the forgetting check when the task
     tracks one and the base is a workbench run."""
     hooks: list[EvalHook] = []
-    if spec.probes:
-        from workbench.inspector.probes import ProbeRecorder
+    if spec.eval.probes:
+        from workbench.engine.hooks.probes import ProbeRecorder
 
-        hooks.append(ProbeRecorder(list(spec.probes)))
+        hooks.append(ProbeRecorder(list(spec.eval.probes)))
     if spec.base and task.forgetting_objective:
-        from workbench.tasks.finetune.forgetting import forgetting_monitor
+        from workbench.engine.hooks.forgetting import forgetting_monitor
 
         monitor = forgetting_monitor(spec, task.forgetting_objective, tokenizer, run_dir, emit)
         if monitor is not None:
