@@ -84,14 +84,9 @@ PRIVATE_API = {
 """Private attributes of the libraries the workbench builds on: each breaks without notice."""
 ALLOWED_PRIVATE = {"workbench/engine/setup.py": "forget_accelerator_state"}
 """Accelerate has no public way to reset its process-wide state (``forget_accelerator_state`` says why)."""
-ELSEWHERE = {"optuna": "removed on branch sweep", "textual": "removed on branch tui"}
-"""Private uses other branches remove; until they merge, these cases may still find them."""
 
 
-@pytest.mark.parametrize("library", [
-    pytest.param(name, marks=pytest.mark.xfail(reason=ELSEWHERE[name], strict=False)) if name in ELSEWHERE else name
-    for name in PRIVATE_API
-])
+@pytest.mark.parametrize("library", list(PRIVATE_API))
 def test_no_private_library_attributes(library: str) -> None:
     found = [line for line in source_lines(PRIVATE_API[library]) if line.split(":")[0] not in ALLOWED_PRIVATE]
     assert found == []

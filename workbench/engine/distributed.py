@@ -161,7 +161,6 @@ def peer_host(error: BaseException) -> str:
 def _peer_lost(failure: BaseException) -> bool:
     """Whether ``failure``, or what it was raised from (the runner's one-line error keeps the
     collective's error as its context), says another rank is gone."""
-    from workbench.engine.runner import lost_a_peer  # the runner imports this module
 
     seen: BaseException | None = failure
     for _ in range(8):
@@ -268,3 +267,13 @@ def launch(
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+PEER_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "NCCL communicator was aborted", "Broken pipe")
+
+
+def lost_a_peer(exc: BaseException) -> bool:
+    """A collective failed because another rank died (gloo says so at once; NCCL may instead
+    block until torchrun stops this process)."""
+    dist_error = getattr(torch.distributed, "DistNetworkError", None)
+    return (dist_error is not None and isinstance(exc, dist_error)) or any(m in str(exc) for m in PEER_LOST_MARKERS)

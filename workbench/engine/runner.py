@@ -27,9 +27,11 @@ import torch
 from workbench.config import RunSpec
 from workbench.corpora import cache, progress
 from workbench.engine import distributed
+from workbench.engine.distributed import lost_a_peer
 from workbench.engine.evaluation import Evaluator
 from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.hooks import HookFactory, default_eval_hooks
+from workbench.engine.lr_find import settle_auto
 from workbench.engine.meter import LossWindow, ThroughputMeter
 from workbench.engine.saving import Saver
 from workbench.engine.setup import RunState, set_up
@@ -103,7 +105,8 @@ class TrainingRun:
     def train(self) -> RunResult:
         with cache.notices_to(lambda text: self.emit(Message(text=text))), \
                 progress.reported_to(lambda stage, fraction: self.emit(Preparing(stage=stage, fraction=fraction))):
-            s = set_up(self.spec_in, self.resume_from, self.out, self.emit, on_run_dir=self._opened, overrides=self.overrides)
+            s = set_up(self.spec_in, self.resume_from, self.out, self.emit, on_run_dir=self._opened, overrides=self.overrides,
+                       settle_lr=settle_auto)
         self.state, spec = s, s.spec
         if s.strategy.is_main:
             self._writer = MetricsWriter(s.run_dir.metrics)
@@ -293,16 +296,6 @@ class TrainingRun:
             self.emit(RunFailed(message=message, step=self.step, run_dir=str(self.run_dir.path) if self.run_dir else ""))
         except Exception:  # noqa: BLE001 - reporting a failure must not hide it
             pass
-
-
-PEER_LOST_MARKERS = ("Connection closed by peer", "Connection reset by peer", "NCCL communicator was aborted", "Broken pipe")
-
-
-def lost_a_peer(exc: BaseException) -> bool:
-    """A collective failed because another rank died (gloo says so at once; NCCL may instead
-    block until torchrun stops this process)."""
-    dist_error = getattr(torch.distributed, "DistNetworkError", None)
-    return (dist_error is not None and isinstance(exc, dist_error)) or any(m in str(exc) for m in PEER_LOST_MARKERS)
 
 
 def run_spec(spec: RunSpec, listeners: Iterable[Listener] = (), control: RunControl | None = None) -> RunResult:

@@ -17,14 +17,14 @@ from typing import Any, Callable
 import torch
 
 from workbench import feasibility, methods
-from workbench.config import ResolvedSpec, RunSpec, check_out_dir
+from workbench.config import LR_AUTO, ResolvedSpec, RunSpec, check_out_dir
 from workbench.engine import distributed, memory, performance
 from workbench.engine.keeping import plan_kept
 from workbench.engine.order import BatchOrder
 from workbench.engine.plan import Plan, make_scheduler
 from workbench.engine.spec_resolution import resolve_spec
 from workbench.engine.strategy import SingleProcess, strategy_for
-from workbench.errors import TrainingError
+from workbench.errors import SpecError, TrainingError
 from workbench.models import BaseRef, load_config, load_model, load_tokenizer, parameter_count, resolve_base
 from workbench.runs import checkpoint as ckpt
 from workbench.runs.events import Message
@@ -310,18 +310,24 @@ def make_training_module(state: RunState, emit: Callable[[Any], None]) -> None:
     state.module, state.optimizer = strategy.prepare(state.module, state.optimizer)
 
 
+SettleLr = Callable[["Inputs", Callable[[Any], None]], dict[str, str]]
+"""``lr = "auto"``: runs the range test, puts the lr in ``inputs.spec``, returns the ``run.toml``
+meta saying how it was found (``engine/lr_find.settle_auto``, passed in by the runner)."""
+
+
 def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: Callable[[Any], None],
-           on_run_dir: Callable[[RunDir, bool], None], overrides: dict[str, Any] | None = None) -> RunState:
+           on_run_dir: Callable[[RunDir, bool], None], overrides: dict[str, Any] | None = None,
+           settle_lr: SettleLr | None = None) -> RunState:
     """Everything before the first step. ``on_run_dir`` learns the run directory as soon as
     it exists (so a failure after that point is recorded in its ``status.json``)."""
     from workbench.quiet import quiet_libraries
 
     quiet_libraries()
     inputs = read_inputs(spec_in, resume, out, overrides, emit)
-    if inputs.spec.optim.lr == "auto":  # lr-find: the range test first, before the run directory exists
-        from workbench.engine.lr_find import settle_auto  # lr_find imports this module: a cycle at import time
-
-        inputs.meta.update(settle_auto(inputs, emit))
+    if inputs.spec.optim.lr == LR_AUTO:  # the range test first, before the run directory exists
+        if settle_lr is None:
+            raise SpecError("lr = auto needs the range test, which this caller did not pass", fix="pass a number with --lr")
+        inputs.meta.update(settle_lr(inputs, emit))
     spec = inputs.spec
     accelerator, device, precision = make_accelerator(spec)
     base_dir = inputs.base_ref.model_dir if inputs.base_ref is not None else None
