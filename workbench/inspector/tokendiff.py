@@ -29,6 +29,8 @@ TOP = 5
 """Predictions kept at each position (the TUI's cursor panel shows them; the CLI shows 3)."""
 MASKED_BATCH = 64
 """Masked copies per forward pass: bounds memory for a long passage."""
+SMALLEST = 0.005
+"""Smaller changes are not listed among the largest gains and losses."""
 MAX_WIDTH = 1024
 """Widest window scored, whatever a model's positions allow."""
 
@@ -106,8 +108,9 @@ class PassageDiff:
                 f"tokens, {self.method}")
 
     def largest(self, n: int = 10, *, gains: bool) -> list[tuple[int, TokenScore]]:
-        """The ``n`` largest gains (tuned more confident) or losses, with their token index."""
-        pairs = [(i, t) for i, t in enumerate(self.tokens) if t.change is not None and (t.change > 0) == gains and t.change != 0]
+        """The ``n`` largest gains (tuned more confident) or losses, with their token index;
+        changes under ``SMALLEST`` nats (which would print as 0.00) are left out."""
+        pairs = [(i, t) for i, t in enumerate(self.tokens) if t.change is not None and (t.change > 0) == gains and abs(t.change) >= SMALLEST]
         return sorted(pairs, key=lambda p: -abs(p[1].change))[:n]  # type: ignore[arg-type]
 
     def context_of(self, index: int, around: int = 30) -> tuple[str, str, str]:
