@@ -7,15 +7,19 @@ passage with the larger changes marked in brackets instead.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from workbench.inspector.corpusdiff import CorpusDiff
-from workbench.inspector.lens import LensResult
 from workbench.inspector.text import printable
-from workbench.inspector.tokendiff import PassageDiff, TokenScore
+
+if TYPE_CHECKING:  # the data modules import torch; the TUI imports this module at start-up
+    from workbench.inspector.corpusdiff import CorpusDiff
+    from workbench.inspector.lens import LensResult
+    from workbench.inspector.tokendiff import PassageDiff, TokenScore
 
 STEPS = (0.1, 0.5, 1.0, 2.0)
 """Change sizes (nats) at which the colour deepens; below the first, no colour."""
