@@ -22,7 +22,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.inspector.loading import LoadedModel
-from workbench.inspector.text import token_display, trim_span
+from workbench.inspector.text import token_displays, trim_span
 from workbench.models import position_limit
 
 TOP = 5
@@ -185,9 +185,9 @@ def _tops(side: LoadedModel, logp: torch.Tensor, k: int) -> list[list[tuple[str,
     if k <= 0:
         return [[] for _ in range(len(logp))]
     values, ids = logp.topk(min(k, logp.shape[-1]), dim=-1)
-    tok = side.tokenizer
-    return [[(token_display(tok, i), float(v)) for v, i in zip(row_v.exp().tolist(), row_i.tolist())]
-            for row_v, row_i in zip(values, ids)]
+    id_rows = ids.tolist()
+    names = token_displays(side.tokenizer, [i for row in id_rows for i in row])
+    return [[(names[i], v) for v, i in zip(row_v, row_i)] for row_v, row_i in zip(values.exp().tolist(), id_rows)]
 
 
 @torch.no_grad()
@@ -317,7 +317,8 @@ def diff_passage(a: LoadedModel, b: LoadedModel, text: str, *, labels: tuple[str
         sides.append(score(side, ids, plan, width, top, (step, cancelled)))
     sa, sb = sides
     skip = 1 if lead else 0
-    tokens = [TokenScore(token_display(a.tokenizer, ids[i]), *spans[i], sa.logprobs[i], sb.logprobs[i], sa.context[i],
+    names = token_displays(a.tokenizer, ids)
+    tokens = [TokenScore(names[ids[i]], *spans[i], sa.logprobs[i], sb.logprobs[i], sa.context[i],
                          sa.tops[i], sb.tops[i]) for i in range(skip, len(ids))]
     if causal:
         method = "causal LM: log p(token | the tokens before it)"
