@@ -298,10 +298,10 @@ class InspectorPane(Vertical):
         for side, source, doc in self.diff_sources():
             self.query_one(f"#diff-{side}", TokenDiffView).say(_title(source, doc), "scoring…")
         self._status("Scoring both passages under both models…  (Escape cancels)")
-        self.diff(models, text, self.diff_sources())
+        self.diff_worker(models, text, self.diff_sources())
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="diff")
-    def diff(self, models: list[str], text: str, sources: list[tuple[str, str, int]]) -> None:
+    def diff_worker(self, models: list[str], text: str, sources: list[tuple[str, str, int]]) -> None:
         """Thread worker: load the pair (cached), read the passages, score every token."""
         if not import_heavy_libraries():
             return
@@ -349,10 +349,10 @@ class InspectorPane(Vertical):
             self._status("Pick a run, or give model A (and B).", error=True)
             return
         self._status("Reading every layer through the output head…")
-        self.layers(models, self.query_one("#inspect-text", Input).value)
+        self.lens_worker(models, self.query_one("#inspect-text", Input).value)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="inspect")
-    def layers(self, models: list[str], text: str) -> None:
+    def lens_worker(self, models: list[str], text: str) -> None:
         if not import_heavy_libraries():
             return
         from workbench.inspector.lens import logit_lens
