@@ -43,7 +43,7 @@ def plain(renderable) -> str:
 
 
 async def open_diff(pilot, a: str, b: str, left: tuple[str, str], right: tuple[str, str]) -> None:
-    """Models a and b, the passages (source, document), the typed text, then ctrl+d."""
+    """Models a and b, the passages (source, document), the typed text, then ctrl+g."""
     app = pilot.app
     await pilot.press("5")
     app.query_one("#inspect-a", Input).value = a
@@ -53,7 +53,7 @@ async def open_diff(pilot, a: str, b: str, left: tuple[str, str], right: tuple[s
         app.query_one(f"#diff-{side}-source", Select).value = source
         app.query_one(f"#diff-{side}-doc", Input).value = doc
     app.query_one(InspectorPane).focus_home()
-    await pilot.press("ctrl+d")
+    await pilot.press("ctrl+g")
     await pilot.pause()
     await app.workers.wait_for_complete([w for w in app.workers if w.group == "diff"])
     await pilot.pause()

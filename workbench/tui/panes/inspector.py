@@ -13,7 +13,7 @@ them (labelled by method: base | lora | full, Δp against the base, each run's f
 table); its blank entry goes back to two models. The run choices are the Runs pane's
 list, which the app hands down (``set_runs``) whenever it changes.
 
-Ctrl+D opens the Diff view: two passages side by side (by default a ``domain`` and a
+Ctrl+G opens the Diff view: two passages side by side (by default a ``domain`` and a
 ``general`` document: what a domain fine-tune gained and what it forgot, word by word), each
 token coloured by how much more (green) or less (red) likely the second model finds it; each
 passage is the typed text or a corpus document. Left/right move a cursor over the tokens and
@@ -89,7 +89,7 @@ class InspectorPane(Vertical):
     BINDINGS = [
         Binding("ctrl+r", "inspect", "Inspect", tooltip="Run the query on both models (also Enter in the text box)"),
         Binding("ctrl+t", "timeline", "Probes", tooltip="Show the selected run's probe timeline"),
-        Binding("ctrl+d", "diff", "Diff", tooltip="Diff view: every token of two passages scored by both models, side by side"),
+        Binding("ctrl+g", "diff", "Diff", tooltip="Diff view: every token of two passages scored by both models, side by side"),
         Binding("ctrl+l", "layers", "Layers", tooltip="Layer view: each layer's top-1 at the text's slot (logit lens)"),
         Binding("escape", "cancel_diff", "Cancel", tooltip="Cancel the diff that is still scoring"),
     ]
