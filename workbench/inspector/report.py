@@ -110,6 +110,18 @@ def load_pair(pairing: Pairing, cache: ModelCache = MODEL_CACHE, device: str = "
     return cache.get(pairing.a, device), cache.get(pairing.b, device)
 
 
+def load_compared(models: list[str], *, out: str = "checkpoints", cache: ModelCache = MODEL_CACHE,
+                  device: str = "cpu") -> tuple[Pairing, LoadedModel, LoadedModel]:
+    """The two models to compare (``choose_pair``), loaded through the cache: what the token
+    diff, the layer view and the corpus view start from. A third model is refused."""
+    pairing = choose_pair(models, out=out)
+    if pairing.more:
+        raise WorkbenchError("the token diff compares two models, and more were given", where=" ".join(models),
+                             fix="name a run, or two models: workbench inspect BASE TUNED --passage FILE")
+    a, b = load_pair(pairing, cache, device)
+    return pairing, a, b
+
+
 def default_texts(pairing: Pairing) -> list[str]:
     """No text given: the run's own probes, else the seed probes."""
     if pairing.run is not None:

@@ -127,6 +127,23 @@ def token_display(tokenizer: Any, token_id: int) -> str:
     return printable(text or str(token))
 
 
+def token_displays(tokenizer: Any, token_ids: list[int]) -> dict[int, str]:
+    """``token_display`` for many ids at once (one batched decode: a passage's top-k lists
+    name thousands of tokens)."""
+    unique = sorted(set(int(i) for i in token_ids))
+    pieces = tokenizer.convert_ids_to_tokens(unique)
+    texts = tokenizer.batch_decode([[i] for i in unique])
+    out = {}
+    for token_id, piece, text in zip(unique, pieces, texts):
+        if isinstance(piece, str) and piece.startswith("##"):
+            out[token_id] = piece
+            continue
+        if text.startswith(" "):
+            text = "␣" + text[1:]
+        out[token_id] = printable(text or str(piece))
+    return out
+
+
 def printable(text: str) -> str:
     """Newlines and control characters as visible symbols, so a table row stays one row."""
     text = text.replace("\n", "⏎").replace("\t", "⇥")

@@ -12,6 +12,14 @@ then its base, the run and the other run, as ``workbench inspect BASE RUN OTHER`
 them (labelled by method: base | lora | full, Δp against the base, each run's forgetting
 table); its blank entry goes back to two models. The run choices are the Runs pane's
 list, which the app hands down (``set_runs``) whenever it changes.
+
+Ctrl+G opens the Diff view: two passages side by side (by default a ``domain`` and a
+``general`` document: what a domain fine-tune gained and what it forgot, word by word), each
+token coloured by how much more (green) or less (red) likely the second model finds it; each
+passage is the typed text or a corpus document. Left/right move a cursor over the tokens and
+the panel below shows both models' top-k there. Ctrl+L shows the layer view (logit lens) of
+the typed text's slot. Both run ``workbench.inspector`` in a thread worker; Escape cancels a
+diff that is still scoring.
 """
 
 from __future__ import annotations
@@ -35,8 +43,13 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from workbench.errors import WorkbenchError
 from workbench.tui.heavy import import_heavy_libraries
 from workbench.tui.widgets.field import FieldInput
+from workbench.tui.widgets.token_diff import TokenDiffView
 
 DEFAULT_TEXT = "The cat sat on the [MASK]."
+TYPED = "typed text"
+"""The Diff view's source that is the text box rather than a corpus document."""
+DIFF_SIDES = (("left", "domain"), ("right", "general"))
+"""The Diff view's two passages and the corpus each starts on."""
 
 
 class InspectorPane(Vertical):
@@ -49,13 +62,35 @@ class InspectorPane(Vertical):
         renderable: Any
         status: str
 
+    @dataclass
+    class DiffProgress(Message):
+        """Scoring under way: ``done`` of ``total`` forward passes of one passage."""
+
+        label: str
+        done: int
+        total: int
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, InspectorPane.DiffProgress)
+
+    @dataclass
+    class DiffDone(Message):
+        """Both passages' diffs (``(title, PassageDiff)``), and the pair's note."""
+
+        diffs: list[tuple[str, Any]]
+        status: str
+
     SHOW_TIMING = True
     """Put the query time in the status line (snapshot tests turn it off)."""
 
     BINDINGS = [
         Binding("ctrl+r", "inspect", "Inspect", tooltip="Run the query on both models (also Enter in the text box)"),
         Binding("ctrl+t", "timeline", "Probes", tooltip="Show the selected run's probe timeline"),
+        Binding("ctrl+g", "diff", "Diff", tooltip="Diff view: every token of two passages scored by both models, side by side"),
+        Binding("ctrl+l", "layers", "Layers", tooltip="Layer view: each layer's top-1 at the text's slot (logit lens)"),
+        Binding("escape", "cancel_diff", "Cancel", tooltip="Cancel the diff that is still scoring"),
     ]
+    HELP_BINDINGS = BINDINGS + TokenDiffView.BINDINGS
 
     def __init__(self, run_root: str | Path, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -74,9 +109,19 @@ class InspectorPane(Vertical):
         with Horizontal(classes="inspect-row"):
             yield FieldInput(value=DEFAULT_TEXT, placeholder="text with [MASK], a prompt, or 'A ||| B'", id="inspect-text")
             yield Button("Inspect", id="inspect-go", variant="primary")
+        with Horizontal(classes="inspect-row", id="inspect-diff-row"):
+            names = [TYPED, *self._corpus_names()]
+            for side, corpus in DIFF_SIDES:
+                yield Select([(n, n) for n in names], value=corpus if corpus in names else TYPED, allow_blank=False,
+                             id=f"diff-{side}-source", tooltip=f"The {side} passage: the typed text or a corpus document")
+                yield FieldInput("0", restrict=r"[0-9]*", refusal="a document number: 0, 1, 2…", id=f"diff-{side}-doc",
+                                 tooltip="Which document of the corpus (0-based, its eval split)")
         yield Static("Pick a run or two models, then Enter.", id="inspect-status")
         with VerticalScroll(id="inspect-results"):
             yield Static("", id="inspect-output")
+        with Horizontal(id="inspect-diff"):
+            for side, _ in DIFF_SIDES:
+                yield TokenDiffView(id=f"diff-{side}")
 
     def on_show(self) -> None:
         """Preselect ``suggested_run`` unless model A is filled in already."""
@@ -84,8 +129,15 @@ class InspectorPane(Vertical):
             self.choose_run(self.suggested_run)
 
     def focus_home(self) -> None:
-        """Leaving a field (escape): the results take the focus (arrows scroll them)."""
-        self.query_one("#inspect-results").focus()
+        """Leaving a field (escape): the results take the focus (arrows scroll them); in the
+        Diff view, the left passage (arrows move its token cursor)."""
+        self.query_one("#diff-left" if self.has_class("diffing") else "#inspect-results").focus()
+
+    @staticmethod
+    def _corpus_names() -> list[str]:
+        from workbench.corpora.sources import list_names
+
+        return list_names()
 
     # ------------------------------------------------------------------ runs
     @property
@@ -158,6 +210,7 @@ class InspectorPane(Vertical):
         return [v for v in (self.query_one("#inspect-a", Input).value.strip(), self.query_one("#inspect-b", Input).value.strip()) if v]
 
     def action_inspect(self) -> None:
+        self.remove_class("diffing")
         models = self.models()
         if not models:
             self._status("Pick a run, or give model A (and B).", error=True)
@@ -208,16 +261,111 @@ class InspectorPane(Vertical):
         self._status(message.status)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "inspect":
+        if event.worker.group not in ("inspect", "diff"):
             return
         event.stop()  # shown here, not as the app's generic notification
+        self.refresh_bindings()  # Escape cancels only while a diff runs
         if event.state == WorkerState.ERROR:
             error = event.worker.error
             text = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
-            self.query_one("#inspect-output", Static).update(Text(""))
+            if event.worker.group == "inspect":
+                self.query_one("#inspect-output", Static).update(Text(""))
             self._status(text, error=True)
+        elif event.state == WorkerState.CANCELLED and event.worker.group == "diff":
+            self._status("Diff cancelled.")
+
+    # ------------------------------------------------------------------ diff and layers
+    def diff_sources(self) -> list[tuple[str, str, int]]:
+        """(side, source, document) for the two passages: source is TYPED or a corpus name."""
+        out = []
+        for side, _ in DIFF_SIDES:
+            source = self.query_one(f"#diff-{side}-source", Select).value
+            doc = self.query_one(f"#diff-{side}-doc", Input).value
+            out.append((side, str(source), int(doc) if doc.isdigit() else 0))
+        return out
+
+    def action_diff(self) -> None:
+        """Show the Diff view and score both passages (thread worker)."""
+        self.add_class("diffing")
+        models = self.models()
+        if not models:
+            self._status("Pick a run, or give model A (and B).", error=True)
+            return
+        text = self.query_one("#inspect-text", Input).value
+        for side, source, doc in self.diff_sources():
+            self.query_one(f"#diff-{side}", TokenDiffView).say(_title(source, doc), "scoring…")
+        self._status("Scoring both passages under both models…  (Escape cancels)")
+        self.diff_worker(models, text, self.diff_sources())
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="diff")
+    def diff_worker(self, models: list[str], text: str, sources: list[tuple[str, str, int]]) -> None:
+        """Thread worker: load the pair (cached), read the passages, score every token."""
+        if not import_heavy_libraries():
+            return
+        from workbench.inspector.corpusdiff import corpus_document
+        from workbench.inspector.report import load_compared
+        from workbench.inspector.tokendiff import diff_passage
+
+        worker = get_current_worker()
+        pairing, a, b = load_compared(models, out=str(self.run_root))
+        diffs = []
+        for _, source, doc in sources:
+            passage = text if source == TYPED else corpus_document(source, doc)
+            title = _title(source, doc)
+            diffs.append((title, diff_passage(a, b, passage, labels=(pairing.label_a, pairing.label_b),
+                                              progress=lambda done, total, t=title: self.post_message(self.DiffProgress(t, done, total)),
+                                              cancelled=lambda: worker.is_cancelled)))
+        if not worker.is_cancelled:
+            self.post_message(self.DiffDone(diffs, f"{pairing.note}  ·  green: {pairing.label_b} more confident, red: less"))
+
+    def on_inspector_pane_diff_progress(self, message: InspectorPane.DiffProgress) -> None:
+        message.stop()
+        self._status(f"Scoring {message.label}: {message.done}/{message.total} forward passes…  (Escape cancels)")
+
+    def on_inspector_pane_diff_done(self, message: InspectorPane.DiffDone) -> None:
+        message.stop()
+        for (side, _), (title, diff) in zip(DIFF_SIDES, message.diffs):
+            self.query_one(f"#diff-{side}", TokenDiffView).show(title, diff)
+        self._status(message.status)
+        self.query_one("#diff-left").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Escape is the pane's only while a diff runs; otherwise the app's (leave the field)."""
+        if action == "cancel_diff":
+            return any(w.group == "diff" and w.is_running for w in self.workers)
+        return True
+
+    def action_cancel_diff(self) -> None:
+        self.workers.cancel_group(self, "diff")
+
+    def action_layers(self) -> None:
+        """The layer view of the typed text's slot, in the results."""
+        self.remove_class("diffing")
+        models = self.models()
+        if not models:
+            self._status("Pick a run, or give model A (and B).", error=True)
+            return
+        self._status("Reading every layer through the output head…")
+        self.lens_worker(models, self.query_one("#inspect-text", Input).value)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="inspect")
+    def lens_worker(self, models: list[str], text: str) -> None:
+        if not import_heavy_libraries():
+            return
+        from workbench.inspector.lens import logit_lens
+        from workbench.inspector.render_diff import lens_table
+        from workbench.inspector.report import load_compared
+
+        pairing, a, b = load_compared(models, out=str(self.run_root))
+        lens = logit_lens(a, b, text, (pairing.label_a, pairing.label_b))
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Done(lens_table(lens), pairing.note))
 
     def _status(self, text: str, *, error: bool = False) -> None:
         status = self.query_one("#inspect-status", Static)
         status.update(Text(text))
         status.set_class(error, "error")
+
+
+def _title(source: str, doc: int) -> str:
+    return "typed text" if source == TYPED else f"{source} #{doc}"
