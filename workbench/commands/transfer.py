@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from workbench.experiments.transfer import TransferView
 
 PANEL = "Transfer study"
-NOT_FLAGS = ("parallel", "base")
-"""``--parallel`` is the fine-tunes side by side; ``base`` is what the study varies."""
+NOT_FLAGS = ("parallel",)
+"""``--parallel`` is the fine-tunes side by side (``--base``, what the study varies, is refused with the reason)."""
 
 
 def _option(name: str, annotation: Any, default: Any, *flags: str, help_text: str) -> inspect.Parameter:

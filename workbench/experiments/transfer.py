@@ -129,7 +129,7 @@ def read_transfer_study(folder: Path) -> TransferView:
     names = [t.task_metric for t in finals]
     metric = max(set(names), key=names.count) if names else ""  # one metric per column, never two mixed
     metric_covers = next((t.task_covers for t in finals if t.task_metric == metric), "")
-    loss_covers = next((t.final_covers for t in comparison.rows if t.is_final), "")
+    loss_covers = next((t.eval_covers for t in comparison.rows if t.is_final), "")
     for trial in comparison.rows:
         base = trial.params.get("base") or trial.spec.get("base")
         if not isinstance(base, str):

@@ -112,6 +112,10 @@ GPUS = FormField("gpus", "GPUs", int, None, (),
                  placeholder="1 (more: a detached torchrun run, one process each)", restrict=r"[0-9]*")
 
 
+SHOWN_DEFAULTS = ("lr",)
+"""Text fields (a number or a word: ``lr`` takes ``auto``) whose placeholder still shows the resolved default."""
+
+
 def scalar_kind(annotation: Any) -> type | None:
     """``str``, ``int`` or ``float`` for a field typed so (optionally ``| None``); else ``None``."""
     kind, _ = without_none(annotation)
@@ -349,7 +353,7 @@ class ObjectivePane(VerticalScroll):
             return
         flat = resolved.to_dict()
         values = {k: flat.get(k) for k in defaults}
-        values.update(tokenizer=resolved.model.tokenizer, epochs=resolved.train.epochs,
+        values.update(lr=resolved.optim.lr, tokenizer=resolved.model.tokenizer, epochs=resolved.train.epochs,
                       parameters=None if resolved.base else scratch_parameters(resolved, task))
         if resolved.base:  # from the base's config: how many parameters the method trains
             from workbench.methods import preview
@@ -364,7 +368,7 @@ class ObjectivePane(VerticalScroll):
         self._show_resolved(message.values, message.error)
 
     def _show_resolved(self, values: dict, error: str) -> None:
-        for key in self.spec_numeric_fields:
+        for key in [*self.spec_numeric_fields, *[k for k in SHOWN_DEFAULTS if k in self.fields]]:
             default = values.get(key)
             if key == "eval_interval" and default is None:
                 default = "1/10 of the steps"
