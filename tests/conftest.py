@@ -62,6 +62,23 @@ def tiny_overrides(**extra):
     return values
 
 
+def one_line_error(result, *needles: str, fix: bool = False) -> str:
+    """The one error line of a failed command: exit code 2, one non-blank line, no traceback,
+    each of ``needles`` in it (and, with ``fix``, the ``error: ... Fix: ...`` shape). ``result``
+    is a CliRunner result or a finished subprocess (its stderr is the error's place)."""
+    code = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    text = result.output if hasattr(result, "exit_code") else (result.stderr or "")
+    everything = text if hasattr(result, "exit_code") else text + (result.stdout or "")
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert code == 2, everything[-2000:]
+    assert "Traceback" not in everything and len(lines) == 1, everything[-2000:]
+    if fix:
+        assert lines[0].startswith("error:") and "Fix:" in lines[0], lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
 async def wait_until(pilot, condition, timeout: float = 30.0, every: float = 0.05) -> None:
     """Let a Pilot-driven app run until ``condition()`` holds, failing after ``timeout`` s."""
     loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 from typer.testing import CliRunner
 
 from tests.conftest import tiny_overrides
@@ -18,13 +19,6 @@ def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text
-    assert len(text.splitlines()) == 1, text
-    for needle in needles:
-        assert needle in text, text
 
 
 def tiny_flags(run_root: Path) -> list[str]:
@@ -78,48 +72,48 @@ def test_corpora_commands() -> None:
 
 
 def test_missing_file(run_root: Path) -> None:
-    assert_one_line_error(invoke("run", "--corpus", "nope/missing.txt", "--out", str(run_root)), "missing.txt", "not found")
+    one_line_error(invoke("run", "--corpus", "nope/missing.txt", "--out", str(run_root)), "missing.txt", "not found")
 
 
 def test_empty_corpus(tmp_path: Path, run_root: Path) -> None:
     (tmp_path / "empty.txt").write_text("")
-    assert_one_line_error(invoke("run", "--corpus", str(tmp_path / "empty.txt"), "--out", str(run_root)), "empty.txt", "empty")
+    one_line_error(invoke("run", "--corpus", str(tmp_path / "empty.txt"), "--out", str(run_root)), "empty.txt", "empty")
 
 
 def test_unreadable_encoding(tmp_path: Path, run_root: Path) -> None:
     (tmp_path / "latin.txt").write_bytes("Un caf\xe9 cr\xe8me.\n".encode("latin-1"))
-    assert_one_line_error(invoke("run", "--corpus", str(tmp_path / "latin.txt"), "--out", str(run_root)), "latin.txt", "UTF-8", "line 1")
+    one_line_error(invoke("run", "--corpus", str(tmp_path / "latin.txt"), "--out", str(run_root)), "latin.txt", "UTF-8", "line 1")
 
 
 def test_unknown_column(tmp_path: Path, run_root: Path) -> None:
     (tmp_path / "t.csv").write_text("title,body\na,b\nc,d\n")
-    assert_one_line_error(
+    one_line_error(
         invoke("run", "--corpus", str(tmp_path / "t.csv"), "--text-column", "text", "--out", str(run_root)),
         "unknown column 'text'", "title, body",
     )
 
 
 def test_unknown_objective(story_corpus: Path, run_root: Path) -> None:
-    assert_one_line_error(invoke("run", "--corpus", str(story_corpus), "--objective", "gan", "--out", str(run_root)), "unknown objective 'gan'")
+    one_line_error(invoke("run", "--corpus", str(story_corpus), "--objective", "gan", "--out", str(run_root)), "unknown objective 'gan'")
 
 
 def test_base_that_does_not_fit(story_corpus: Path, run_root: Path, gpt2_base: Path) -> None:
     result = invoke("run", "--corpus", str(story_corpus), "--objective", "mlm", "--base", str(gpt2_base), "--out", str(run_root))
-    assert_one_line_error(result, "gpt2", "masked", "Fix:")
+    one_line_error(result, "gpt2", "masked", "Fix:")
 
 
 def test_hub_dataset_offline(run_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert_one_line_error(invoke("run", "--corpus", "hf:nobody/nothing-here", "--out", str(run_root)), "hf:nobody/nothing-here")
+    one_line_error(invoke("run", "--corpus", "hf:nobody/nothing-here", "--out", str(run_root)), "hf:nobody/nothing-here")
 
 
 def test_resume_of_missing_run(run_root: Path) -> None:
-    assert_one_line_error(invoke("run", "--resume", "no-such-run", "--out", str(run_root)), "no-such-run", "no such run")
+    one_line_error(invoke("run", "--resume", "no-such-run", "--out", str(run_root)), "no-such-run", "no such run")
 
 
 def test_bad_time_budget(run_root: Path) -> None:
-    assert_one_line_error(invoke("run", "--time-budget", "soon", "--out", str(run_root)), "time budget")
+    one_line_error(invoke("run", "--time-budget", "soon", "--out", str(run_root)), "time budget")
 
 
 def test_nothing_written_for_bad_input(tmp_path: Path, run_root: Path) -> None:

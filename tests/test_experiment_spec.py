@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_overrides
+from conftest import one_line_error, tiny_overrides
 from typer.testing import CliRunner
 
 from workbench.cli import app
@@ -25,12 +25,8 @@ from workbench.tasks.base import BlockData, windows
 runner = CliRunner()
 
 
-def one_line_error(*args: str) -> str:
-    result = runner.invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    return text
+def cli_error(*args: str) -> str:
+    return one_line_error(runner.invoke(app, list(args), catch_exceptions=False))
 
 
 def events(run_dir: Path, kind: str) -> list[dict]:
@@ -95,7 +91,7 @@ def test_bert_objectives_take_the_same_shape_fields() -> None:
     (["--objective", "sentiment", "--sampling", "random", "--base", "x"], []),
 ])
 def test_bad_knobs_are_one_line_errors(flags: list[str], needles: list[str], run_root: Path) -> None:
-    text = one_line_error("run", *flags, "--out", str(run_root))
+    text = cli_error("run", *flags, "--out", str(run_root))
     for needle in needles:
         assert needle in text
     assert not run_root.exists() or not any(run_root.iterdir())

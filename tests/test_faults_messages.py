@@ -13,9 +13,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, tiny_overrides, write_story_corpus
+from conftest import REPO, one_line_error, tiny_overrides, write_story_corpus
 from typer.testing import CliRunner
 
 from workbench.cli import app
@@ -54,14 +55,6 @@ def notices(events: list[dict]) -> list[str]:
     return [e["text"] for e in events if e["event"] == "message" and e["text"].startswith("Discarded")]
 
 
-def one_line_error(code: int, output: str, *needles: str) -> str:
-    assert code == 2, output
-    text = output.strip()
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    assert text.startswith("error:") and "Fix:" in text, text
-    for needle in needles:
-        assert needle in text, text
-    return text
 
 
 # ---------------------------------------------------------------------- caches heal
@@ -134,7 +127,7 @@ def test_label_error_on_the_held_out_split_names_it(caches: dict[str, Path], tmp
     seed = next(s for s in range(200) if "weird" in load_corpus(str(path), seed=s).eval["label"])
     code, output, _ = run_cli("--objective", "sentiment", "--base", str(base), "--corpus", str(path),
                               "--seed", str(seed), "--out", str(tmp_path / "runs"))
-    text = one_line_error(code, output, "reviews.csv", "'weird'", f"held-out 5% of reviews.csv (seed {seed})", "--eval-corpus")
+    text = one_line_error(SimpleNamespace(exit_code=code, output=output), "reviews.csv", "'weird'", f"held-out 5% of reviews.csv (seed {seed})", "--eval-corpus", fix=True)
     assert "in the eval file" not in text  # the old advice: fix an eval file that does not exist
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -195,7 +188,7 @@ def _jsonl(path: Path, bad_line: str, at: int = 6) -> Path:
 def test_unholdable_json_values_name_the_file_and_line(caches: dict[str, Path], tmp_path: Path, bad_line: str, needle: str) -> None:
     path = _jsonl(tmp_path / "corpus.jsonl", bad_line)
     code, output, _ = run_cli("--corpus", str(path), "--out", str(tmp_path / "runs"))
-    one_line_error(code, output, "corpus.jsonl", "line 6, column", needle)
+    one_line_error(SimpleNamespace(exit_code=code, output=output), "corpus.jsonl", "line 6, column", needle, fix=True)
 
 
 @pytest.mark.parametrize("text, at", [

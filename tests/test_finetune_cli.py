@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel
 from typer.testing import CliRunner
 
@@ -31,12 +32,6 @@ def run_cli(tmp_path: Path, *args: str):
     return result, lines
 
 
-def assert_one_line_error(result, lines, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("error:") and "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_finetuning_without_base(tmp_path: Path):
@@ -44,16 +39,16 @@ def test_finetuning_without_base(tmp_path: Path):
     path.write_text("text,label\ngood,pos\nbad,neg\n", encoding="utf-8")
     for objective in ("sentiment", "ner", "qa", "generation"):
         result, lines = run_cli(tmp_path, "--objective", objective, "--corpus", str(path))
-        assert_one_line_error(result, lines, "no --base", "workbench run --objective mlm")
+        one_line_error(result, "no --base", "workbench run --objective mlm")
 
 
 def test_missing_label_column(tiny_bases, tmp_path: Path):
     path = tmp_path / "reviews.csv"
     path.write_text("text,stars2\ngood,5\nbad,1\n", encoding="utf-8")
     result, lines = run_cli(tmp_path, "--objective", "sentiment", "--base", tiny_bases["encoder"], "--corpus", str(path))
-    assert_one_line_error(result, lines, "reviews.csv", "no label column", "--label-column")
+    one_line_error(result, "reviews.csv", "no label column", "--label-column")
     result, lines = run_cli(tmp_path, "--objective", "sentiment", "--base", tiny_bases["encoder"], "--corpus", str(path), "--label-column", "stars")
-    assert_one_line_error(result, lines, "no label column 'stars'")
+    one_line_error(result, "no label column 'stars'")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing written
 
 
@@ -61,7 +56,7 @@ def test_only_one_class(tiny_bases, tmp_path: Path):
     path = tmp_path / "reviews.csv"
     path.write_text("text,label\n" + "".join(f"review {i},positive\n" for i in range(10)), encoding="utf-8")
     result, lines = run_cli(tmp_path, "--objective", "sentiment", "--base", tiny_bases["encoder"], "--corpus", str(path))
-    assert_one_line_error(result, lines, "only one class (positive)")
+    one_line_error(result, "only one class (positive)")
 
 
 def test_unknown_tag_in_eval_file(tiny_bases, tmp_path: Path):
@@ -70,7 +65,7 @@ def test_unknown_tag_in_eval_file(tiny_bases, tmp_path: Path):
     evaluation = tmp_path / "eval.conll"
     evaluation.write_text("Ada\tB-PER\n\nin\tO\nParis\tB-LOC\n", encoding="utf-8")
     result, lines = run_cli(tmp_path, "--objective", "ner", "--base", tiny_bases["encoder"], "--corpus", str(train), "--eval-corpus", str(evaluation))
-    assert_one_line_error(result, lines, "eval.conll:4", "unknown tag 'B-LOC'")
+    one_line_error(result, "eval.conll:4", "unknown tag 'B-LOC'")
 
 
 def test_answer_span_not_in_context(tiny_bases, tmp_path: Path):
@@ -78,7 +73,7 @@ def test_answer_span_not_in_context(tiny_bases, tmp_path: Path):
     record = {"context": "Ada lives in Paris.", "question": "Where?", "answers": {"text": ["Paris"], "answer_start": [2]}}
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     result, lines = run_cli(tmp_path, "--objective", "qa", "--base", tiny_bases["encoder"], "--corpus", str(path))
-    assert_one_line_error(result, lines, "qa.jsonl:1", "not at answer_start 2")
+    one_line_error(result, "qa.jsonl:1", "not at answer_start 2")
 
 
 @pytest.mark.parametrize(
@@ -92,7 +87,7 @@ def test_base_that_does_not_fit(tiny_bases, tmp_path: Path, objective: str, base
     text.write_text("one two three.\n\nfour five six.\n", encoding="utf-8")
     corpus = conll if objective == "ner" else text
     result, lines = run_cli(tmp_path, "--objective", objective, "--base", tiny_bases[base], "--corpus", str(corpus))
-    assert_one_line_error(result, lines, fragment)
+    one_line_error(result, fragment)
     if objective != "mlm":  # fine-tuning tasks check the base before writing a run dir
         assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
@@ -103,4 +98,4 @@ def test_unknown_label_in_eval_file(tiny_bases, tmp_path: Path):
     evaluation = tmp_path / "test.csv"
     evaluation.write_text("text,label\ngreat,pos\nmeh,neutral\n", encoding="utf-8")
     result, lines = run_cli(tmp_path, "--objective", "sentiment", "--base", tiny_bases["encoder"], "--corpus", str(train), "--eval-corpus", str(evaluation))
-    assert_one_line_error(result, lines, "test.csv (row 2)", "unknown label 'neutral'")
+    one_line_error(result, "test.csv (row 2)", "unknown label 'neutral'")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import one_line_error
 from faults_helpers import REPO, fault_spec
 
 from workbench.engine import TrainingRun
@@ -100,12 +101,6 @@ def _cli_resume(run_dir: Path, out: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, cwd=str(out), timeout=300)
 
 
-def _one_line_error(proc: subprocess.CompletedProcess) -> str:
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr + proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and "Fix:" in lines[0], proc.stderr
-    return lines[0]
 
 
 # ---------------------------------------------------------------------- the manifest
@@ -149,7 +144,7 @@ def test_every_checkpoint_edited_stops_with_one_line_and_deletes_nothing(finishe
         _edit_state(root / name, lambda s: dict(s, note="harmless?"))
     before = {name: _tree(root / name) for name in STEPS}
     model, started = _tree(run_dir / "model"), _started(run_dir)
-    line = _one_line_error(_cli_resume(run_dir, tmp_path))
+    line = one_line_error(_cli_resume(run_dir, tmp_path), fix=True)
     assert "no checkpoint verifies" in line and str(root) in line and "step 0" in line
     for name in STEPS:  # every checkpoint is still there, as it was
         assert _tree(_rejected(root, name)) == before[name]
@@ -235,7 +230,7 @@ def test_a_step_beyond_the_run_everywhere_is_refused_through_the_cli(finished: P
     _edit_state(far, lambda s: dict(s, step=10**12, scheduler=dict(s["scheduler"], last_epoch=10**12)))
     _rehash(far)
     before = _kept(run_dir)
-    line = _one_line_error(_cli_resume(run_dir, tmp_path))
+    line = one_line_error(_cli_resume(run_dir, tmp_path), fix=True)
     assert "trainer_state.json" in line and "beyond the run's 4 steps" in line and "--max-steps" in line
     assert _kept(run_dir) == before  # model/ of the finished run included
 

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 from typer.testing import CliRunner
 
 from tests.conftest import tiny_overrides
@@ -25,15 +26,6 @@ def invoke(*args: str):
     return runner.invoke(app, list(args), catch_exceptions=False)
 
 
-def assert_one_line_error(result, *needles: str) -> str:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text
-    assert len(text.splitlines()) == 1, text
-    assert text.startswith("error:") and "Fix:" in text, text
-    for needle in needles:
-        assert needle in text, text
-    return text
 
 
 def tiny_flags(run_root: Path) -> list[str]:
@@ -61,7 +53,7 @@ def test_bad_toml_values_are_one_line(tmp_path: Path, line: str, key: str) -> No
     config = tmp_path / "spec.toml"
     config.write_text(line + "\n", encoding="utf-8")
     run_root = tmp_path / "runs"
-    assert_one_line_error(invoke("run", "--config", str(config), "--out", str(run_root)), str(config), key)
+    one_line_error(invoke("run", "--config", str(config), "--out", str(run_root)), str(config), key, fix=True)
     assert not run_root.exists()
 
 
@@ -83,7 +75,7 @@ def test_bad_toml_values_are_one_line(tmp_path: Path, line: str, key: str) -> No
 ])
 def test_bad_flag_values_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
     run_root = tmp_path / "runs"
-    assert_one_line_error(invoke("run", *args, "--out", str(run_root)), needle)
+    one_line_error(invoke("run", *args, "--out", str(run_root)), needle, fix=True)
     assert not run_root.exists()
 
 
@@ -92,7 +84,7 @@ def test_out_that_is_a_file_or_under_one(tmp_path: Path, below: str) -> None:
     afile = tmp_path / "afile"
     afile.write_text("not a folder\n")
     out = afile / below if below else afile
-    assert_one_line_error(invoke("run", "--out", str(out)), "--out", "afile", "is not a folder")
+    one_line_error(invoke("run", "--out", str(out)), "--out", "afile", "is not a folder", fix=True)
     assert afile.read_text() == "not a folder\n"
 
 
@@ -100,7 +92,7 @@ def test_a_flag_fixes_a_bad_config_value_it_names(tmp_path: Path) -> None:
     """The file's key is reported as the file's; the flag that replaces it wins before checking."""
     config = tmp_path / "spec.toml"
     config.write_text("epochs = 0\n", encoding="utf-8")
-    text = assert_one_line_error(invoke("run", "--config", str(config), "--out", str(tmp_path / "runs")), "epochs")
+    text = one_line_error(invoke("run", "--config", str(config), "--out", str(tmp_path / "runs")), "epochs", fix=True)
     assert "--epochs" not in text and str(config) in text
 
 
@@ -133,7 +125,7 @@ def test_bad_value_in_run_toml_is_one_line_and_touches_nothing(finished_run: Pat
     assert old in text
     run.joinpath("run.toml").write_text(text.replace(old, new, 1), encoding="utf-8")
     before = snapshot(run)
-    assert_one_line_error(invoke("run", "--resume", str(run)), "run.toml", key)
+    one_line_error(invoke("run", "--resume", str(run)), "run.toml", key, fix=True)
     assert snapshot(run) == before
 
 
@@ -147,15 +139,15 @@ def test_bad_value_in_run_toml_is_one_line_and_touches_nothing(finished_run: Pat
 def test_resume_refuses_flags_it_cannot_apply(finished_run: Path, tmp_path: Path, args: list[str], flag: str) -> None:
     run = copy_of(finished_run, tmp_path)
     before = snapshot(run)
-    assert_one_line_error(invoke("run", "--resume", str(run), *args), flag, "resum")
+    one_line_error(invoke("run", "--resume", str(run), *args), flag, "resum", fix=True)
     assert snapshot(run) == before
 
 
 def test_resume_checks_its_overrides(finished_run: Path, tmp_path: Path) -> None:
     run = copy_of(finished_run, tmp_path)
     before = snapshot(run)
-    assert_one_line_error(invoke("run", "--resume", str(run), "--epochs", "0"), "--epochs")
-    assert_one_line_error(invoke("run", "--resume", str(run), "--max-steps", "-4"), "--max-steps")
+    one_line_error(invoke("run", "--resume", str(run), "--epochs", "0"), "--epochs", fix=True)
+    one_line_error(invoke("run", "--resume", str(run), "--max-steps", "-4"), "--max-steps", fix=True)
     assert snapshot(run) == before
 
 

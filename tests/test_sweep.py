@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 from typer.testing import CliRunner
 
 from workbench.cli import app
@@ -32,12 +33,6 @@ def tiny_sweep_flags(corpus: Path, out: Path, name: str, steps: int = 4, every: 
             "--d-model", "16", "--max-steps", str(steps), "--eval-interval", str(every), "--probe", "The dog wagged its"]
 
 
-def assert_one_line_error(result, *needles: str) -> None:
-    assert result.exit_code == 2, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    for needle in needles:
-        assert needle in text, text
 
 
 def started_events(run_dir: Path) -> list[dict]:
@@ -74,24 +69,24 @@ def started_events(run_dir: Path) -> list[dict]:
         "prune-across-objectives"])
 def test_bad_sweep_input_is_one_line(tmp_path: Path, args: list[str], needles: tuple[str, ...]) -> None:
     result = invoke("--out", str(tmp_path / "runs"), "--name", "bad", *args)
-    assert_one_line_error(result, *needles)
+    one_line_error(result, *needles)
     assert not (tmp_path / "runs" / "bad").exists()  # nothing made before the spec is good
 
 
 def test_resume_refuses_spec_flags_and_unknown_sweeps(tmp_path: Path) -> None:
-    assert_one_line_error(invoke("--resume", str(tmp_path / "none")), "no such sweep")
+    one_line_error(invoke("--resume", str(tmp_path / "none")), "no such sweep")
     folder = tmp_path / "s"
     folder.mkdir()
     (folder / "sweep.toml").write_text("[grid]\nlr = [1e-3]\n", encoding="utf-8")
-    assert_one_line_error(invoke("--resume", str(folder), "--lr", "1e-3"), "--lr cannot be changed")
+    one_line_error(invoke("--resume", str(folder), "--lr", "1e-3"), "--lr cannot be changed")
 
 
 def test_bad_sweep_config_is_one_line(tmp_path: Path) -> None:
     config = tmp_path / "sweep.toml"
     config.write_text("bogus = 1\n[grid]\nlr = [1e-3]\n", encoding="utf-8")
-    assert_one_line_error(invoke("--config", str(config), "--out", str(tmp_path)), "unknown setting 'bogus'", str(config))
+    one_line_error(invoke("--config", str(config), "--out", str(tmp_path)), "unknown setting 'bogus'", str(config))
     config.write_text('sampler = "annealing"\n[grid]\nlr = [1e-3]\n', encoding="utf-8")
-    assert_one_line_error(invoke("--config", str(config), "--out", str(tmp_path)), "sampler must be")
+    one_line_error(invoke("--config", str(config), "--out", str(tmp_path)), "sampler must be")
 
 
 def test_sweep_toml_tables_top_level_fields_and_points(tmp_path: Path) -> None:
@@ -152,7 +147,7 @@ def test_grid_of_four_trials_finishes_with_a_results_table(story_corpus: Path, t
     assert again.exit_code == 0, again.output
     assert all(len(started_events(folder / r["run_dir"])) == 1 for r in rows)
     assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["t000", "t001", "t002", "t003"]
-    assert_one_line_error(invoke(*tiny_sweep_flags(story_corpus, out, "grid"), "--grid", "lr=1e-3"), "exists already")
+    one_line_error(invoke(*tiny_sweep_flags(story_corpus, out, "grid"), "--grid", "lr=1e-3"), "exists already")
 
 
 def test_a_failed_trial_is_recorded_and_the_sweep_goes_on(story_corpus: Path, tmp_path: Path) -> None:
@@ -267,7 +262,7 @@ def test_a_bad_storage_names_its_cause_leaves_nothing_and_never_shows_the_passwo
 
     def attempt(url: str, *needles: str) -> str:
         result = invoke("--out", str(out), "--name", "s", "--grid", "lr=1e-3", "--storage", url)
-        assert_one_line_error(result, *needles)
+        one_line_error(result, *needles)
         assert not (out / "s").exists()  # the name is still free
         return result.output
 
