@@ -21,6 +21,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 OK, ERROR, EITHER = "ok", "error", "either"
@@ -291,7 +292,6 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 def loaders() -> dict[str, Callable[[Path], Any]]:
     """Loader name -> function; the fine-tuning ones only where their modules exist."""
-    from workbench.config import RunSpec
     from workbench.corpora import load_corpus
 
     found: dict[str, Callable[[Path], Any]] = {"corpus": lambda p: load_corpus(str(p))}
@@ -304,7 +304,7 @@ def loaders() -> dict[str, Callable[[Path], Any]]:
 
     def labelled(path: Path) -> Any:
         corpus = load_corpus(str(path))
-        SentimentTask().check_data(corpus, RunSpec(corpus=str(path), objective="sentiment"))
+        SentimentTask().check_data(corpus, SimpleNamespace(data=SimpleNamespace(label_column=None)))  # what it reads of a resolved spec
         return corpus
 
     found.update(ner=read_ner_file, qa=read_qa_file, labelled=labelled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -68,8 +69,9 @@ def test_refuses_what_it_does_not_implement() -> None:
         lean(input_ids=torch.zeros(1, 41, dtype=torch.long))
 
 
-def lean_spec(lean_model: str = "auto", base: str | None = None) -> RunSpec:
-    return RunSpec(objective="clm", lean_model=lean_model, base=base)
+def lean_spec(lean_model: str = "auto", base: str | None = None) -> SimpleNamespace:
+    """The two settings a task's ``training_module`` reads from a resolved spec."""
+    return SimpleNamespace(base=base, runtime=SimpleNamespace(lean_model=lean_model))
 
 
 def test_training_module_choice() -> None:

@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
+from conftest import one_line_error
 
-from tests.test_cli import assert_one_line_error, invoke, tiny_flags
+from tests.test_cli import invoke, tiny_flags
 from workbench.config import RunSpec
 from workbench.engine import lr_find
 from workbench.engine.lr_find import RangeTest, smooth, suggest
@@ -81,5 +82,5 @@ def test_lr_auto_records_the_found_lr_and_trains_with_it(story_corpus: Path, run
 ])
 def test_bad_finder_flags_are_one_line(story_corpus: Path, run_root: Path, flags: list[str], needle: str) -> None:
     result = invoke("lr-find", "--corpus", str(story_corpus), *flags, *tiny_flags(run_root))
-    assert_one_line_error(result, needle)
+    one_line_error(result, needle)
     assert not run_root.exists()

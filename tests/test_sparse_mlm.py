@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -76,7 +77,7 @@ def test_loss_and_gradients_equal_transformers(cls: type) -> None:
 
 def test_training_module_choice() -> None:
     mlm, nsp = MaskedLMTask(), NextSentenceTask()
-    auto, off, on = (RunSpec(objective="mlm", lean_model=value) for value in ("auto", "off", "on"))
+    auto, off, on = (SimpleNamespace(base=None, runtime=SimpleNamespace(lean_model=value)) for value in ("auto", "off", "on"))
     hf = bert()
     assert isinstance(mlm.training_module(hf, auto), SparseMaskedLM)
     assert mlm.training_module(hf, off) is hf

@@ -193,8 +193,8 @@ def test_a_lora_target_on_the_head_is_one_line(model_class, config, target: str)
     with torch.device("meta"):
         model = model_class(config(**small))
     with pytest.raises(SpecError, match=rf"lora_targets names '{target}'(, part of \w+)?: the (task|language-modelling) head"):
-        methods.lora_targets(model, f"query,{target}" if config is transformers.BertConfig else f"c_attn,{target}")
-    assert methods.lora_targets(model, "query" if config is transformers.BertConfig else "c_attn")[1]
+        methods.lora_targets(model, ("query", target) if config is transformers.BertConfig else ("c_attn", target))
+    assert methods.lora_targets(model, ("query",) if config is transformers.BertConfig else ("c_attn",))[1]
 
 
 @pytest.fixture(scope="module")

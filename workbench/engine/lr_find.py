@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from workbench.config import LR_AUTO, RunSpec
 from workbench.engine import memory
+from workbench.engine.guard import Verdict
 from workbench.engine.setup import (
     Inputs,
     RunState,
@@ -141,8 +142,8 @@ def suggest(lrs: list[float], smoothed: list[float]) -> tuple[float | None, str,
 class _EveryStep:
     """The range test's guard: every step is taken; a NaN/Inf loss ends the test (divergence)."""
 
-    def allows(self, step: int, loss: Any, grad_norm: Any, scheduler: Any) -> bool:
-        return True
+    def judge(self, step: int, loss: Any, grad_norm: Any) -> Verdict:
+        return Verdict.ok
 
     def after_optimizer_step(self, step: int, accelerator: Any) -> None:
         return None
@@ -175,7 +176,7 @@ def throwaway_state(inputs: Inputs, test: RangeTest, emit: Callable[[Any], None]
 def run_range(state: RunState, test: RangeTest, emit: Callable[[Any], None]) -> Finding:
     """Step until ``test.steps`` or until the smoothed loss diverges; the curve and its suggestion."""
 
-    def out_of_memory(step: int) -> None:
+    def out_of_memory(step: int, micro_batch: int) -> None:
         raise TrainingError(f"out of memory in the lr range test at step {step + 1} with micro-batch 1",
                             fix="use a smaller --batch-size or --seq-len")
 
@@ -185,7 +186,7 @@ def run_range(state: RunState, test: RangeTest, emit: Callable[[Any], None]) -> 
     found.stopped = f"reached --max-lr {test.max_lr:.1e}"
     for step in range(test.steps):
         lr = state.optimizer.param_groups[0]["lr"]
-        loss = float(stepper.step().loss)  # type: ignore[arg-type]  # every step is allowed: never None
+        loss = float(stepper.train_step().loss)  # type: ignore[arg-type]  # every step is allowed: never None
         if not math.isfinite(loss):
             found.stopped = f"stopped at lr {lr:.1e}: the loss was {loss}"
             break

@@ -142,7 +142,8 @@ class Sharded(DataParallel):
         checkpoint.optimizer_from_safetensors(optimizer, path, load=lambda full: sharding.load_full_optimizer(module, optimizer, full))
 
     def grad_norm(self, norm: torch.Tensor) -> torch.Tensor:
-        return norm.full_tensor()  # FSDP returns the norm as a DTensor
+        # Accelerate before 1.16 returned FSDP's norm as a DTensor; 1.16 gathers it itself
+        return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
 
     def eval_batches(self, n_batches: int) -> Iterator[tuple[int, bool]]:
         # Every rank must run the same number of forwards (each gathers weights from all

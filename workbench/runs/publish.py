@@ -26,7 +26,7 @@ def publish_folder(final: Path, tmp: Path, write: Callable[[Path], object], *,
     the old one is removed (put back if the rename fails). ``tmp`` never outlives a failure."""
     refuse_symlinks(final, tmp)
     renamed = False
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    old = _unused(final.parent / f".{final.name}.old-{os.getpid()}")
     try:
         if tmp.exists():
             shutil.rmtree(tmp)  # a leftover of an earlier save by this writer
@@ -55,3 +55,12 @@ def publish_folder(final: Path, tmp: Path, write: Callable[[Path], object], *,
     if os.path.lexists(old):
         shutil.rmtree(old, ignore_errors=True)  # the replaced folder, superseded by this one
     return final
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``...: the first name nothing (not even a link) has."""
+    candidate, n = path, 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate

@@ -93,7 +93,7 @@ def missing_module(error: BaseException, url: str) -> str | None:
         seen = seen.__cause__ or seen.__context__
     if isinstance(error, ImportError):
         dialect = url.split(":", 1)[0]
-        return dialect.split("+", 1)[1] if "+" in dialect else {"postgresql": "psycopg2", "mysql": "MySQLdb"}.get(dialect)
+        return dialect.split("+", 1)[1] if "+" in dialect else {"postgresql": "psycopg", "mysql": "MySQLdb"}.get(dialect)
     return None
 
 

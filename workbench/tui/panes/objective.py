@@ -50,6 +50,8 @@ PLACEHOLDERS = {
     "name": "default: objective-corpus-time",
 }
 NUMBER = r"[0-9.eE+-]*"
+NUMBER_OR_AUTO = r"[0-9.eE+-]*|a|au|aut|auto"
+"""The learning rate: a number, or ``auto`` (the range test first), typed a letter at a time."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class FormField:
             return ""
         if self.kind is int:
             return f"{self.label} takes a whole number: {_fmt(self.default) if self.default is not None else '1, 2'}"
+        if self.restrict == NUMBER_OR_AUTO:
+            return f"{self.label} takes a number or auto: 1e-3, 0.001, auto"
         return f"{self.label} takes a number: {_fmt(self.default) if self.default is not None else '1e-3, 0.001'}"
 
     def convert(self, text: str) -> Any:
@@ -135,7 +139,7 @@ def form_fields() -> dict[str, FormField]:
             spec_field.name, LABELS.get(spec_field.name, spec_field.name.replace("_", " ")), kind,
             None if spec_field.default is MISSING else spec_field.default, field_choices(spec_field),
             field_help(spec_field), parse, PLACEHOLDERS.get(spec_field.name, ""),
-            NUMBER if kind in (int, float) and parse is None else None,
+            NUMBER if kind in (int, float) and parse is None else NUMBER_OR_AUTO if spec_field.name == "lr" else None,
         )
     out[GPUS.key] = GPUS
     return out
