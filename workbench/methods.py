@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from workbench.errors import BaseModelError, RunDirError, SpecError
+from workbench.errors import BaseModelError, RunDirError, SpecError, WorkbenchError
 from workbench.feasibility import check_adapter_rank, check_method_record
+from workbench.models import load_config, resolve_base
+from workbench.quiet import quiet_libraries
 
 if TYPE_CHECKING:
     from workbench.config import ResolvedSpec
@@ -97,7 +99,7 @@ def info(model: Any, method: str) -> MethodInfo:
 
 # ---------------------------------------------------------------------- which modules
 def _projection_types() -> tuple[type, ...]:
-    from transformers.pytorch_utils import Conv1D
+    from transformers.pytorch_utils import Conv1D  # transformers: loaded on first use
 
     return (nn.Linear, Conv1D)
 
@@ -218,12 +220,10 @@ def _freeze(model: Any) -> Any:
 
 
 def _with_lora(model: Any, spec: ResolvedSpec, base_model_dir: str | None) -> Any:
-    from peft import LoraConfig, get_peft_model
-
-    from workbench.quiet import quiet_libraries
+    from peft import LoraConfig, get_peft_model  # peft: loaded on first use
 
     quiet_libraries()
-    from transformers.pytorch_utils import Conv1D
+    from transformers.pytorch_utils import Conv1D  # transformers: loaded on first use
 
     lora = spec.method.lora
     assert lora is not None, "resolve_spec gives a lora run its LoRA settings"
@@ -243,9 +243,6 @@ def preview(spec: ResolvedSpec, task: Any) -> MethodInfo | None:
     """The counts a resolved spec with a base would train, from the base's config on the meta
     device (no weights read; a new head has the default two labels): for the TUI's defaults
     line before a run starts. None when the base cannot be read yet."""
-    from workbench.errors import WorkbenchError
-    from workbench.models import load_config, resolve_base
-
     try:
         config = load_config(resolve_base(spec.base))
         rng = torch.get_rng_state()
@@ -271,7 +268,7 @@ class TrainableWeights:
         self.model = model
 
     def save_pretrained(self, folder: Any, safe_serialization: bool = True) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save_file  # safetensors: loaded on first use
 
         folder = Path(folder)
         tensors = {name: p.detach().to("cpu").contiguous().clone() for name, p in self.model.named_parameters() if p.requires_grad}
@@ -301,8 +298,8 @@ def checkpoint_view(model: Any, method: str) -> Any:
 def load_trainable(model: Any, folder: Path) -> None:
     """Load a checkpoint's ``trainable.safetensors`` into a model prepared the same way; a
     file that does not hold exactly the trainable parameters is a one-line ``RunDirError``."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open  # safetensors: loaded on first use
+    from safetensors.torch import load_file  # safetensors: loaded on first use
 
     path = Path(folder) / TRAINABLE_FILE
     try:
@@ -396,7 +393,7 @@ def same_base(named: str, given: str) -> bool:
 def load_adapter_model(adapter_dir: Path, base_model: Any, base_model_dir: str) -> Any:
     """``base_model`` with the adapter at ``adapter_dir`` merged in, read with safetensors only
     after ``read_adapter_config`` has checked it (no remote code, the same base)."""
-    from peft import PeftModel
+    from peft import PeftModel  # peft: loaded on first use
 
     read_adapter_config(adapter_dir, base_model_dir)
     try:

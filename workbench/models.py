@@ -34,7 +34,7 @@ def is_decoder(config: Any) -> bool:
         return False
     if config.model_type in DECODER_TYPES or getattr(config, "is_decoder", False):
         return True
-    from transformers.models.auto import modeling_auto as auto
+    from transformers.models.auto import modeling_auto as auto  # transformers: loaded on first use
 
     return (config.model_type in auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
             and config.model_type not in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES)
@@ -55,7 +55,7 @@ SHAPE_FIELDS = ("n_layer", "n_head", "d_model", "d_ff", "dropout", "max_position
 def bert_config(shape: ShapeArgs | None, vocab_size: int, tokenizer: Any) -> BertConfig:
     """A BERT of a resolved from-scratch shape: the same fields as ``gpt2_config``."""
     assert shape is not None, "a model from scratch has a resolved shape (a base fixes its own)"
-    from transformers import BertConfig
+    from transformers import BertConfig  # transformers: loaded on first use
 
     return BertConfig(
         vocab_size=vocab_size,
@@ -74,7 +74,7 @@ def bert_config(shape: ShapeArgs | None, vocab_size: int, tokenizer: Any) -> Ber
 def gpt2_config(shape: ShapeArgs | None, vocab_size: int, tokenizer: Any) -> GPT2Config:
     """A GPT-2 of a resolved from-scratch shape; dropout on embeddings, attention and residual."""
     assert shape is not None, "a model from scratch has a resolved shape (a base fixes its own)"
-    from transformers import GPT2Config
+    from transformers import GPT2Config  # transformers: loaded on first use
 
     return GPT2Config(
         vocab_size=vocab_size,
@@ -176,7 +176,7 @@ def check_local_files(ref: BaseRef) -> None:
 
 
 def load_config(ref: BaseRef) -> PretrainedConfig:
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # transformers: loaded on first use
 
     check_local_files(ref)
     try:
@@ -190,7 +190,7 @@ def load_config(ref: BaseRef) -> PretrainedConfig:
 
 
 def load_tokenizer(ref: BaseRef) -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # transformers: loaded on first use
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref.model_dir, trust_remote_code=False)
@@ -251,7 +251,7 @@ def fit_to_positions(ids: Any, config: Any, new_tokens: int) -> tuple[Any, int]:
 def scratch_parameters(spec: ResolvedSpec, task: Any) -> int | None:
     """Parameters of the model a resolved from-scratch spec builds (with a vocabulary of
     ``vocab_size``), counted on the meta device: nothing is allocated, so a preview is instant."""
-    import torch
+    import torch  # torch: loaded on first use
 
     vocab_size = spec.model.vocab_size
     if vocab_size is None:  # a char vocabulary: unknown until the corpus is read

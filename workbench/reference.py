@@ -19,6 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import typer
+from rich.text import Text
+
+from workbench.cli import app
+
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md"
 REGENERATE = "python -m workbench.reference --write"
 WIDTH = 100  # usage lines are wrapped by click's formatter: a fixed width keeps the page the same everywhere
@@ -30,10 +35,6 @@ CODE_SPAN = re.compile(r"(`[^`]*`)")
 
 def cli_reference() -> str:
     """The whole page: the root command, a table of commands, then one section per command."""
-    import typer
-
-    from workbench.cli import app
-
     root = typer.main.get_command(app)
     root_ctx = context_for(root, "workbench", None)
     lines = [
@@ -138,8 +139,6 @@ def parameter_row(param: Any, ctx: Any) -> tuple[str, str, str] | None:
 
 def plain(text: str) -> str:
     """Rich markup as the terminal shows it: escaped brackets unescaped, style tags dropped."""
-    from rich.text import Text
-
     return Text.from_markup(text).plain
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -22,6 +23,23 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from workbench.commands.common import fail
+from workbench.commands.transfer import show_study
+from workbench.errors import WorkbenchError
+from workbench.experiments.compare import (
+    LEFT_OUT_FIRST,
+    collect,
+    fit_line,
+    fmt_number,
+    groups_line,
+    scaling_view,
+    seed_summary,
+    table_cells,
+    value_header,
+    x_choices,
+)
+from workbench.runs.transferdir import is_transfer
 
 if TYPE_CHECKING:
     from workbench.experiments.compare import Comparison
@@ -50,8 +68,6 @@ def shown_columns(columns: list[str], cells: list[dict[str, str]], width: int, l
 
 
 def compare_table(comparison: Comparison, width: int) -> Table:
-    from workbench.experiments.compare import LEFT_OUT_FIRST, table_cells, value_header
-
     columns, cells = table_cells(comparison)
     header = value_header(comparison)
     for cell in cells:
@@ -76,8 +92,6 @@ def compare_table(comparison: Comparison, width: int) -> Table:
 
 def summary_tables(comparison: Comparison) -> list[Table]:
     """A sweep's metric over seeds (each configuration) and per value of each swept field."""
-    from workbench.experiments.compare import fmt_number, seed_summary
-
     summary = seed_summary(comparison)
     tables = []
     note = f" ({summary['note']})" if summary["note"] else ""
@@ -115,12 +129,7 @@ def compare_command(
                                  "a sweep's summary over seeds, the scaling points and fit."),
 ) -> None:
     """Compare runs or a sweep's trials: differing fields, eval losses, metric, size, FLOPs, time."""
-    from workbench.commands.common import fail
-    from workbench.errors import WorkbenchError
-    from workbench.experiments.compare import collect, fit_line, groups_line, scaling_view, x_choices
-
     if len(targets) == 1 and transfer_study(targets[0], out):  # transfer: a study gets the transfer view
-        from workbench.commands.transfer import show_study
 
         show_study(transfer_study(targets[0], out), as_json)
         return
@@ -153,8 +162,4 @@ def compare_command(
 
 def transfer_study(target: str, out: str) -> Any:
     """The folder of a transfer study named by ``target`` (a path or a name under ``out``), else None."""
-    from pathlib import Path
-
-    from workbench.runs.transferdir import is_transfer
-
     return next((p for p in (Path(target), Path(out) / target) if is_transfer(p)), None)

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from workbench.commands.common import fail
+from workbench.corpora import load_corpus
+from workbench.corpora.stats import human_bytes, list_corpora, preview, stats_of
 from workbench.errors import WorkbenchError
 
 corpora_app = typer.Typer(help="List corpora, or preview one with `show`.", invoke_without_command=True)
@@ -19,7 +21,6 @@ def corpora_list(ctx: typer.Context) -> None:
     """List the built-in corpora and those under corpora/ with size, documents and estimated tokens."""
     if ctx.invoked_subcommand is not None:
         return
-    from workbench.corpora.stats import human_bytes, list_corpora
 
     console = Console()
     table = Table(title="Corpora")
@@ -38,9 +39,6 @@ def corpora_show(
     count: int = typer.Option(5, "--count", "-n", help="Documents to preview."),
 ) -> None:
     """Preview a corpus and print its stats."""
-    from workbench.corpora import load_corpus
-    from workbench.corpora.stats import human_bytes, preview, stats_of
-
     try:
         corpus = load_corpus(name, text_column=text_column)
     except WorkbenchError as error:

@@ -23,6 +23,15 @@ from typing import Any, Optional
 
 import typer
 
+from workbench.commands.common import err_console, fail
+from workbench.commands.compare import transfer_study
+from workbench.errors import WorkbenchError
+from workbench.experiments.transfer import read_transfer_study, transfer_csv
+from workbench.runs.lock import refuse_symlinks
+from workbench.runs.publish import publish_folder
+from workbench.runs.reporting import TENSORBOARD_FOLDER, TensorBoardReporter, check_reporters
+from workbench.runs.rundir import atomic_write_text, find_run
+
 FORMATS = ("csv", "tensorboard")
 
 CSV_COLUMNS = ("event", "split", "step", "time", "loss", "lr", "tokens", "tokens_per_s", "elapsed_s", "grad_norm", "eval_loss",
@@ -51,9 +60,6 @@ def csv_rows(events: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, An
 
 def export_csv(events: list[dict[str, Any]], path: Path) -> int:
     """Write the CSV to ``path`` whole (temp file, fsync, rename), never through a link there."""
-    from workbench.runs.lock import refuse_symlinks
-    from workbench.runs.rundir import atomic_write_text
-
     columns, rows = csv_rows(events)
     refuse_symlinks(path)
     text = io.StringIO(newline="")
@@ -67,10 +73,6 @@ def export_csv(events: list[dict[str, Any]], path: Path) -> int:
 def export_tensorboard(events: list[dict[str, Any]], folder: Path) -> int:
     """Replay the events into a temp folder beside ``folder``, then put it in ``folder``'s place:
     exporting twice gives one set of event files, as once."""
-    from workbench.runs.lock import refuse_symlinks
-    from workbench.runs.publish import publish_folder
-    from workbench.runs.reporting import TensorBoardReporter, check_reporters
-
     check_reporters("tensorboard")
     refuse_symlinks(folder)
     if os.path.lexists(folder) and not folder.is_dir():
@@ -97,11 +99,6 @@ def export_command(
     out: str = typer.Option("checkpoints", "--out", help="Run root where names are looked up."),
 ) -> None:
     """Convert a run's metrics.jsonl to CSV or TensorBoard event files (the run directory stays as it is)."""
-    from workbench.commands.common import err_console, fail
-    from workbench.errors import WorkbenchError
-    from workbench.runs.reporting import TENSORBOARD_FOLDER
-    from workbench.runs.rundir import find_run
-
     try:
         if fmt not in FORMATS:
             raise WorkbenchError(f"unknown export format {fmt!r}", fix=f"use --format {' or --format '.join(FORMATS)}")
@@ -131,10 +128,6 @@ def export_command(
 def export_study(target: str, fmt: str, to: Optional[Path], out: str) -> bool:
     """``workbench export STUDY --format csv``: a transfer study's table (one line per base) to
     ``transfer.csv`` in the study (or ``--to``). False when ``target`` is no transfer study."""
-    from workbench.commands.compare import transfer_study
-    from workbench.errors import WorkbenchError
-    from workbench.experiments.transfer import read_transfer_study, transfer_csv
-
     folder = transfer_study(target, out)
     if folder is None:
         return False

@@ -8,8 +8,10 @@ import sys
 from typing import Any, Optional
 
 import typer
+from rich.console import Console
 
-from workbench.commands.common import fail, keyword_option
+from workbench.commands.common import err_console, fail, keyword_option
+from workbench.commands.inspect_diff import diff_command
 from workbench.errors import WorkbenchError
 
 INSPECT_PARAMETERS = [
@@ -52,11 +54,9 @@ def inspect_command(**options: Any) -> None:
     `workbench inspect RUN` compares a run's base with its final model (a from-scratch run:
     its earliest checkpoint with its final model) on the run's probes.
     """
-    from workbench.inspector import QueryOptions, inspect_models
+    from workbench.inspector import QueryOptions, inspect_models  # loads torch: only when used
 
     if any(options[k] for k in ("passage", "corpus", "corpus_diff", "layers")) or options["doc"] is not None or options["mode"] == "diff":
-        from workbench.commands.inspect_diff import diff_command
-
         diff_command(options)
         return
     text, pair, device, probes = options["text"], options["pair"], options["device"], options["probes"]
@@ -81,9 +81,7 @@ def inspect_command(**options: Any) -> None:
     if options["as_json"]:
         sys.stdout.write(json.dumps(report.to_json(), default=str) + "\n")
     else:
-        from rich.console import Console
-
-        from workbench.inspector.render import report_renderables
+        from workbench.inspector.render import report_renderables  # loads torch: only when used
 
         console = Console()
         for renderable in report_renderables(report):
@@ -95,8 +93,7 @@ def warn_unreadable(report: Any) -> None:
     """On stderr (stdout may be a JSON document): what the readers skipped in a damaged run."""
     if report.pairing.run is None:
         return
-    from workbench.commands.common import err_console
-    from workbench.inspector.probes import unreadable_notes
+    from workbench.inspector.probes import unreadable_notes  # loads torch: only when used
 
     for note in unreadable_notes(report.pairing.run.path):
         err_console.print(f"warning: {note}", markup=False)

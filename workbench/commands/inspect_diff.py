@@ -7,8 +7,12 @@ import json
 import sys
 from typing import Any
 
+from rich.console import Console
+from rich.text import Text
+
 from workbench.commands.common import fail
 from workbench.errors import WorkbenchError
+from workbench.inspector import render_diff
 
 SCHEMA = "workbench.inspect.diff/1"
 """``--json``: {"schema", "pairing", "models": {"a", "b"}, and one of "diff" (a passage,
@@ -18,7 +22,7 @@ SCHEMA = "workbench.inspect.diff/1"
 
 def passage_of(options: dict[str, Any]) -> str:
     """The passage the flags name: --passage FILE, --corpus NAME --doc N, or one --text."""
-    from workbench.inspector.corpusdiff import corpus_document, read_passage_file
+    from workbench.inspector.corpusdiff import corpus_document, read_passage_file  # loads torch: only when used
 
     texts = list(options["text"] or [])
     given = [name for name, value in (("--passage", options["passage"]), ("--corpus", options["corpus"]), ("--text", texts)) if value]
@@ -37,7 +41,7 @@ def passage_of(options: dict[str, Any]) -> str:
 
 def diff_command(options: dict[str, Any]) -> None:
     """Load the pair once, then the layer view, the corpus view or the passage diff."""
-    from workbench.inspector.report import load_compared
+    from workbench.inspector.report import load_compared  # loads torch: only when used
 
     try:
         if options["device"] not in ("cpu", "cuda"):
@@ -54,8 +58,6 @@ def diff_command(options: dict[str, Any]) -> None:
         models = {"a": a.describe(labels[0], pairing.a), "b": b.describe(labels[1], pairing.b)}
         sys.stdout.write(json.dumps({"schema": SCHEMA, "pairing": pairing.note, "models": models, **document}) + "\n")
         return
-    from rich.console import Console
-    from rich.text import Text
 
     console = Console()
     console.print(Text(pairing.note, style="dim"))
@@ -65,19 +67,17 @@ def diff_command(options: dict[str, Any]) -> None:
 
 def _run(options: dict[str, Any], a: Any, b: Any, labels: tuple[str, str], passage: str | None) -> tuple[dict, Any]:
     """(the JSON document's part, a function colour -> renderables) for the view asked for."""
-    from workbench.inspector import render_diff
-
     if options["layers"]:
-        from workbench.inspector.lens import logit_lens
+        from workbench.inspector.lens import logit_lens  # loads torch: only when used
 
         lenses = [logit_lens(a, b, text, labels) for text in options["text"]]
         return {"layers": [lens.to_json() for lens in lenses]}, lambda colour: [render_diff.lens_table(lens) for lens in lenses]
     if options["corpus_diff"]:
-        from workbench.inspector.corpusdiff import diff_corpus
+        from workbench.inspector.corpusdiff import diff_corpus  # loads torch: only when used
 
         result = diff_corpus(a, b, options["corpus_diff"], split=options["split"], docs=options["docs"], labels=labels)
         return {"corpus_diff": result.to_json()}, lambda colour: render_diff.corpus_table(result)
-    from workbench.inspector.tokendiff import diff_passage
+    from workbench.inspector.tokendiff import diff_passage  # loads torch: only when used
 
     diff = diff_passage(a, b, passage or "", labels=labels)
     return {"diff": diff.to_json()}, lambda colour: render_diff.diff_renderables(diff, colour=colour)

@@ -91,7 +91,7 @@ def lr_find_command(**options: Any) -> None:
     json_out = options["json_out"]
     try:
         spec = build_spec(options["config"], spec_overrides(options))  # the spec first: bad input fails before torch loads
-        from workbench.engine.lr_find import RangeTest, find_lr
+        from workbench.engine.lr_find import RangeTest, find_lr  # loads torch: only when used
 
         test = RangeTest(steps=options["steps"], min_lr=options["min_lr"], max_lr=options["max_lr"], diverge=options["diverge"])
         found = find_lr(spec, test, lambda event: err_console.print(getattr(event, "text", ""), markup=False))

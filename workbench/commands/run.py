@@ -22,7 +22,10 @@ from rich.markup import escape
 
 from workbench.commands.common import BadFlagValue, err_console, fail, is_rank_zero, keyword_option
 from workbench.config import RESUME_OVERRIDES, RunSpec, check_out_dir, field_help, flag_name, spec_field_types, without_none
+from workbench.console import JsonPrinter, PlainPrinter, RichPrinter
 from workbench.errors import SpecError, WorkbenchError
+from workbench.runs import RunControl
+from workbench.runs.signals import install_stop_signals
 
 LAUNCH_PANEL = "Source and launch"
 
@@ -180,10 +183,7 @@ def run_command(**options: Any) -> None:
         check_launch(options)
         overrides = resume_overrides(options) if resume else {}
         spec = None if resume else build_spec(options["config"], spec_overrides(options))
-        from workbench.console import JsonPrinter, PlainPrinter, RichPrinter
-        from workbench.engine import TrainingRun
-        from workbench.runs import RunControl
-        from workbench.runs.signals import install_stop_signals
+        from workbench.engine import TrainingRun  # loads torch: only when used
 
         control = RunControl()
         # a live bar on a terminal; one line per log interval in a log file or a pipe (nohup, CI)
@@ -194,7 +194,7 @@ def run_command(**options: Any) -> None:
         else:
             run = TrainingRun(spec, listeners=[listener], control=control)
         if gpus is not None and (gpus > 1 or nnodes > 1):
-            from workbench.engine.distributed import launch
+            from workbench.engine.distributed import launch  # loads torch: only when used
 
             code = launch(spec, resume=resume, out=out, gpus=gpus, nnodes=nnodes, node_rank=options["node_rank"],
                           rdzv_endpoint=options["rdzv_endpoint"], child_flags=child_flags(overrides, json_events))
@@ -226,7 +226,7 @@ def ranked_run(run: Any) -> Any:
     """``run.run()``; under torchrun, the rank then leaves its process group (``leave_process_group``)."""
     if os.environ.get("WORLD_SIZE", "1") in ("", "1"):
         return run.run()
-    from workbench.engine.distributed import leave_process_group
+    from workbench.engine.distributed import leave_process_group  # loads torch: only when used
 
     try:
         result = run.run()

@@ -25,7 +25,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from workbench.commands.common import fail
 from workbench.console import fmt_loss
+from workbench.errors import WorkbenchError
+from workbench.runs import rowcache
+from workbench.runs.listing import list_runs
 
 if TYPE_CHECKING:
     from workbench.runs.listing import RunRow
@@ -114,11 +118,6 @@ def runs_command(
                                  "base, steps, total_steps, best_eval_loss, status, state, created, problems, sweep, trial)."),
 ) -> None:
     """List runs, and sweeps' trials grouped by sweep, with objective, corpus, steps, best eval loss and status."""
-    from workbench.commands.common import fail
-    from workbench.errors import WorkbenchError
-    from workbench.runs import rowcache
-    from workbench.runs.listing import list_runs
-
     cache = rowcache.load(out)  # what an earlier `workbench runs` read: only changed runs are read again
     try:
         rows = list_runs(out, cache)

@@ -19,11 +19,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from workbench.commands.common import err_console, fail, keyword_option
 from workbench.commands.run import spec_option, spec_overrides
 from workbench.config import RunSpec, check_out_dir, spec_field_types
 from workbench.errors import SpecError, WorkbenchError
+from workbench.runs.rundir import atomic_write_text
+from workbench.sweep import SPEC_FILE, is_sweep, read_sweep_spec
+from workbench.sweep.runner import Sweep, refresh_results, work
+from workbench.sweep.spec import SweepSpec, check_sweep, default_name, parse_grid_flag, parse_search_flag, read_sweep_toml, redact
+from workbench.sweep.study import open_storage, open_study, pruning_line, queue_lock, storage_url, study_name_in, waiting_count
 
 SWEEP_PANEL = "Sweep"
 MAX_TRIALS = 1000
@@ -79,8 +86,6 @@ def sweep_signature() -> inspect.Signature:
 
 def build_sweep(options: dict[str, Any]) -> Any:
     """The sweep spec from --config and the flags, every value checked."""
-    from workbench.sweep.spec import SweepSpec, check_sweep, parse_grid_flag, parse_search_flag, read_sweep_toml
-
     spec = read_sweep_toml(options["config"]) if options["config"] else SweepSpec()
     given = {k: v for k, v in spec_overrides(options).items() if k not in ("name", "out")}
     checked = RunSpec(**{**spec.fixed, **given})
@@ -115,9 +120,6 @@ def check_resume_flags(options: dict[str, Any]) -> None:
 
 def open_sweep(options: dict[str, Any]) -> tuple[Any, bool]:
     """(the Sweep, whether it is new): made from the flags, or the one --resume names."""
-    from workbench.sweep.runner import Sweep
-    from workbench.sweep.study import queue_lock, storage_url
-
     if options["resume"]:
         folder, spec, study = resume_sweep(options)
     else:
@@ -129,10 +131,6 @@ def open_sweep(options: dict[str, Any]) -> tuple[Any, bool]:
 def resume_sweep(options: dict[str, Any]) -> tuple[Path, Any, Any]:
     """The sweep --resume names: its folder, its spec, and its study, found from the folder
     (the name in sweep.toml, else the one study in its study.db), never from elsewhere."""
-    from workbench.sweep import is_sweep, read_sweep_spec
-    from workbench.sweep.spec import redact
-    from workbench.sweep.study import open_study, storage_url, study_name_in
-
     out = options["out"] or "checkpoints"
     check_resume_flags(options)
     folder = next((p for p in (Path(options["resume"]), Path(out) / options["resume"]) if is_sweep(p)), None)
@@ -155,11 +153,6 @@ def resume_sweep(options: dict[str, Any]) -> tuple[Path, Any, Any]:
 def new_sweep(options: dict[str, Any]) -> tuple[Path, Any, Any]:
     """A new sweep: every check first, then its folder, study and sweep.toml. Should the
     study fail, what this call made is removed again (the name stays free)."""
-    from workbench.runs.rundir import atomic_write_text
-    from workbench.sweep import SPEC_FILE, is_sweep
-    from workbench.sweep.spec import default_name
-    from workbench.sweep.study import open_storage, open_study, storage_url
-
     out = options["out"] or "checkpoints"
     spec = build_sweep(options)
     check_out_dir(out)
@@ -212,10 +205,8 @@ def sweep_command(**options: Any) -> None:
 
 
 def work_here(sweep: Any, threads: int | None) -> int:
-    from workbench.sweep.runner import work
-
     if threads is not None:
-        import torch
+        import torch  # torch: loaded on first use
 
         torch.set_num_threads(max(1, threads))
     try:
@@ -228,7 +219,7 @@ def run_workers(sweep: Any, options: dict[str, Any]) -> int:
     """``--parallel N``: N worker processes on the same study, each taking the next trial.
     One GPU each when there are GPUs, otherwise the CPU cores split between them. Each runs
     in its own session, so Ctrl-C reaches them once, forwarded from here."""
-    import torch
+    import torch  # torch: loaded on first use
 
     workers = options["workers"]
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -263,9 +254,6 @@ def run_workers(sweep: Any, options: dict[str, Any]) -> int:
 
 def say_header(sweep: Any, new: bool) -> None:
     """The sweep's first lines: what it runs, where its study is, and its pruning."""
-    from workbench.sweep.spec import redact
-    from workbench.sweep.study import pruning_line
-
     spec = sweep.spec
     where = redact(spec.storage) if spec.storage else "study.db"
     sweep.say(f"{'sweep' if new else 'resuming'} {sweep.folder.name}: {spec.trial_count} trials ({spec.sampler_name}), "
@@ -274,12 +262,6 @@ def say_header(sweep: Any, new: bool) -> None:
 
 
 def show_results(sweep: Any, json_rows: bool, code: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from workbench.sweep.runner import refresh_results
-    from workbench.sweep.study import waiting_count
-
     rows = refresh_results(sweep)
     if json_rows:
         for row in rows:

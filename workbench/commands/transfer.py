@@ -19,11 +19,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from workbench.commands.common import fail, keyword_option
 from workbench.commands.run import spec_option, spec_overrides
+from workbench.commands.sweep import run_workers, work_here
 from workbench.config import RunSpec, check_out_dir, spec_field_types
 from workbench.errors import SpecError, WorkbenchError
+from workbench.experiments.transfer import TABLE_COLUMNS, read_transfer_study, table_cells, transfer_notes
+from workbench.runs.rundir import atomic_write_text
+from workbench.runs.transferdir import is_transfer
+from workbench.sweep import SPEC_FILE, is_sweep, read_sweep_spec
+from workbench.sweep.runner import Sweep
+from workbench.sweep.study import open_study as open_optuna_study
+from workbench.sweep.study import queue_lock, storage_url
+from workbench.sweep.transfer import check_bases, gather_bases, record, transfer_sweep
 
 if TYPE_CHECKING:
     from workbench.experiments.transfer import TransferView
@@ -68,10 +80,6 @@ def transfer_signature() -> inspect.Signature:
 
 def new_study(options: dict[str, Any]) -> tuple[Path, Any]:
     """Check everything, then make the study folder: sweep.toml, transfer.toml."""
-    from workbench.runs.rundir import atomic_write_text
-    from workbench.sweep import SPEC_FILE, is_sweep
-    from workbench.sweep.transfer import check_bases, gather_bases, record, transfer_sweep
-
     given = {k: v for k, v in spec_overrides(options).items() if k not in ("name", "out")}
     checked = RunSpec(**given)
     checked.validate(flags=given)
@@ -100,12 +108,6 @@ def new_study(options: dict[str, Any]) -> tuple[Path, Any]:
 
 def open_study(options: dict[str, Any]) -> Any:
     """The study as a Sweep: a new one from the flags, or the one --resume names."""
-    from workbench.runs.transferdir import is_transfer
-    from workbench.sweep import read_sweep_spec
-    from workbench.sweep.runner import Sweep
-    from workbench.sweep.study import open_study as open_optuna_study
-    from workbench.sweep.study import queue_lock, storage_url
-
     if options["resume"]:
         if options["runs"] or spec_overrides({k: v for k, v in options.items() if k != "out"}):
             raise SpecError("a resumed study keeps its runs and spec", fix="drop them (--resume takes --out, --storage, "
@@ -133,8 +135,6 @@ def transfer_command(**options: Any) -> None:
     base, with transfer.toml saying where each base came from). `workbench compare STUDY` shows
     the downstream metric against the pre-training step, tokens and FLOPs of each base.
     """
-    from workbench.commands.sweep import run_workers, work_here
-
     try:
         if options["workers"] < 1:
             raise SpecError(f"--parallel must be at least 1, not {options['workers']}", fix="pass --parallel 1 or more")
@@ -160,16 +160,12 @@ transfer_command.__signature__ = transfer_signature()  # type: ignore[attr-defin
 
 # ---------------------------------------------------------------------- showing the answer
 def show_study(folder: Path, as_json: bool) -> None:
-    from workbench.experiments.transfer import read_transfer_study
-
     view = read_transfer_study(folder)
     if as_json:
         sys.stdout.write(json.dumps(view.to_json(), indent=2, default=str) + "\n")
         return
-    from rich.console import Console
 
     console = Console(highlight=False)
-    from workbench.experiments.transfer import transfer_notes
 
     console.print(transfer_table(view))
     for line in transfer_notes(view):
@@ -177,11 +173,6 @@ def show_study(folder: Path, as_json: bool) -> None:
 
 
 def transfer_table(view: TransferView) -> Any:
-    from rich.table import Table
-    from rich.text import Text
-
-    from workbench.experiments.transfer import TABLE_COLUMNS, table_cells
-
     table = Table(title=Text(f"{view.title}: {view.metric or 'eval loss'} by base (mean ± std over finished seeds)"))
     for column in TABLE_COLUMNS:
         name = view.metric or "metric" if column == "metric" else column

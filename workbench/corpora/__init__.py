@@ -133,8 +133,8 @@ def _held_out(ds: datasets.Dataset, fraction: float, seed: int, holdout: str = "
 def _tail_cut(ds: datasets.Dataset, fraction: float, column: str | None) -> int:
     """The first document of the tail holding ``fraction`` of the characters (by documents
     when there is no text column); at least one document on each side."""
-    import numpy as np
-    import pyarrow.compute as pc
+    import numpy as np  # numpy: loaded on first use
+    import pyarrow.compute as pc  # pyarrow: loaded on first use
 
     if column is None or column not in ds.column_names:
         lengths = np.ones(len(ds))
@@ -147,7 +147,7 @@ def _tail_cut(ds: datasets.Dataset, fraction: float, column: str | None) -> int:
 
 def _load_local(source: CorpusSource) -> tuple[datasets.Dataset, datasets.Dataset | None, list[Path]]:
     """Train rows, and eval rows with their files where the folder has some."""
-    from workbench.corpora import files
+    from workbench.corpora import files  # loads datasets: only when used
 
     path = source.path
     assert path is not None
@@ -177,7 +177,7 @@ def load_corpus(
     ``row_column``: a column by that name numbers each split's rows as read (0-based, over
     the split's files in order), added before blank rows are dropped and the held-out part
     is split off, so that a row can be traced back to its file (sentiment's predictions)."""
-    from workbench.corpora import hub
+    from workbench.corpora import hub  # loads datasets: only when used
 
     source = resolve(name)
     if source.kind == "hub":

@@ -77,7 +77,7 @@ def file_problem(path: Path) -> str | None:
     """
     try:
         if path.suffix == ".arrow":
-            import pyarrow as pa
+            import pyarrow as pa  # pyarrow: loaded on first use
 
             with pa.memory_map(str(path)) as source:
                 pa.ipc.open_stream(source).read_all()

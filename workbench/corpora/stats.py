@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.corpora import Corpus, list_names, load_corpus, resolve
+from workbench.errors import CorpusError
 
 CHARS_PER_TOKEN = 4.0
 """Rule of thumb for English with a sub-word tokenizer; labelled 'estimated' wherever shown."""
@@ -103,8 +104,6 @@ def preview(corpus: Corpus, count: int = 5, width: int = 300) -> list[str]:
 
 def list_corpora() -> list[CorpusStats]:
     """Stats for every corpus under ``corpora/`` (built-ins first). Unloadable entries are skipped."""
-    from workbench.errors import CorpusError
-
     rows = []
     for name in list_names():
         try:

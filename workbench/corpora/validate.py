@@ -385,7 +385,7 @@ def load_json_records(path: Path) -> list[dict]:
 
 def check_parquet(path: Path) -> None:
     """A readable Parquet file with at least one row (pyarrow reads only the footer)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # pyarrow: loaded on first use
 
     try:
         rows = pq.ParquetFile(path).metadata.num_rows

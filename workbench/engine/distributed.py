@@ -27,8 +27,9 @@ from typing import Any
 import torch
 
 from workbench.config import RunSpec
+from workbench.engine.spec_resolution import resolve_spec
 from workbench.errors import SpecError, TrainingError
-from workbench.runs.rundir import RunDir, new_run_dir
+from workbench.runs.rundir import RunDir, find_run, new_run_dir
 
 PATH_BYTES = 4096
 """Room for the run directory's path when rank 0 broadcasts it (a fixed-size tensor)."""
@@ -45,7 +46,7 @@ def shared_run_dir(accelerator: Any, out: str, name: str) -> RunDir:
     if accelerator.num_processes == 1:
         assert run_dir is not None
         return run_dir
-    from accelerate.utils import broadcast
+    from accelerate.utils import broadcast  # accelerate: loaded on first use
 
     buffer = torch.zeros(PATH_BYTES, dtype=torch.uint8, device=accelerator.device)
     if run_dir is not None:
@@ -61,7 +62,7 @@ def shared_run_dir(accelerator: Any, out: str, name: str) -> RunDir:
 def sum_across_ranks(accelerator: Any, values: dict[str, float]) -> dict[str, float]:
     """Add up per-rank metric sums whose keys may differ between ranks (one rank saw no
     entity of some type). The dicts travel as JSON bytes in padded tensors: no pickles."""
-    from accelerate.utils import gather
+    from accelerate.utils import gather  # accelerate: loaded on first use
 
     device = accelerator.device
     encoded = json.dumps(values).encode("utf-8")
@@ -233,9 +234,6 @@ def launch(
     gets the same run name) and handed to the ranks as a TOML file. ``child_flags`` go to
     every rank's ``workbench run`` as they are (``--json``, a resume's ``--max-steps N``...).
     """
-    from workbench.engine.spec_resolution import resolve_spec
-    from workbench.runs.rundir import find_run
-
     if resume is not None:
         run_dir = find_run(resume, out=out or "checkpoints")
         device = run_dir.spec().device

@@ -36,9 +36,11 @@ from workbench.engine.setup import (
     read_inputs,
     tokenizer_and_model,
 )
+from workbench.engine.spec_resolution import resolve_spec
 from workbench.engine.stepping import Stepper
 from workbench.engine.strategy import strategy_for
 from workbench.errors import SpecError, TrainingError
+from workbench.quiet import quiet_libraries
 from workbench.runs.events import Message
 
 SKIP_BEGIN, SKIP_END = 0.1, 1
@@ -204,8 +206,6 @@ def run_range(state: RunState, test: RangeTest, emit: Callable[[Any], None]) -> 
 
 def find_for(inputs: Inputs, test: RangeTest, emit: Callable[[Any], None]) -> Finding:
     """The range test of a resolved spec (``read_inputs``), on a model built for it alone."""
-    from workbench.engine.spec_resolution import resolve_spec
-
     test.check()
     if os.environ.get("WORLD_SIZE", "1") not in ("", "1"):
         raise SpecError("--lr auto runs the range test in one process, not under torchrun",
@@ -226,7 +226,6 @@ def find_for(inputs: Inputs, test: RangeTest, emit: Callable[[Any], None]) -> Fi
 def find_lr(spec: RunSpec, test: RangeTest, emit: Callable[[Any], None]) -> Finding:
     """``workbench lr-find``: the spec checked and resolved as ``run`` would, then the range test."""
     test.check()  # bad finder flags: before anything loads
-    from workbench.quiet import quiet_libraries
 
     quiet_libraries()
     return find_for(read_inputs(spec, None, spec.out, None, emit), test, emit)

@@ -80,7 +80,7 @@ class LossWindow:
     """Step losses summed on the device between logs: read (one host sync) once per log."""
 
     def __init__(self, device: object):
-        import torch
+        import torch  # torch: loaded on first use
 
         self.total = torch.zeros((), device=device)
         self.count = 0

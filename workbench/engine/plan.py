@@ -147,7 +147,7 @@ class LrShape:
 def make_scheduler(optimizer: Any, plan: Plan, spec: ResolvedSpec) -> Any:
     """A ``LambdaLR`` over the plan: its state (step count, base lrs) saves and resumes as
     transformers' schedulers do."""
-    from torch.optim.lr_scheduler import LambdaLR
+    from torch.optim.lr_scheduler import LambdaLR  # torch: loaded on first use
 
     shape = LrShape(spec.optim.schedule, spec.optim.min_lr_ratio, spec.optim.warmup_steps, spec.optim.warmup_ratio)  # resolved: never None
     return LambdaLR(optimizer, lambda step: shape(plan, step))

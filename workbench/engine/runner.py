@@ -166,7 +166,7 @@ class TrainingRun:
         if s.resumed_from is not None:
             self.emit(Message(text=f"Resumed from {s.resumed_from.name} (step {s.start_step})"))
         from workbench.lean_gpt2 import LeanGPT2  # the twins import transformers' model classes: only once a run starts
-        from workbench.sparse_mlm import SparseMaskedLM
+        from workbench.sparse_mlm import SparseMaskedLM  # loads transformers: only when used
 
         trained = s.accelerator.unwrap_model(s.module)
         if isinstance(trained, (LeanGPT2, SparseMaskedLM)):

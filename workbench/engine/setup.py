@@ -26,6 +26,7 @@ from workbench.engine.spec_resolution import resolve_spec
 from workbench.engine.strategy import SingleProcess, strategy_for
 from workbench.errors import SpecError, TrainingError
 from workbench.models import BaseRef, load_config, load_model, load_tokenizer, parameter_count, resolve_base
+from workbench.quiet import quiet_libraries
 from workbench.runs import checkpoint as ckpt
 from workbench.runs.events import Message
 from workbench.runs.lock import RunLock, claim
@@ -110,13 +111,13 @@ def forget_accelerator_state() -> None:
     (1.x) has no public way to reset it; its own test utilities call this internal method, so
     this is the one place the workbench does (``tests/test_code_shape.py`` allows only it).
     """
-    from accelerate.state import AcceleratorState
+    from accelerate.state import AcceleratorState  # accelerate: loaded on first use
 
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def make_accelerator(spec: ResolvedSpec) -> tuple[Any, str, str]:
-    from accelerate import Accelerator
+    from accelerate import Accelerator  # accelerate: loaded on first use
 
     device = pick_device(spec.runtime.device)
     precision = pick_precision(spec.runtime.precision, device)
@@ -203,7 +204,7 @@ def tokenizer_and_model(inputs: Inputs, resume_ckpt: Path | None, emit: Callable
         torch.manual_seed(spec.train.seed)  # a new task head is initialised from the global generator: the same head every time
         model = load_model(inputs.base_ref, task.auto_class, config=inputs.base_config, **task.model_kwargs(inputs.checked, tokenizer))
         return tokenizer, model
-    from workbench.tokenization import train_tokenizer
+    from workbench.tokenization import train_tokenizer  # loads transformers: only when used
 
     corpus = inputs.corpus
     size = "one token per character seen" if spec.model.tokenizer == "char" else f"vocab {spec.model.vocab_size}"
@@ -320,8 +321,6 @@ def set_up(spec_in: RunSpec | None, resume: str | Path | None, out: str, emit: C
            settle_lr: SettleLr | None = None) -> RunState:
     """Everything before the first step. ``on_run_dir`` learns the run directory as soon as
     it exists (so a failure after that point is recorded in its ``status.json``)."""
-    from workbench.quiet import quiet_libraries
-
     quiet_libraries()
     inputs = read_inputs(spec_in, resume, out, overrides, emit)
     if inputs.spec.optim.lr == LR_AUTO:  # the range test first, before the run directory exists

@@ -36,8 +36,8 @@ def repeated_blocks(model: nn.Module) -> list[nn.Module]:
 
 def shard(model: nn.Module, device: torch.device, world: int) -> nn.Module:
     """``fully_shard`` each block, then the root, on a 1-D mesh of all ranks (in place)."""
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.device_mesh import init_device_mesh  # torch: loaded on first use
+    from torch.distributed.fsdp import fully_shard  # torch: loaded on first use
 
     model.to(device)
     mesh = init_device_mesh(device.type, (world,))
@@ -54,14 +54,14 @@ def optimizer_names(model: nn.Module) -> list[str]:
 
 
 def _options(**kwargs: Any) -> Any:
-    from torch.distributed.checkpoint.state_dict import StateDictOptions
+    from torch.distributed.checkpoint.state_dict import StateDictOptions  # torch: loaded on first use
 
     return StateDictOptions(full_state_dict=True, **kwargs)
 
 
 def gather_full_model(model: nn.Module) -> dict[str, torch.Tensor]:
     """Every rank must call this; rank 0 gets the full weights on CPU, the others ``{}``."""
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict  # torch: loaded on first use
 
     return get_model_state_dict(model, options=_options(cpu_offload=True))
 
@@ -78,7 +78,7 @@ def load_replica(replica: nn.Module, full: dict[str, torch.Tensor]) -> None:
 def gather_full_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Every rank must call this; rank 0 gets the optimizer state in single-process form
     (``{"state": {index: ...}, "param_groups": [{"params": [index, ...]}]}``)."""
-    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict  # torch: loaded on first use
 
     by_name = get_optimizer_state_dict(model, optimizer, options=_options(cpu_offload=True))
     if not by_name.get("param_groups"):  # ranks other than 0
@@ -92,7 +92,7 @@ def gather_full_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer) ->
 
 def load_full_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, full: dict[str, Any]) -> None:
     """Every rank must call this with the full single-process state (read from the checkpoint)."""
-    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
+    from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict  # torch: loaded on first use
 
     names = optimizer_names(model)
     by_name = {

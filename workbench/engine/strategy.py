@@ -44,7 +44,7 @@ class SingleProcess:
         return module, optimizer
 
     def load_optimizer(self, module: Any, optimizer: Any, path: Any) -> None:
-        from workbench.runs import checkpoint
+        from workbench.runs import checkpoint  # loads safetensors: only when used
 
         checkpoint.optimizer_from_safetensors(optimizer, path)
 
@@ -137,7 +137,7 @@ class Sharded(DataParallel):
         sharding.shard(module, self.accelerator.device, self.world)
 
     def load_optimizer(self, module: Any, optimizer: Any, path: Any) -> None:
-        from workbench.runs import checkpoint
+        from workbench.runs import checkpoint  # loads safetensors: only when used
 
         checkpoint.optimizer_from_safetensors(optimizer, path, load=lambda full: sharding.load_full_optimizer(module, optimizer, full))
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import RunDirError
+from workbench.experiments.scaling import MIN_SIZES, fit_power_law
 from workbench.objectives import perplexity
 from workbench.runs import sweepdir
 from workbench.runs.processes import pid_alive
@@ -495,8 +496,6 @@ class ScalingView:
 
 
 def scaling_json(view: ScalingView) -> dict[str, Any]:
-    from workbench.experiments.scaling import MIN_SIZES
-
     fit = view.outcome.fit
     return {
         "x": view.x, "y": "final_eval_loss", "objective": view.group, "points": [[x, y] for x, y, _ in view.frontier],
@@ -528,8 +527,6 @@ def scaling_view(comparison: Comparison, x: str | None = None, group: str | None
     """The final eval loss against ``x`` (default ``default_x``) of the completed rows of one
     objective (``group``, default the main one), with ``L = a * X^-b + c`` fitted to the best
     configuration at each size (the mean over its seeds)."""
-    from workbench.experiments.scaling import fit_power_law
-
     x = x or default_x(comparison)
     group = group if group is not None else comparison.main_group()
     mine = [row for row in comparison.rows if row_group(row) == group]

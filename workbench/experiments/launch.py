@@ -26,6 +26,7 @@ from typing import Any
 import tomli_w
 
 from workbench.config import RunSpec
+from workbench.engine.spec_resolution import resolve_spec
 from workbench.errors import SpecError
 from workbench.runs.launch import last_log_line, spawn_detached, write_spec_file
 
@@ -52,8 +53,6 @@ def prepare_detached(spec: RunSpec, gpus: int = 1) -> RunSpec:
     ``workbench.runs.launch.start_detached``; ``gpus`` > 1 is checked against the visible GPUs.
     Raises the spec's error. Imports the objective's task module (and torch, to count GPUs):
     seconds the first time, so call it from a worker thread in a UI."""
-    from workbench.engine.spec_resolution import resolve_spec  # the task modules: transformers
-
     resolved, _task = resolve_spec(spec)
     if gpus > 1:
         from workbench.engine.distributed import check_gpus  # torch

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.corpora import load_corpus
 from workbench.errors import WorkbenchError
 from workbench.inspector.loading import LoadedModel
 from workbench.inspector.tokendiff import Progress, diff_passage
@@ -38,8 +39,6 @@ def read_passage_file(path: str) -> str:
 
 def corpus_documents(name: str, split: str = "eval", limit: int | None = None) -> list[str]:
     """The documents of a corpus split (built-in name, path or hf:NAME), in order."""
-    from workbench.corpora import load_corpus
-
     if split not in SPLITS:
         raise WorkbenchError(f"unknown split {split!r}", fix="use --split eval or --split train")
     corpus = load_corpus(name)

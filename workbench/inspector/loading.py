@@ -151,7 +151,7 @@ def _load_adapter(ref: Any, device: str) -> LoadedModel:
     """A LoRA ``adapter/`` merged into its base (``methods.load_adapter_model``: safetensors
     only, no remote code, the base it names). Inside a run directory, the run's ``model/``
     config gives the class and label names (a task head is part of the adapter)."""
-    from workbench.methods import load_adapter_model
+    from workbench.methods import load_adapter_model  # loads torch: only when used
 
     base = BaseRef(given=ref.base_dir, kind="local" if Path(ref.base_dir).exists() else "hub", model_dir=ref.base_dir)
     run_model = Path(ref.model_dir).parent / "model"

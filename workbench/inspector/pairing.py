@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.errors import RunDirError, WorkbenchError
+from workbench.methods import read_adapter_config
 from workbench.models import BaseRef, resolve_base
 from workbench.runs import checkpoint as ckpt
 from workbench.runs.rundir import RunDir, find_run
@@ -124,8 +125,6 @@ def _resolve(given: str, out: str, base: BaseRef | None = None) -> BaseRef:
     if not path.exists() and (Path(out) / given / "run.toml").is_file():
         given = str(Path(out) / given)
     if base is not None and (Path(given) / "adapter_config.json").is_file():
-        from workbench.methods import read_adapter_config
-
         read_adapter_config(Path(given), base.model_dir)  # remote code, another base, pickles: refused here
         return AdapterRef(given=given, kind="adapter", model_dir=str(Path(given).resolve()), base_dir=base.model_dir)
     return resolve_base(given)

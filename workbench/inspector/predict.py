@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from workbench.inspector.loading import LoadedModel
-from workbench.inspector.text import token_display, token_id_for, token_key, trim_span, with_mask_token
+from workbench.inspector.text import split_pair, token_display, token_id_for, token_key, trim_span, with_mask_token, word_of, word_spans
 from workbench.models import fit_to_positions, position_limit
 
 LN2 = math.log(2.0)
@@ -249,8 +249,6 @@ def continuation(side: LoadedModel, prompt: str, *, max_new_tokens: int, sample:
 
 @torch.no_grad()
 def classify(side: LoadedModel, text: str) -> list[tuple[str, float]]:
-    from workbench.inspector.text import split_pair
-
     pair = split_pair(text)
     args = pair if pair else (text,)
     encoded = side.tokenizer(*args, return_tensors="pt", truncation=True, max_length=MAX_TOKENS)
@@ -267,7 +265,6 @@ def tag(side: LoadedModel, text: str) -> list[tuple[str, str, float]]:
     offsets = encoded.pop("offset_mapping")[0].tolist()
     probs = side.model(**_to(side, encoded)).logits[0].float().softmax(-1)
     labels = _id2label(side)
-    from workbench.inspector.text import word_of, word_spans
 
     spans = word_spans(text)
     seen: set[int] = set()
@@ -292,7 +289,13 @@ def answer(side: LoadedModel, question: str, context: str, max_answer_tokens: in
     ``MAX_TOKENS`` or the model's positions each), and ``qa.best_spans`` picks the span;
     ``score`` is its probability within the window it was read from.
     """
-    from workbench.tasks.finetune.qa import QAExample, best_spans, encode_windows, examples_table, window_stride
+    from workbench.tasks.finetune.qa import (  # loads datasets: only when used
+        QAExample,
+        best_spans,
+        encode_windows,
+        examples_table,
+        window_stride,
+    )
 
     max_len = min(MAX_TOKENS, position_limit(side.model.config))
     example = QAExample(id="", context=context, question=question)

@@ -17,6 +17,7 @@ model without a next-sentence head).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,6 @@ def _answer_or_skip(side: LoadedModel, probe: str, k: int) -> dict[str, Any]:
 def _eager() -> Any:
     """Run a ``torch.compile``d model eagerly: each probe has its own input shape, and
     recompiling for every one of them would cost more than the eval itself."""
-    import contextlib
-
     set_stance = getattr(torch.compiler, "set_stance", None)
     return set_stance("force_eager") if set_stance is not None else contextlib.nullcontext()
 

@@ -53,6 +53,7 @@ from workbench.errors import WorkbenchError
 from workbench.inspector.forgetting import forgetting_summary
 from workbench.inspector.loading import MODEL_CACHE, LoadedModel, ModelCache
 from workbench.inspector.pairing import Pairing, choose_pair
+from workbench.inspector.probes import probe_timeline
 from workbench.inspector.queries import QueryOptions, QueryResult, run_query
 from workbench.runs.rundir import find_run
 
@@ -167,8 +168,6 @@ def inspect_models(
     if pairing.run is not None:
         report.forgetting = forgetting_summary(pairing.run)
         if with_probes:
-            from workbench.inspector.probes import probe_timeline
-
             report.probes = probe_timeline(pairing.run.path)
     return report
 
@@ -183,7 +182,6 @@ def probes_report(models: list[str], out: str = "checkpoints") -> InspectReport:
     except WorkbenchError:
         raise WorkbenchError("--probes needs a run directory (probes are recorded during training)", where=models[0],
                              fix="pass a run listed by `workbench runs`") from None
-    from workbench.inspector.probes import probe_timeline
 
     pairing = Pairing(None, None, "", "", f"run {run.path.name}: probe predictions at each eval", run)
     return InspectReport(pairing, None, None, forgetting=forgetting_summary(run), probes=probe_timeline(run.path))

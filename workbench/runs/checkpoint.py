@@ -109,7 +109,7 @@ def optimizer_from_safetensors(optimizer: torch.optim.Optimizer, path: Path,
                                load: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Restore the optimizer (or hand the state to ``load``, e.g. a sharded optimizer's
     loader); a damaged or foreign file is a one-line ``RunDirError``."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # safetensors: loaded on first use
 
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -393,7 +393,7 @@ def _set_aside_fix(folder: Path) -> str:
 def _check_header(path: Path) -> None:
     """Parse a safetensors header (no tensor is read): a truncated or forged file is refused
     here in one line, not deep inside loading."""
-    from safetensors import safe_open
+    from safetensors import safe_open  # safetensors: loaded on first use
 
     try:
         if not path.is_file():

@@ -23,7 +23,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 import tomli_w
 
-from workbench.errors import SpecError
+from workbench.errors import BaseModelError, SpecError
 from workbench.runs.rundir import RunDir, atomic_write_text
 
 KEPT_TABLE = "kept"
@@ -119,8 +119,6 @@ def base_at(base: str) -> tuple[Path, Path, int | None] | None:
 
 
 def _checkpoint_of(base: str, run_path: Path, at: str) -> tuple[Path, int | None]:
-    from workbench.errors import BaseModelError
-
     listed = ", ".join(str(s) for s in saved_steps(run_path)) or "none"
     if at == INITIAL_WORD:
         folder = run_path / "checkpoints" / INITIAL_WORD

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from workbench.errors import RunDirError
+from workbench.runs.events import Message
 from workbench.runs.processes import pid_alive
 
 try:
@@ -86,8 +87,6 @@ def claim(run_path: Path, emit: Callable[[Any], None] | None = None) -> RunLock:
         lock.release()
         raise
     if lock.previous and emit is not None:
-        from workbench.runs.events import Message
-
         old = lock.previous
         emit(Message(text=f"Took over the run's lock from pid {old.get('pid')} on {old.get('host', '?')}, which is no longer running"))
     return lock

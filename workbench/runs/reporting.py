@@ -144,7 +144,7 @@ class TrackioReporter:
             self.run.log(values, step=step)
 
     def close(self) -> None:
-        import trackio
+        import trackio  # trackio: loaded on first use
 
         with contextlib.redirect_stdout(io.StringIO()):  # "* Run finished. Uploading logs..."
             # trackio.finish (same thread as init) also forgets the run, so trackio's exit hook

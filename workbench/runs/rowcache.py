@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from workbench.runs.rundir import atomic_write_text, parse_json_line, read_small_file
+
 STAMPED_FILES = ("run.toml", "status.json", "metrics.jsonl", "probes.jsonl")
 """The files a row is read from."""
 
@@ -102,8 +104,6 @@ def cache_file(root: str | Path) -> Path:
 def load(root: str | Path) -> RowCache:
     """The disk cache of ``root``; an empty one when there is none or it cannot be trusted
     (unreadable, not this version, made for another root): it is rebuilt by the listing."""
-    from workbench.runs.rundir import parse_json_line, read_small_file
-
     try:
         data = parse_json_line(read_small_file(cache_file(root), limit=64 << 20))
     except (OSError, ValueError):
@@ -120,8 +120,6 @@ def load(root: str | Path) -> RowCache:
 def save(cache: RowCache, root: str | Path) -> None:
     """Write the entries this listing used (a run gone is dropped), if anything changed; a
     cache that cannot be written is no error (the next listing reads the files again)."""
-    from workbench.runs.rundir import atomic_write_text
-
     kept = {path: entry for path, entry in cache.entries.items() if path in cache.used}
     if not cache.changed and len(kept) == len(cache.entries):
         return

@@ -66,8 +66,8 @@ def git_commit() -> str:
 
 
 def versions() -> dict[str, str]:
-    import torch
-    import transformers
+    import torch  # torch: loaded on first use
+    import transformers  # transformers: loaded on first use
 
     return {
         "python": sys.version.split()[0],

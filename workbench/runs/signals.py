@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from workbench.runs.control import RunControl
 from workbench.runs.events import CheckpointSaved, Event, RunFailed, RunFinished, RunStarted
+from workbench.runs.rundir import RunDir
 
 EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 if hasattr(signal, "SIGHUP"):
@@ -122,8 +123,6 @@ class StopSignals:
         with the first signal's code. Runs in the handler or the deadline's thread."""
         if not self.settled and self.run_dir is not None:
             try:
-                from workbench.runs.rundir import RunDir
-
                 step = {} if self.checkpoint_step is None else {"step": self.checkpoint_step}
                 RunDir(self.run_dir).write_status_anyway("stopped", message=self._exit_message(cause), **step)
             except Exception:  # noqa: BLE001 - nothing may keep this exit from happening

@@ -60,9 +60,9 @@ def allow_graceful_stop() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from torch.distributed.elastic.multiprocessing import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
+    from torch.distributed.elastic.multiprocessing import SignalException  # torch: loaded on first use
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError  # torch: loaded on first use
+    from torch.distributed.run import get_args_parser, run  # torch: loaded on first use
 
     allow_graceful_stop()
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)

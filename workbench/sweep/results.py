@@ -26,6 +26,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from workbench.runs.rundir import atomic_write_text
 from workbench.runs.sweepdir import (
     CSV_FILE,
     FINAL_STATE,
@@ -37,6 +38,7 @@ from workbench.runs.sweepdir import (
     load_results,
     trial_name,
 )
+from workbench.sweep.study import EXTRA, owner_gone
 
 COLUMNS = ("trial", "name", "state", "value", "value_step", "value_is_final", "step", "reason", "run_dir", "updated")
 """``results.csv``'s columns; the swept fields come between ``name`` and ``state``."""
@@ -57,9 +59,7 @@ def _finite(value: Any) -> float | None:
 
 def trial_row(frozen: Any, folder: Path, swept: list[str]) -> dict[str, Any] | None:
     """One row from an Optuna trial and the attributes the sweep recorded on it."""
-    from optuna.trial import TrialState
-
-    from workbench.sweep.study import EXTRA
+    from optuna.trial import TrialState  # optuna: loaded on first use
 
     attrs = frozen.user_attrs
     if frozen.state == TrialState.WAITING or attrs.get(EXTRA):
@@ -67,7 +67,6 @@ def trial_row(frozen: Any, folder: Path, swept: list[str]) -> dict[str, Any] | N
     state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}.get(frozen.state)
     reason = attrs.get("reason")
     if state is None:  # RUNNING: running, or stopped (Ctrl-C) / interrupted (its process died)
-        from workbench.sweep.study import owner_gone
 
         state = "stopped" if owner_gone(frozen) else "running"
         if state == "stopped" and attrs.get("state") != "stopped":
@@ -97,8 +96,6 @@ def study_rows(study: Any, folder: Path, swept: list[str]) -> list[dict[str, Any
 
 
 def write_results(folder: Path, rows: list[dict[str, Any]], swept: list[str]) -> None:
-    from workbench.runs.rundir import atomic_write_text
-
     atomic_write_text(folder / RESULTS_FILE, "".join(json.dumps(row) + "\n" for row in rows))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -17,11 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from workbench.config import RunSpec
 from workbench.errors import WorkbenchError
-from workbench.runs.events import EvalDone, Event, RunStarted
+from workbench.runs.control import RunControl
+from workbench.runs.events import EvalDone, Event, RunStarted, event_from_json
+from workbench.runs.rundir import RunDir
+from workbench.runs.signals import install_stop_signals
 from workbench.runs.sweepdir import relative_run_dir, trial_path
 from workbench.sweep.results import iso, study_rows, write_results
 from workbench.sweep.spec import SweepSpec
+from workbench.sweep.study import frozen_trial, make_pruner, reopen, resumable, take_next
 
 if TYPE_CHECKING:
     from workbench.config import RunSpec
@@ -68,7 +73,6 @@ class TrialWatch:
         if isinstance(event, RunStarted):
             self.total_steps = event.total_steps
             if self.spec.pruning and hasattr(self.trial, "study"):  # warm-up: a third of this trial's steps
-                from workbench.sweep.study import make_pruner
 
                 self.trial.study.pruner = make_pruner(self.spec, event.total_steps)
         if not isinstance(event, EvalDone) or event.split != "eval" or self.verdict is not None:
@@ -168,11 +172,7 @@ def run_trial(sweep: Sweep, trial: Any, resume_dir: Path | None = None) -> Outco
 
 def train(sweep: Sweep, trial: Any, spec: RunSpec, resume_dir: Path | None) -> Outcome:
     """The trial's training run, with pruning and Ctrl-C; its outcome (not yet told)."""
-    from workbench.config import RunSpec
-    from workbench.engine.runner import TrainingRun
-    from workbench.runs.control import RunControl
-    from workbench.runs.signals import install_stop_signals
-    from workbench.sweep.study import frozen_trial
+    from workbench.engine.runner import TrainingRun  # loads torch: only when used
 
     control = RunControl()
     watch = TrialWatch(trial, sweep.spec, control, reported=set(frozen_trial(sweep.study, trial.number).intermediate_values))
@@ -213,9 +213,6 @@ def train(sweep: Sweep, trial: Any, spec: RunSpec, resume_dir: Path | None) -> O
 
 def loss_before(run_dir: Path, metric: str) -> float | None:
     """A resumed trial's metric before training (its step-0 eval), for the divergence check."""
-    from workbench.runs.events import event_from_json
-    from workbench.runs.rundir import RunDir
-
     for data in RunDir(run_dir).events():
         event = event_from_json(data)
         if isinstance(event, EvalDone) and event.step == 0 and event.split == "eval":
@@ -227,7 +224,6 @@ def finished_summary(run_dir: Path | None) -> dict[str, Any] | None:
     """A resumed trial whose run had already finished: its summary (nothing to train)."""
     if run_dir is None:
         return None
-    from workbench.runs.rundir import RunDir
 
     run = RunDir(run_dir)
     summary = run.summary() if run.summary_file.is_file() else {}
@@ -248,7 +244,7 @@ def ended(sweep: Sweep, summary: dict[str, Any], watch: TrialWatch, step: int | 
 
 def finish(sweep: Sweep, trial: Any, outcome: Outcome) -> Outcome:
     """Tell Optuna (a stopped trial stays RUNNING, to be resumed) and record the row."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # optuna: loaded on first use
 
     attrs: dict[str, Any] = {"state": outcome.state, "reason": outcome.reason, "updated": iso(None)}
     if outcome.step is not None:
@@ -269,8 +265,6 @@ def finish(sweep: Sweep, trial: Any, outcome: Outcome) -> Outcome:
 def work(sweep: Sweep) -> int:
     """Resume this sweep's stopped trials, then take queued ones until none is left.
     Returns the exit code: 0, or 128 + the signal that stopped it."""
-    from workbench.sweep.study import frozen_trial, reopen, resumable, take_next
-
     for number in [t.number for t in resumable(sweep.study)]:
         trial = reopen(sweep.study, number, sweep.spec)
         if trial is None:  # another process took it or finished it meanwhile

@@ -37,11 +37,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import tomli_w
 
 from workbench.config import RunSpec, checked_value, read_config_toml, spec_field_types
+from workbench.engine.spec_resolution import corpus_label
 from workbench.errors import SpecError
+from workbench.tasks import get_objective
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "halving")
@@ -185,8 +188,6 @@ class SweepSpec:
 
 def redact(url: str) -> str:
     """A storage URL without its password (``postgresql://user@host/db``): what is stored and shown."""
-    from urllib.parse import urlsplit, urlunsplit
-
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -360,8 +361,6 @@ def swept_values(spec: SweepSpec, name: str) -> list[Any]:
 
 def check_metric(spec: SweepSpec) -> None:
     """``--metric`` is one every trial's objective reports (else each trial would train, then fail)."""
-    from workbench.tasks import get_objective
-
     objectives = swept_values(spec, "objective")
     reported = [set(ALWAYS_METRICS) | set(get_objective(name).metrics) for name in objectives]
     common = set.intersection(*reported)
@@ -380,8 +379,6 @@ def check_pruning(spec: SweepSpec) -> None:
 
 
 def default_name(spec: SweepSpec) -> str:
-    from workbench.engine.spec_resolution import corpus_label
-
     fixed = RunSpec(**{k: v for k, v in spec.fixed.items()})
     label = re.sub(r"[^A-Za-z0-9._-]", "_", corpus_label(fixed.corpus))
     return f"sweep-{fixed.objective}-{label}-{time.strftime('%Y%m%d-%H%M%S')}"

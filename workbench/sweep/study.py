@@ -13,6 +13,7 @@ without ever creating a trial beyond the sweep's. Optuna is imported inside the 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -21,8 +22,10 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from workbench.errors import SpecError
+from workbench.runs.processes import pid_alive
 from workbench.runs.sweepdir import STUDY_FILE
 from workbench.sweep.spec import NO_PRUNING_ACROSS, SweepSpec, redact
 
@@ -33,7 +36,7 @@ SQLITE_TIMEOUT_S = 120
 
 
 def quiet_optuna() -> None:
-    import optuna
+    import optuna  # optuna: loaded on first use
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.logging.disable_default_handler()
@@ -48,7 +51,7 @@ def storage_url(folder: Path, storage: str | None) -> str:
 def open_storage(url: str) -> Any:
     """An RDB storage; SQLite waits for a lock held by another process instead of failing.
     A failure is one line that names its cause (``storage_problem``) and never the password."""
-    import optuna
+    import optuna  # optuna: loaded on first use
 
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
@@ -111,7 +114,6 @@ def storage_problem(error: Exception, url: str) -> tuple[str, str]:
     if "could not parse rfc1738 url" in lowered or "can't load plugin" in lowered:
         return "the URL is not a database URL", "write e.g. postgresql://user@host/db or sqlite:///path/study.db"
     detail = " ".join(text.split())[:200]
-    from urllib.parse import urlsplit
 
     password = urlsplit(url).password
     if password:
@@ -122,7 +124,7 @@ def storage_problem(error: Exception, url: str) -> tuple[str, str]:
 def make_sampler(spec: SweepSpec, number: int = 0) -> Any:
     """The sweep's sampler, seeded by the sweep's seed and the trial number: the same trial
     draws the same values whichever process runs it, and two processes never draw alike."""
-    import optuna
+    import optuna  # optuna: loaded on first use
 
     seed = (spec.base_seed * 1_000_003 + number) % 2**32
     if spec.sampler_name == "random":
@@ -146,7 +148,7 @@ def warmup_steps(total_steps: int | None) -> int:
 
 def make_pruner(spec: SweepSpec, total_steps: int | None = None) -> Any:
     """The sweep's pruner for trials of ``total_steps`` steps (None: before any is known)."""
-    import optuna
+    import optuna  # optuna: loaded on first use
 
     if not spec.pruning:
         return optuna.pruners.NopPruner()
@@ -175,7 +177,7 @@ def open_study(spec: SweepSpec, name: str, url: str, *, create: bool) -> Any:
     """The sweep's study. ``create``: make it and queue every trial, unless another process
     made it first (``--storage`` on several machines), in which case join it once it is
     ready, after checking that it is the same sweep."""
-    import optuna
+    import optuna  # optuna: loaded on first use
 
     quiet_optuna()
     storage = open_storage(url)
@@ -202,7 +204,7 @@ def open_study(spec: SweepSpec, name: str, url: str, *, create: bool) -> Any:
 
 def study_name_in(url: str) -> str | None:
     """The one study a storage holds (a sweep's own study.db), else None."""
-    import optuna
+    import optuna  # optuna: loaded on first use
 
     names = optuna.study.get_all_study_names(open_storage(url))
     return names[0] if len(names) == 1 else None
@@ -243,7 +245,7 @@ def take_next(study: Any, lock_path: Path | None, spec: SweepSpec) -> Any | None
 
 
 def _take_next(study: Any, spec: SweepSpec) -> Any | None:
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # optuna: loaded on first use
 
     while study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         trial = study.ask()
@@ -260,7 +262,7 @@ def _take_next(study: Any, spec: SweepSpec) -> Any | None:
 def trial_sampler(study: Any, number: int, spec: SweepSpec) -> Any:
     """The sampler for trial ``number``: the sweep's, seeded by the number; for a repeat of a
     searched point (``--seeds``), fixed to that point's values (``PartialFixedSampler``)."""
-    import optuna
+    import optuna  # optuna: loaded on first use
 
     sampler = make_sampler(spec, number)
     if not (spec.search and spec.seeds > 1 and number % spec.seeds):
@@ -296,7 +298,6 @@ def _file_lock(path: Path | None) -> Iterator[None]:
     if path is None:
         yield
         return
-    import fcntl
 
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -324,8 +325,8 @@ def reopen(study: Any, number: int, spec: SweepSpec) -> Any | None:
     """A RUNNING trial that nobody runs (stopped or interrupted earlier) as a ``Trial`` to
     report to and finish; None when another process has taken or finished it meanwhile (a
     second taker is then refused by the run directory's lock)."""
-    import optuna
-    from optuna.trial import TrialState
+    import optuna  # optuna: loaded on first use
+    from optuna.trial import TrialState  # optuna: loaded on first use
 
     frozen = frozen_trial(study, number)
     if frozen.state != TrialState.RUNNING or not owner_gone(frozen):
@@ -352,8 +353,6 @@ def study_storage(study: Any) -> Any:
 
 def owner_gone(frozen: Any) -> bool:
     """A RUNNING trial whose process on this machine is gone (killed, or stopped by Ctrl-C)."""
-    from workbench.runs.processes import pid_alive
-
     owner = frozen.user_attrs.get("owner") or {}
     if frozen.user_attrs.get("state") == "stopped":
         return True
@@ -363,12 +362,12 @@ def owner_gone(frozen: Any) -> bool:
 
 def resumable(study: Any) -> list[Any]:
     """RUNNING trials nobody runs any more: stopped by Ctrl-C, or their process died here."""
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # optuna: loaded on first use
 
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if owner_gone(t)]
 
 
 def waiting_count(study: Any) -> int:
-    from optuna.trial import TrialState
+    from optuna.trial import TrialState  # optuna: loaded on first use
 
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import BaseModelError, SpecError
+from workbench.models import load_config, resolve_base
 from workbench.runs import kept
 from workbench.runs.rundir import RunDir, find_run
+from workbench.runs.transferdir import pretrain_entry, write_transfer
 from workbench.sweep.spec import SweepSpec, check_sweep
+from workbench.tasks import get_task
 
 
 @dataclass
@@ -62,9 +65,6 @@ def gather_bases(runs: list[str], extras: list[str], steps: list[int] | None = N
 def check_bases(objective: str, values: list[str]) -> None:
     """Every base can do the downstream objective (an mlm run cannot be the base of a task
     that needs a decoder, and so on): refused in one line naming the base, before any trial."""
-    from workbench.models import load_config, resolve_base
-    from workbench.tasks import get_task
-
     for value in values:
         ref = resolve_base(value)
         config = load_config(ref)
@@ -90,8 +90,6 @@ def transfer_sweep(fixed: dict[str, Any], bases: Bases, settings: dict[str, Any]
 
 def record(study: Path, bases: Bases) -> None:
     """Write ``transfer.toml``: where each base came from."""
-    from workbench.runs.transferdir import pretrain_entry, write_transfer
-
     entries = [pretrain_entry(study, given, objective, steps, initial) for given, objective, steps, initial in bases.sources]
     write_transfer(study, entries, bases.extras)
 

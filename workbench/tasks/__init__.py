@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from workbench.models import is_decoder
 from workbench.objectives import OBJECTIVES, Objective, get_objective, objective_names, register
 
 if TYPE_CHECKING:
@@ -24,8 +25,6 @@ def get_task(name: str, base_config: Any = None) -> Task:
     objective = get_objective(name)
     target = objective.task
     if objective.decoder_task and base_config is not None:
-        from workbench.models import is_decoder
-
         if is_decoder(base_config):
             target = objective.decoder_task
     module, _, cls = target.partition(":")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from workbench.corpora import load_corpus
 from workbench.errors import BaseModelError, SpecError
 
 if TYPE_CHECKING:
@@ -144,15 +145,13 @@ class Task:
 
     @property
     def auto_class(self) -> Any:
-        import transformers
+        import transformers  # transformers: loaded on first use
 
         return getattr(transformers, self.auto_class_name)
 
     # ------------------------------------------------------------------ data
     def load_corpus(self, spec: ResolvedSpec) -> Any:
         """The data this task trains on, from ``spec.data.corpus``; default: a text corpus."""
-        from workbench.corpora import load_corpus
-
         return load_corpus(spec.data.corpus, text_column=spec.data.text_column, eval_corpus=spec.data.eval_corpus,
                            eval_fraction=spec.data.eval_fraction, seed=spec.train.seed, require_text=self.needs_text_column,
                            holdout=spec.data.holdout)
@@ -174,7 +173,7 @@ class Task:
     # ------------------------------------------------------------------ model
     def check_base(self, config: Any, where: str) -> None:
         """Fail if the base's architecture has no head for this objective."""
-        from transformers.models.auto import modeling_auto
+        from transformers.models.auto import modeling_auto  # transformers: loaded on first use
 
         mapping = getattr(modeling_auto, self.mapping_name(), {})
         if config.model_type not in mapping:
@@ -202,8 +201,6 @@ class Task:
     def training_module(self, model: Any, spec: ResolvedSpec) -> Any:
         """The module the loop trains (default ``model``; clm may use its lean twin)."""
         if spec.runtime.lean_model == "on":
-            from workbench.errors import SpecError
-
             raise SpecError(f'lean_model = "on", but the lean GPT-2 trains clm on packed blocks, not {self.name}',
                             fix='use --no-lean (lean_model = "off") or "auto"')
         return model

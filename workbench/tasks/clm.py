@@ -8,6 +8,7 @@ import torch
 from transformers import GPT2LMHeadModel
 
 from workbench.errors import BaseModelError
+from workbench.lean_gpt2 import LeanGPT2
 from workbench.models import gpt2_config, is_decoder
 from workbench.tasks.base import BlockData, Task, TaskDefaults, lean_twin
 from workbench.tasks.packing import packed_blocks
@@ -65,6 +66,5 @@ class CausalLMTask(Task):
         """
         if spec.runtime.lean_model == "off" or (spec.runtime.lean_model == "auto" and spec.base):
             return model
-        from workbench.lean_gpt2 import LeanGPT2
 
         return lean_twin(model, spec, LeanGPT2)

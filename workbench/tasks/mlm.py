@@ -10,6 +10,7 @@ from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
 
 from workbench.errors import BaseModelError
 from workbench.models import bert_config, is_decoder
+from workbench.sparse_mlm import SparseMaskedLM
 from workbench.tasks.base import BlockData, Task, TaskDefaults, lean_twin
 from workbench.tasks.packing import packed_blocks
 
@@ -31,7 +32,6 @@ def masked_positions_module(model: Any, spec: ResolvedSpec) -> Any:
     weights, same loss, a fraction of the head's work); ``lean_model = "off"`` keeps ``model``."""
     if spec.runtime.lean_model == "off":
         return model
-    from workbench.sparse_mlm import SparseMaskedLM
 
     return lean_twin(model, spec, SparseMaskedLM)
 

@@ -92,7 +92,7 @@ def packed_block_dataset(ds: Any, column: str, tokenizer: Any, seq_len: int, *, 
     One pass (no intermediate tokenized table, no attention masks or label copies) is what
     makes it at least as fast as ``run_clm.py``'s tokenize-then-``group_texts``.
     """
-    import datasets
+    import datasets  # datasets: loaded on first use
 
     eos = tokenizer.eos_token_id if append_eos else None
 

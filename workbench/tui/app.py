@@ -41,10 +41,14 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.config import RunSpec
 from workbench.errors import WorkbenchError
+from workbench.experiments.launch import prepare_detached
+from workbench.quiet import quiet_libraries
 from workbench.runs.control import RunControl
 from workbench.runs.events import EvalDone, Event, Listener, Preparing, RunFailed, RunFinished, RunStarted, StepLogged
 from workbench.runs.events import Message as RunNote  # the run's "message" event, not a Textual message
-from workbench.runs.launch import DetachedRun
+from workbench.runs.launch import DetachedRun, follow_detached, follow_run, start_detached, stop_run
+from workbench.runs.rundir import RunDir
+from workbench.runs.signals import install_stop_signals
 from workbench.tui.commands import WorkbenchCommands
 from workbench.tui.curves import SAVING, Curves, short_label
 from workbench.tui.heavy import (
@@ -73,7 +77,7 @@ EngineFactory = Callable[[RunSpec, list[Listener], RunControl], Any]
 
 
 def default_engine(spec: RunSpec, listeners: list[Listener], control: RunControl) -> Any:
-    from workbench.engine.runner import TrainingRun
+    from workbench.engine.runner import TrainingRun  # loads torch: only when used
 
     return TrainingRun(spec, listeners=listeners, control=control)
 
@@ -298,8 +302,6 @@ class WorkbenchApp(App[None]):
         """A run's curves from the events of its ``metrics.jsonl`` that can be used, and what
         was skipped ("" if nothing), which is also said in a notification: a damaged run
         opens with what is left rather than not at all."""
-        from workbench.runs.rundir import RunDir
-
         log = RunDir(Path(path)).read_events()
         skipped = "; ".join(log.problems())
         if skipped:
@@ -367,8 +369,6 @@ class WorkbenchApp(App[None]):
         the signal's code, as `workbench run` does. Handlers live only while a run trains; a
         SIGHUP ignored at start (``nohup``) stays ignored, and the hang-up deadline starts only
         once the stop's checkpoint is saved (the handlers listen to the run: see ``train``)."""
-        from workbench.runs.signals import install_stop_signals
-
         def on_signal(signum: int) -> None:
             self.quitting = True
 
@@ -438,8 +438,6 @@ class WorkbenchApp(App[None]):
 
     def stop_attached(self) -> None:
         """Ask the process writing the followed run to stop; it finishes the step and saves a checkpoint."""
-        from workbench.runs.launch import stop_run
-
         try:
             pid = stop_run(self.followed.run_dir, self.followed.launched)
         except WorkbenchError as error:
@@ -484,9 +482,6 @@ class WorkbenchApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
     def launch_and_follow(self, spec: RunSpec, gpus: int, followed: FollowedRun) -> None:
-        from workbench.experiments.launch import prepare_detached
-        from workbench.runs.launch import follow_detached, start_detached
-
         worker = get_current_worker()
         if not import_heavy_libraries():
             return
@@ -512,8 +507,6 @@ class WorkbenchApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="follow")
     def follow_attached(self, path: str, followed: FollowedRun) -> None:
-        from workbench.runs.launch import follow_run
-
         worker = get_current_worker()
         self._relay(follow_run(path, should_stop=lambda: worker.is_cancelled), followed)
 
@@ -637,8 +630,6 @@ def create_app(run_root: str | Path = "checkpoints", engine_factory: EngineFacto
 
 
 def run_app(run_root: str | Path = "checkpoints") -> None:
-    from workbench.quiet import quiet_libraries
-
     quiet_libraries()  # datasets/transformers progress bars would corrupt the screen
     app = create_app(run_root, quit_ends_process=True)
     app.run()

@@ -24,6 +24,8 @@ from collections.abc import Callable
 
 from textual.worker import NoActiveWorker, get_current_worker
 
+from workbench.quiet import quiet_libraries
+
 _LOCK = threading.Lock()
 _READY = threading.Event()
 _thread: threading.Thread | None = None
@@ -37,10 +39,9 @@ def _import() -> None:
     try:
         import datasets  # noqa: F401
         import torch  # noqa: F401
-        import transformers
+        import transformers  # transformers: loaded on first use
 
         transformers.PreTrainedTokenizerBase  # noqa: B018 - finish transformers' lazy import here
-        from workbench.quiet import quiet_libraries
 
         quiet_libraries()
         freeze_long_lived()
@@ -112,7 +113,7 @@ def leave_a_core_for_the_ui() -> int:
     so the UI thread is not left waiting for a core while kernels run (torch's default is
     one thread per core). A smaller count set by the user (``OMP_NUM_THREADS``,
     ``torch.set_num_threads``) is kept. Returns the count in use."""
-    import torch
+    import torch  # torch: loaded on first use
 
     cores = os.cpu_count() or 1
     if cores > 1 and torch.get_num_threads() >= cores:

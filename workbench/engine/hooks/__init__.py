@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from workbench.engine.evaluation import EvalContext
+from workbench.engine.hooks.forgetting import forgetting_monitor
 from workbench.runs.events import Event
 
 if TYPE_CHECKING:
@@ -40,12 +41,10 @@ def default_eval_hooks(spec: ResolvedSpec, task: Task, tokenizer: Any, run_dir: 
     tracks one and the base is a workbench run."""
     hooks: list[EvalHook] = []
     if spec.eval.probes:
-        from workbench.engine.hooks.probes import ProbeRecorder
+        from workbench.engine.hooks.probes import ProbeRecorder  # loads transformers: only when used
 
         hooks.append(ProbeRecorder(list(spec.eval.probes)))
     if spec.base and task.forgetting_objective:
-        from workbench.engine.hooks.forgetting import forgetting_monitor
-
         monitor = forgetting_monitor(spec, task.forgetting_objective, tokenizer, run_dir, emit)
         if monitor is not None:
             hooks.append(monitor)

@@ -18,6 +18,7 @@ from workbench.models import resolve_base
 from workbench.objectives import perplexity
 from workbench.runs.events import EvalDone, Event, Message
 from workbench.runs.rundir import RunDir
+from workbench.tasks import get_task
 
 if TYPE_CHECKING:
     from workbench.config import ResolvedSpec
@@ -86,7 +87,6 @@ def forgetting_monitor(spec: ResolvedSpec, objective: str, tokenizer: Any, run_d
         if ref.kind != "run" or ref.run_dir is None:
             return None
         corpus, source = base_eval_corpus(RunDir(path=Path(ref.run_dir)))
-        from workbench.tasks import get_task
 
         task = get_task(objective)
         data = task.prepare(corpus, tokenizer, spec)

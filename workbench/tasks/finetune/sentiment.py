@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import DataCollatorWithPadding
 
+from workbench.corpora import load_corpus
 from workbench.errors import CorpusError
 from workbench.tasks.base import Task
 from workbench.tasks.finetune.common import FINETUNE_DEFAULTS, LabelledRows, label_kwargs, predict_rows
@@ -68,8 +69,6 @@ class SentimentTask(Task):
 
     def load_corpus(self, spec: ResolvedSpec) -> Any:
         """The text corpus, each row numbered in its file (``ROW``) for the predictions file."""
-        from workbench.corpora import load_corpus
-
         return load_corpus(spec.data.corpus, text_column=spec.data.text_column, eval_corpus=spec.data.eval_corpus,
                            eval_fraction=spec.data.eval_fraction, seed=spec.train.seed, require_text=self.needs_text_column,
                            holdout=spec.data.holdout, row_column=ROW)
@@ -175,7 +174,7 @@ def in_file_order(records: list[dict[str, Any]], data: SentimentRows) -> list[di
 
 def eval_files(corpus: Any, spec: ResolvedSpec) -> list[Path]:
     """The local files the eval rows were read from, in the order ``load_corpus`` read them."""
-    from workbench.corpora import files, resolve
+    from workbench.corpora import files, resolve  # loads datasets: only when used
 
     source = resolve(spec.data.eval_corpus) if spec.data.eval_corpus and not corpus.eval_held_out else corpus.source
     path = source.path

@@ -35,8 +35,14 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.config import RunSpec
+from workbench.errors import WorkbenchError
+from workbench.experiments.compare import collect, fit_line, is_sweep, list_targets, scaling_view, table_cells, value_header, x_choices
+from workbench.experiments.launch import parse_grid
 from workbench.experiments.launch import start_sweep as start_sweep_process
-from workbench.tui.curves import CurveSnapshot, short_label
+from workbench.experiments.transfer import TABLE_COLUMNS, detect, read_transfer_study
+from workbench.experiments.transfer import table_cells as transfer_cells
+from workbench.runs.rundir import RunDir
+from workbench.tui.curves import Curves, CurveSnapshot, short_label
 from workbench.tui.panes.runs import folder_signature
 from workbench.tui.widgets.compare_charts import FIT_COLOR, FRONTIER_COLOR, CurvesChart, ScalingChart, rich_color
 from workbench.tui.widgets.transfer_chart import TransferChart, legend_parts
@@ -175,10 +181,6 @@ class ComparePane(Horizontal):
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
     def load(self, target: tuple[str, tuple[str, ...]], known_root: tuple, known_target: tuple) -> None:
         """Read what changed since the signatures ``known_root`` and ``known_target`` (empty: everything)."""
-        from workbench.experiments.compare import collect, is_sweep, list_targets
-        from workbench.runs.rundir import RunDir
-        from workbench.tui.curves import Curves
-
         root_signature = folder_signature(self.run_root)
         targets = list_targets(self.run_root) if root_signature != known_root or not known_root else None
         signature = target_signature(target)
@@ -263,8 +265,6 @@ class ComparePane(Horizontal):
         title.update(f"{head}: {counts or 'no trials yet'}; {order}")
 
     def _show_table(self) -> None:
-        from workbench.experiments.compare import table_cells, value_header
-
         table = self.query_one(DataTable)
         table.clear(columns=True)
         if self.comparison is None:
@@ -281,8 +281,6 @@ class ComparePane(Horizontal):
                             for column in columns))
 
     def _show_scaling(self) -> None:
-        from workbench.experiments.compare import scaling_view, x_choices
-
         chart = self.query_one(ScalingChart)
         if self.comparison is None:
             chart.show(None)
@@ -292,8 +290,6 @@ class ComparePane(Horizontal):
         chart.show(scaling_view(self.comparison, self.x))
 
     def _legend(self) -> Text:
-        from workbench.experiments.compare import fit_line
-
         if self.comparison is None:
             return Text("")
         if self.transfer is not None:
@@ -342,8 +338,6 @@ class ComparePane(Horizontal):
         self._show_plot()
 
     def action_next_axis(self) -> None:
-        from workbench.experiments.compare import scaling_view, x_choices
-
         if self.comparison is None:
             return
         choices = x_choices(self.comparison)
@@ -366,9 +360,6 @@ class ComparePane(Horizontal):
 
     @on(Input.Submitted, "#compare-grid")
     def _grid_submitted(self, event: Input.Submitted) -> None:
-        from workbench.errors import WorkbenchError
-        from workbench.experiments.launch import parse_grid
-
         try:
             axes = parse_grid(event.value)
         except WorkbenchError as error:
@@ -383,8 +374,6 @@ class ComparePane(Horizontal):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="sweep")
     def launch_sweep(self, spec: dict[str, Any], axes: dict[str, str]) -> None:
-        from workbench.errors import WorkbenchError
-
         sweep = start_sweep_process(spec, axes, self.run_root)
         self.post_message(self.SweepLaunched(sweep))
         deadline = time.monotonic() + LAUNCH_WATCH_SECONDS  # a bad grid or spec fails within seconds: say why
@@ -410,8 +399,6 @@ class ComparePane(Horizontal):
 
 def transfer_view(target: tuple[str, tuple[str, ...]]) -> Any:
     """The transfer view of a sweep target that is a transfer study, else None (thread)."""
-    from workbench.experiments.transfer import detect, read_transfer_study
-
     if target[0] != "sweep" or not detect(Path(target[1][0])):
         return None
     return read_transfer_study(Path(target[1][0]))
@@ -419,9 +406,7 @@ def transfer_view(target: tuple[str, tuple[str, ...]]) -> Any:
 
 def show_transfer_table(table: DataTable, view: Any) -> None:
     """The transfer table (``commands/transfer.py``'s cells): base, step, tokens, FLOPs, metric, loss, forgetting, seeds."""
-    from workbench.experiments.transfer import TABLE_COLUMNS, table_cells
-
     for column in TABLE_COLUMNS:
         table.add_column(view.metric or "metric" if column == "metric" else column, key=column)
-    for cells in table_cells(view):
+    for cells in transfer_cells(view):
         table.add_row(*(Text(cell, justify="left" if index == 0 else "right") for index, cell in enumerate(cells)))

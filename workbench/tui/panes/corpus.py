@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,6 +20,9 @@ from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.config import tomllib
+from workbench.corpora import load_corpus
+from workbench.corpora.sources import list_names
+from workbench.corpora.stats import preview, stats_of
 from workbench.errors import WorkbenchError
 from workbench.tui.heavy import import_heavy_libraries
 from workbench.tui.widgets.field import FieldInput
@@ -68,8 +72,6 @@ def recent_hub_corpora(run_root: Path) -> list[str]:
 
 def corpus_names(run_root: Path) -> list[str]:
     """What the pane offers: built-in and ``corpora/`` names, then hub corpora used before."""
-    from workbench.corpora.sources import list_names
-
     return list_names() + [c for c in recent_hub_corpora(run_root) if c not in list_names()]
 
 
@@ -128,8 +130,6 @@ class CorpusPane(Vertical):
     def load(self, name: str) -> None:
         if not import_heavy_libraries():
             return  # cancelled while the libraries load
-        from workbench.corpora import load_corpus
-        from workbench.corpora.stats import preview, stats_of
 
         corpus = load_corpus(name)
         if get_current_worker().is_cancelled:
@@ -145,7 +145,6 @@ class CorpusPane(Vertical):
 
     def _show(self, loaded: CorpusPane.Loaded) -> None:
         self.query_one("#corpus-stats", Static).update(format_stats(loaded.stats))
-        from rich.markup import escape
 
         body = "\n\n".join(f"[dim]{i + 1}.[/dim] {escape(text)}" for i, text in enumerate(loaded.preview))
         self.query_one("#corpus-preview", Static).update(f"\n[b]Preview[/b]\n{body}")
@@ -158,8 +157,6 @@ class CorpusPane(Vertical):
             self.show_error("Cannot load this corpus", text)
 
     def show_error(self, name: str, text: str) -> None:
-        from rich.markup import escape
-
         self.query_one("#corpus-stats", Static).update(f"[b]{name}[/b]\n[red]{escape(text)}[/red]")
 
     # ------------------------------------------------------------------ choosing

@@ -40,7 +40,9 @@ from textual.message import Message
 from textual.widgets import Button, Input, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from workbench.corpora.sources import list_names
 from workbench.errors import WorkbenchError
+from workbench.inspector.render_diff import lens_table
 from workbench.tui.heavy import import_heavy_libraries
 from workbench.tui.widgets.field import FieldInput
 from workbench.tui.widgets.token_diff import TokenDiffView
@@ -135,8 +137,6 @@ class InspectorPane(Vertical):
 
     @staticmethod
     def _corpus_names() -> list[str]:
-        from workbench.corpora.sources import list_names
-
         return list_names()
 
     # ------------------------------------------------------------------ runs
@@ -233,10 +233,10 @@ class InspectorPane(Vertical):
         a third model (a run alone in ``models`` is then its base and itself)."""
         if not import_heavy_libraries():
             return  # cancelled while the libraries load
-        from workbench.inspector import QueryOptions, inspect_models
-        from workbench.inspector.pairing import with_beside
-        from workbench.inspector.probes import unreadable_notes
-        from workbench.inspector.render import report_renderables
+        from workbench.inspector import QueryOptions, inspect_models  # loads torch: only when used
+        from workbench.inspector.pairing import with_beside  # loads torch: only when used
+        from workbench.inspector.probes import unreadable_notes  # loads torch: only when used
+        from workbench.inspector.render import report_renderables  # loads torch: only when used
 
         worker = get_current_worker()
         started = time.perf_counter()
@@ -302,9 +302,9 @@ class InspectorPane(Vertical):
         """Thread worker: load the pair (cached), read the passages, score every token."""
         if not import_heavy_libraries():
             return
-        from workbench.inspector.corpusdiff import corpus_document
-        from workbench.inspector.report import load_compared
-        from workbench.inspector.tokendiff import diff_passage
+        from workbench.inspector.corpusdiff import corpus_document  # loads torch: only when used
+        from workbench.inspector.report import load_compared  # loads torch: only when used
+        from workbench.inspector.tokendiff import diff_passage  # loads torch: only when used
 
         worker = get_current_worker()
         pairing, a, b = load_compared(models, out=str(self.run_root))
@@ -352,9 +352,8 @@ class InspectorPane(Vertical):
     def lens_worker(self, models: list[str], text: str) -> None:
         if not import_heavy_libraries():
             return
-        from workbench.inspector.lens import logit_lens
-        from workbench.inspector.render_diff import lens_table
-        from workbench.inspector.report import load_compared
+        from workbench.inspector.lens import logit_lens  # loads torch: only when used
+        from workbench.inspector.report import load_compared  # loads torch: only when used
 
         pairing, a, b = load_compared(models, out=str(self.run_root))
         lens = logit_lens(a, b, text, (pairing.label_a, pairing.label_b))

@@ -29,7 +29,10 @@ from textual.widget import Widget
 from textual.widgets import Collapsible, Input, Label, Select, Static
 
 from workbench.config import RunSpec, field_choices, field_help, spec_field_types, without_none
-from workbench.errors import SpecError
+from workbench.engine.spec_resolution import resolve_spec
+from workbench.errors import SpecError, WorkbenchError
+from workbench.models import DECODER_TYPES, is_decoder, scratch_parameters
+from workbench.runs.rundir import RunDir
 from workbench.tui.heavy import import_heavy_libraries
 from workbench.tui.widgets.field import FieldInput
 
@@ -157,9 +160,6 @@ def base_is_decoder(base: str) -> tuple[bool | None, str]:
     when it cannot be told (a hub id, an unreadable config). Reads files: call it in a worker."""
     path = Path(base).expanduser()
     if (path / "run.toml").is_file():
-        from workbench.errors import WorkbenchError
-        from workbench.runs.rundir import RunDir
-
         try:
             objective = str(RunDir(path).read_run_toml().get("spec", {}).get("objective", ""))
         except WorkbenchError:
@@ -173,7 +173,6 @@ def base_is_decoder(base: str) -> tuple[bool | None, str]:
         model_type = str(config.get("model_type", ""))
     except (OSError, ValueError, AttributeError):
         return None, "its model config cannot be read"
-    from workbench.models import DECODER_TYPES, is_decoder
 
     if model_type not in DECODER_TYPES and not import_heavy_libraries():  # is_decoder may ask transformers
         return None, "the app is closing"  # the worker was cancelled while the libraries loaded
@@ -347,8 +346,6 @@ class ObjectivePane(VerticalScroll):
         """Resolve the form with its numbers at their spec defaults: what an empty field means."""
         if not import_heavy_libraries():
             return  # cancelled (the app is quitting): do not hold up its exit
-        from workbench.engine.spec_resolution import resolve_spec
-        from workbench.models import scratch_parameters
 
         try:
             resolved, task = resolve_spec(spec.replace(**defaults, name=spec.name or "preview"))
@@ -360,7 +357,7 @@ class ObjectivePane(VerticalScroll):
         values.update(lr=resolved.optim.lr, tokenizer=resolved.model.tokenizer, epochs=resolved.train.epochs,
                       parameters=None if resolved.base else scratch_parameters(resolved, task))
         if resolved.base:  # from the base's config: how many parameters the method trains
-            from workbench.methods import preview
+            from workbench.methods import preview  # loads torch: only when used
 
             counts = preview(resolved, task)
             if counts is not None:

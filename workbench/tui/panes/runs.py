@@ -32,6 +32,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.console import fmt_loss
+from workbench.runs.listing import list_runs
 
 COLUMNS = ("name", "status", "steps", "best eval", "objective", "method", "corpus", "date")
 """Most telling first, so an 80-column terminal shows name, status, steps and loss."""
@@ -202,8 +203,6 @@ class RunsPane(Vertical):
     def list_runs(self, known: tuple | None = None) -> None:
         """List the runs (in a thread): always, or with ``known`` only if the run root's
         signature is no longer that."""
-        from workbench.runs.listing import list_runs
-
         signature = folder_signature(self.run_root)  # before listing: a change while listing shows next time
         if known is not None and signature == known:
             return
