@@ -106,3 +106,32 @@ def test_no_import_cycles() -> None:
     cycles = [(m, i) for m in sorted(graph.modules) for i in graph.find_modules_directly_imported_by(m)
               if graph.find_shortest_chain(importer=i, imported=m)]
     assert cycles == []
+
+
+def silent_local_imports(path: Path, root: Path) -> list[str]:
+    """``file:line`` of each import inside a function whose lines carry no comment."""
+    import ast
+
+    lines = path.read_text(encoding="utf-8").split("\n")
+    found = []
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for inner in ast.walk(node):
+                if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                    if not any("#" in line for line in lines[inner.lineno - 1:inner.end_lineno]):
+                        found.append(f"{path.relative_to(root)}:{inner.lineno}")
+    return sorted(set(found))
+
+
+def test_function_local_imports_say_why() -> None:
+    """An import inside a function hides the import graph: it is there only to load a heavy
+    library late (or a platform-only one), and its line says which."""
+    root = Path(__file__).resolve().parents[1]
+    silent = [hit for path in sorted((root / "workbench").rglob("*.py")) for hit in silent_local_imports(path, root)]
+    assert silent == []
+
+
+def test_the_local_import_check_finds_a_silent_one(tmp_path: Path) -> None:
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    import json\n    import torch  # torch: late\n    return json\n", encoding="utf-8")
+    assert silent_local_imports(source, tmp_path) == ["m.py:2"]
