@@ -1,7 +1,7 @@
 """fp16 with a loss scaler, as on GPUs without bf16, reproduced on CPU.
 
-Accelerate only builds a ``GradScaler`` for CUDA, so these tests give the CPU run one (and
-fp16 autocast). The scaler's first steps overflow, as on a real fp16 GPU: those must be
+The engine's single-process accelerator builds a ``GradScaler`` for fp16 on any device; these
+tests ask for fp16 on CPU (which the CLI refuses) and pick the scaler's starting scale. The scaler's first steps overflow, as on a real fp16 GPU: those must be
 skipped by the scaler, not reported as a diverged run; a scale that never recovers must
 still stop the run.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import accelerate
 import pytest
 import torch
 from faults_helpers import events, fault_spec
@@ -19,6 +18,7 @@ from faults_helpers import events, fault_spec
 from workbench.engine import TrainingRun
 from workbench.engine import guard as guard_module
 from workbench.engine import setup as engine_setup
+from workbench.engine.local_accelerator import LocalAccelerator
 from workbench.errors import TrainingError
 
 
@@ -27,14 +27,14 @@ def fp16_with_scaler(monkeypatch: pytest.MonkeyPatch):
     """Make the next runs use fp16 autocast and a CPU ``GradScaler`` starting at ``scale``."""
 
     def install(scale: float) -> None:
-        original = accelerate.Accelerator.__init__
+        original = LocalAccelerator.__init__
 
-        def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            original(self, *args, **kwargs)
-            self.native_amp = True
+        def init(self, device: str, precision: str) -> None:
+            original(self, device, precision)
+            assert self.scaler is not None and self.dtype == torch.float16
             self.scaler = torch.amp.GradScaler("cpu", init_scale=scale)
 
-        monkeypatch.setattr(accelerate.Accelerator, "__init__", init)
+        monkeypatch.setattr(LocalAccelerator, "__init__", init)
         monkeypatch.setattr(engine_setup, "pick_precision", lambda requested, device: "fp16")
 
     return install

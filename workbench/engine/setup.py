@@ -20,6 +20,7 @@ from workbench import feasibility, methods
 from workbench.config import LR_AUTO, ResolvedSpec, RunSpec, check_out_dir
 from workbench.engine import distributed, memory, performance
 from workbench.engine.keeping import plan_kept
+from workbench.engine.local_accelerator import LocalAccelerator
 from workbench.engine.order import BatchOrder
 from workbench.engine.plan import Plan, make_scheduler
 from workbench.engine.spec_resolution import resolve_spec
@@ -102,28 +103,16 @@ def pick_precision(requested: str, device: str) -> str:
     return "fp32"
 
 
-def forget_accelerator_state() -> None:
-    """Forget the previous run's device and precision before making a new ``Accelerator``.
-
-    One process may train several runs (the TUI, sweeps in-process), and Accelerate keeps one
-    global state per process: a second ``Accelerator`` asking for another precision or device
-    raises "AcceleratorState has already been initialized and cannot be changed". Accelerate
-    (1.x) has no public way to reset it; its own test utilities call this internal method, so
-    this is the one place the workbench does (``tests/test_code_shape.py`` allows only it).
-    """
-    from accelerate.state import AcceleratorState  # accelerate: loaded on first use
-
-    AcceleratorState._reset_state(reset_partial_state=True)
-
-
 def make_accelerator(spec: ResolvedSpec) -> tuple[Any, str, str]:
-    from accelerate import Accelerator  # accelerate: loaded on first use
-
+    """Accelerate under torchrun, where a process trains one run; otherwise the engine's own
+    single-process accelerator, so that runs in one process never share a device or precision."""
     device = pick_device(spec.runtime.device)
     precision = pick_precision(spec.runtime.precision, device)
     performance.configure_backends(device)
     if "LOCAL_RANK" not in os.environ:
-        forget_accelerator_state()
+        return LocalAccelerator(device, precision), device, precision
+    from accelerate import Accelerator  # accelerate: loaded on first use
+
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision={"bf16": "bf16", "fp16": "fp16"}.get(precision, "no"))
     return accelerator, device, precision
 
