@@ -10,16 +10,19 @@ model (and a new task head), or the comparison would prove nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import transformers
-from conftest import tiny_overrides
+from conftest import tiny_overrides, write_story_corpus
 from safetensors.torch import load_file
 
 from workbench.config import RunSpec
@@ -28,7 +31,7 @@ from workbench.engine.guard import NonFiniteGuard
 from workbench.engine.setup import set_up
 from workbench.objectives import get_objective, objective_names
 from workbench.runs.events import EvalDone
-from workbench.tokenization import train_tokenizer
+from workbench.tokenization import train_tokenizer, wordpiece_model
 
 PEOPLE = ["Ada", "Bob", "Cleo", "Dan", "Eve", "Finn"]
 PLACES = ["Paris", "Rome", "Oslo", "Lima", "Cairo", "Delhi"]
@@ -159,3 +162,24 @@ def test_same_spec_and_seed_same_start(case: str, inputs: dict[str, Path]):
         if CASES[case][0] is not None:  # from a base, only the new head may change with the seed
             saved = set(load_file(str(inputs[CASES[case][0]] / "model.safetensors")))
             assert not [name for name in changed if name in saved], "weights loaded from the base changed with the seed"
+
+
+WORDPIECE_IN_A_FRESH_PROCESS = """
+import hashlib, json, sys
+from workbench.tokenization import wordpiece_model
+texts = open(sys.argv[1], encoding="utf-8").read().splitlines()
+print(hashlib.sha256(json.dumps(wordpiece_model(texts, 300).get_vocab(), sort_keys=True).encode()).hexdigest())
+"""
+
+
+def test_wordpiece_learns_the_same_vocabulary_in_every_process(tmp_path: Path) -> None:
+    """The tokenizers library's WordPiece trainer learned one of two vocabularies on this
+    corpus, about half the time each, depending on the process's hash seed
+    (huggingface/tokenizers#1794): same corpus and seed, different ids and losses."""
+    corpus = write_story_corpus(tmp_path / "stories.txt")
+    here = wordpiece_model(corpus.read_text(encoding="utf-8").splitlines(), 300).get_vocab()
+    workers = [subprocess.Popen([sys.executable, "-c", WORDPIECE_IN_A_FRESH_PROCESS, str(corpus)], stdout=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    digests = {worker.communicate(timeout=120)[0].strip() for worker in workers}
+    assert digests == {hashlib.sha256(json.dumps(here, sort_keys=True).encode()).hexdigest()}
+    assert "quiet" in here and "##y" in here and len(here) < 300  # a real vocabulary, not a seeded list

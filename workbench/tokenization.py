@@ -34,26 +34,55 @@ def _batches(texts: Iterable[str], size: int = 1000) -> Iterator[list[str]]:
         yield batch
 
 
-def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+def wordpiece_pipeline() -> Tokenizer:
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=BERT_SPECIALS, min_frequency=2, show_progress=False)
-    tok.train_from_iterator(_batches(texts), trainer=trainer)
-    # The trainer's id order varies between runs (hash-map order); a sorted vocabulary makes
-    # the same corpus give the same ids, so runs and resumes are reproducible.
-    learned = tok.get_vocab()
+    return tok
+
+
+def continuation_tokens(texts: list[str], tok: Tokenizer) -> list[str]:
+    """``##c`` for each character that can continue a word, sorted.
+
+    The tokenizers library's WordPiece trainer makes these tokens as it meets them in hash-map
+    order, and their ids break ties between equally frequent merges, so two trainings on the
+    same text learn different vocabularies (huggingface/tokenizers#1794, fix open in #2066).
+    Given up front, in sorted order, they get the same ids every time."""
+    chars: set[str] = set()
+    for text in texts:
+        chars.update(text)
+    normalized = set(tok.normalizer.normalize_str("".join(sorted(chars))))
+    joins = [c for c in sorted(normalized) if len(tok.pre_tokenizer.pre_tokenize_str("a" + c)) == 1]
+    return [f"##{c}" for c in joins]
+
+
+def wordpiece_model(texts: Iterable[str], vocab_size: int) -> Tokenizer:
+    """A WordPiece tokenizer (``tokenizers`` only) whose vocabulary depends on the text alone."""
+    texts = list(texts)
+    scratch = wordpiece_pipeline()
+    seeded = BERT_SPECIALS + continuation_tokens(texts, scratch)
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=seeded, min_frequency=2, show_progress=False)
+    scratch.train_from_iterator(_batches(texts), trainer=trainer)
+    # A fresh tokenizer with the learned vocabulary (sorted, so ids do not depend on training
+    # order) and only BERT's specials: the seeded ``##c`` tokens are ordinary pieces in it.
+    learned = scratch.get_vocab()
     ordered = BERT_SPECIALS + sorted(t for t in learned if t not in BERT_SPECIALS)
+    tok = wordpiece_pipeline()
     tok.model = models.WordPiece(vocab={t: i for i, t in enumerate(ordered)}, unk_token="[UNK]")
+    tok.add_special_tokens(BERT_SPECIALS)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
     )
+    return tok
+
+
+def train_wordpiece(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+        tokenizer_object=wordpiece_model(texts, vocab_size),
         unk_token="[UNK]",
         pad_token="[PAD]",
         cls_token="[CLS]",
@@ -145,13 +174,12 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None, mas
     is None for char (its vocabulary is the characters seen).
 
     Trained tokenizers are cached by (kind, vocab size, masked, sha256 of the texts). Besides
-    saving time, this makes runs on the same corpus share token ids: the tokenizers
-    library's WordPiece trainer breaks frequency ties in hash-map order, so two trainings
-    on the same text can differ by a few tokens. An entry that does not load is discarded
+    saving time, this makes runs on the same corpus share token ids even with a tokenizer
+    trained before WordPiece training was made deterministic (``continuation_tokens``). An entry that does not load is discarded
     and trained again, with a notice (``corpora.cache``): it is a cache, made from the corpus.
     """
     texts = list(texts)
-    digest = hashlib.sha256(f"{kind}|{vocab_size}|{masked}|v1".encode())
+    digest = hashlib.sha256(f"{kind}|{vocab_size}|{masked}|v2".encode())
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
