@@ -60,6 +60,19 @@ INJECT = textwrap.dedent('''
             return {}
 
         checkpoint.save_checkpoint = faulty_save
+        if "term-at-step-6" in faults:  # the stop lands between two periodic saves, however busy the machine
+            import signal
+            training_losses, loss = [], CausalLMTask.loss
+
+            def loss_then_term(self, model, batch):
+                if model.training:
+                    training_losses.append(1)
+                    if len(training_losses) == 6:
+                        (here / "slow").touch()
+                        os.kill(os.getpid(), signal.SIGTERM)
+                return loss(self, model, batch)
+
+            CausalLMTask.loss = loss_then_term
         if "slow-report" in faults:
             CausalLMTask.final_report = slow_report
 ''')
@@ -278,10 +291,9 @@ def test_sighup_waits_for_a_checkpoint_slower_than_the_hangup_deadline(story_cor
 
 
 def test_second_signal_during_the_stop_save_records_stopped_with_a_message(story_corpus: Path, tmp_path: Path) -> None:
-    proc = _launch(tmp_path, story_corpus, "second", faults="slow-save-on-flag")
-    _wait_for(proc, lambda e: e.get("event") == "checkpoint")
-    (tmp_path / "slow").touch()  # from now on a save takes 12 s
-    proc.send_signal(signal.SIGTERM)
+    # The run signals itself in step 6 (after the periodic save at step 4) and slows every save
+    # from then on: a signal sent from here could land at step 4, whose checkpoint is saved.
+    proc = _launch(tmp_path, story_corpus, "second", faults="slow-save-on-flag,term-at-step-6")
     _wait_for_file(proc, tmp_path / "saving")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
