@@ -25,6 +25,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 else:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
+LONGEST_FIRST = ("test_seed_examples.py::test_mlm", "test_seed_examples.py::test_clm", "test_seed_examples.py::test_nsp",
+                 "test_faults_kill.py", "test_two_nodes.py", "test_scale_ddp", "test_sweep_postgres.py", "test_run_lock.py",
+                 "test_scale_fsdp.py", "test_tui_real.py")
+"""Tests of a minute or more, and those that start several processes: run first."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first, then the other slow tests, then the rest: with xdist's ``--dist load``,
+    which hands out the first tests in turn, the longest go to alternate workers and start at
+    once, so both workers finish together instead of one running a 3-minute test at the end."""
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        for index, prefix in enumerate(LONGEST_FIRST):
+            if item.nodeid.split("/")[-1].startswith(prefix):
+                return 0, index
+        return (1 if item.get_closest_marker("slow") else 2), 0
+
+    items.sort(key=rank)  # stable: the order within each group is kept
+
+
 ANIMALS = ["cat", "dog", "bird", "fox", "cow", "pig", "hen", "owl"]
 PLACES = ["mat", "rug", "bed", "box", "log", "hill", "road", "sofa"]
 
