@@ -25,24 +25,50 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 else:
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-LONGEST_FIRST = ("test_seed_examples.py::test_mlm", "test_seed_examples.py::test_clm", "test_seed_examples.py::test_nsp",
-                 "test_faults_kill.py", "test_two_nodes.py", "test_scale_ddp", "test_sweep_postgres.py", "test_run_lock.py",
-                 "test_scale_fsdp.py", "test_tui_real.py")
-"""Tests of a minute or more, and those that start several processes: run first."""
+LONG_TESTS = {
+    "test_seed_examples.py::test_clm": 250, "test_seed_examples.py::test_mlm": 200,
+    "test_seed_examples.py::test_nsp": 135, "test_faults_kill.py": 100, "test_two_nodes.py": 57,
+    "test_scale_ddp_failures.py::test_oom": 43, "test_run_lock.py::test_a_second_writer": 37,
+    "test_sweep_postgres.py": 31, "test_scale_fsdp.py::test_fsdp_clm": 29, "test_tui_real.py::test_a_two_process": 29,
+    "test_scale_ddp.py::test_two_processes_share": 28, "test_export.py::test_report_to_trackio": 28,
+    "test_scale_fsdp.py::test_fsdp_mlm": 26, "test_scale_ddp.py::test_two_processes_match": 26,
+    "test_scale_ddp_failures.py::test_bad_input": 24, "test_scale_ddp_failures.py::test_ctrl_c": 23,
+    "test_sweep_processes.py::test_two_worker": 23, "test_faults_signals.py::test_sighup_waits": 22,
+    "test_experiment_spec.py::test_a_time_budget_alone": 20, "test_faults_corpora.py::test_corpus_loader": 19,
+}
+"""Seconds each of the longest tests took on one xdist worker of CI's 2 cores (2026-12-07):
+only to spread them over the workers (``pytest_collection_modifyitems``)."""
+
+
+def seconds(item: pytest.Item) -> int:
+    name = item.nodeid.split("/")[-1]
+    return next((s for prefix, s in LONG_TESTS.items() if name.startswith(prefix)), 0)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest first, then the other slow tests, then the rest: with xdist's ``--dist load``,
-    which hands out the first tests in turn, the longest go to alternate workers and start at
-    once, so both workers finish together instead of one running a 3-minute test at the end."""
+    """Under xdist, each worker's share starts with its part of the longest tests.
 
-    def rank(item: pytest.Item) -> tuple[int, int]:
-        for index, prefix in enumerate(LONGEST_FIRST):
-            if item.nodeid.split("/")[-1].startswith(prefix):
-                return 0, index
-        return (1 if item.get_closest_marker("slow") else 2), 0
-
-    items.sort(key=rank)  # stable: the order within each group is kept
+    xdist's ``--dist worksteal`` gives worker i the i-th contiguous slice of the list, and an
+    idle worker later takes the tail of a busy one's queue. Left in file order, the 2-4 minute
+    seed examples sat in one slice and ran one after another at the end. The long tests are
+    dealt out longest first to the worker with the least so far, each slice starts with its
+    own, and the short tests fill the slices to the sizes xdist cuts (a stable order, the same
+    in every worker, as xdist requires)."""
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    if workers < 2:
+        return
+    long_ones = sorted((item for item in items if seconds(item)), key=seconds, reverse=True)
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for item in long_ones:
+        min(shares, key=lambda share: sum(map(seconds, share))).append(item)
+    rest = [item for item in items if not seconds(item)]
+    ordered, left = [], len(items)
+    for index, share in enumerate(shares):
+        size = left // (workers - index)  # the slice xdist hands this worker
+        take = max(0, size - len(share))
+        ordered += share + rest[:take]
+        rest, left = rest[take:], left - size
+    items[:] = ordered + rest
 
 
 ANIMALS = ["cat", "dog", "bird", "fox", "cow", "pig", "hen", "owl"]
