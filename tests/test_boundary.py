@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CORE_MODULES = [
@@ -47,6 +49,7 @@ def textual_importers(modules: list[str]) -> list[str]:
     return [m for m in line[len("FOUND:"):].split(",") if m]
 
 
+@pytest.mark.slow  # imports every module in fresh processes
 def test_core_does_not_import_textual() -> None:
     present = [m for m in CORE_MODULES if importlib.util.find_spec(m) is not None]
     assert "workbench.engine" in present
@@ -68,6 +71,7 @@ def test_ruff_finds_nothing() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.slow  # trains in a fresh process
 def test_a_training_run_imports_no_report_pairing_or_query_module(tmp_path: Path) -> None:
     """Eval hooks are built from the spec: probes need only the inspector's prediction code."""
     code = (

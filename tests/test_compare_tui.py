@@ -15,7 +15,7 @@ from textual.widgets import DataTable, OptionList, TabbedContent
 from workbench.tui.app import create_app
 from workbench.tui.panes.compare import ComparePane
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300), pytest.mark.slow]  # drives the whole TUI: `pytest -m "not slow"` skips it
 
 
 @pytest.fixture

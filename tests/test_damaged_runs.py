@@ -148,6 +148,7 @@ def test_inspect_probes_json_keeps_stdout_one_document(base_run: Path, tmp_path:
     assert "probes.jsonl: 1 unreadable line skipped" in result.stderr
 
 
+@pytest.mark.slow  # a process of its own
 def test_inspect_probes_runs_in_a_process_without_a_traceback(base_run: Path, tmp_path: Path) -> None:
     root = root_with(base_run, tmp_path / "runs", "line-42")
     done = subprocess.run(workbench_cmd("inspect", str(root / "line-42"), "--probes"), env=subprocess_env(),

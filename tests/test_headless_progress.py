@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO, tiny_overrides, write_story_corpus
 from rich.console import Console
 
@@ -84,6 +85,7 @@ def test_the_bar_with_a_time_budget_shows_the_budget_left_as_its_eta() -> None:
     assert task.fields["where"] == "step 97" and task.completed == 60.0
 
 
+@pytest.mark.slow  # a run in a process of its own
 def test_piped_run_prints_each_interval_while_it_runs(tmp_path: Path) -> None:
     """``workbench run ... | cat``: the step lines arrive as the run goes, not all at its end."""
     corpus = write_story_corpus(tmp_path / "stories.txt", documents=60)

@@ -254,6 +254,7 @@ def test_cli_rich_output_side_by_side(tiny):
     assert pair.exit_code == 0 and "P(B follows A)" in pair.output and "no next-sentence head" in pair.output
 
 
+@pytest.mark.slow  # a fresh process
 def test_inspector_logic_does_not_import_textual():
     code = ("import sys, workbench.inspector, workbench.inspector.render, workbench.inspector.probes, workbench.commands.inspect; "
             "sys.exit(1 if 'textual' in sys.modules else 0)")

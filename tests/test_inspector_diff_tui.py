@@ -13,7 +13,7 @@ from workbench.tui.app import create_app
 from workbench.tui.panes.inspector import TYPED, InspectorPane
 from workbench.tui.widgets.token_diff import TokenDiffView
 
-pytestmark = [pytest.mark.anyio]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # drives the whole TUI: `pytest -m "not slow"` skips it
 PASSAGE = "the cat sat on the mat ."
 
 

@@ -17,7 +17,7 @@ from workbench.runs.rundir import RunDir
 from workbench.tui.app import create_app
 from workbench.tui.panes.inspector import InspectorPane
 
-pytestmark = [pytest.mark.anyio]
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # drives the whole TUI: `pytest -m "not slow"` skips it
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ def fp16_with_scaler(monkeypatch: pytest.MonkeyPatch):
     return install
 
 
+@pytest.mark.slow  # 40 steps of fp16 autocast on CPU
 def test_loss_scaler_overflow_steps_are_skipped_not_fatal(fp16_with_scaler, story_corpus: Path, tmp_path: Path) -> None:
     fp16_with_scaler(2.0**40)  # far above fp16's range: the first steps overflow
     result = TrainingRun(fault_spec(story_corpus, tmp_path, "fp16-scaler", max_steps=40)).run()

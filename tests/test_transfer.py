@@ -17,7 +17,7 @@ from conftest import REPO, write_story_corpus
 from workbench.errors import BaseModelError, SpecError
 from workbench.runs.kept import planned_steps
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]  # pre-trains and fine-tunes: `pytest -m "not slow"` skips it
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 TINY = ["--batch-size", "8", "--seq-len", "32", "--vocab-size", "300", "--eval-batches", "2", "--log-interval", "2",

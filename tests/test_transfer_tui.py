@@ -16,7 +16,7 @@ from workbench.runs.transferdir import pretrain_entry, write_transfer
 from workbench.tui.app import create_app
 from workbench.tui.panes.compare import ComparePane
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300), pytest.mark.slow]  # drives the whole TUI: `pytest -m "not slow"` skips it
 
 STEPS = (10, 40)
 ACCURACY = {"pre@10": (0.55, 0.57, 0.56), "pre@40": (0.60, 0.62, 0.64), "pre@initial": (0.50, 0.52, 0.51),

@@ -22,7 +22,7 @@ from workbench.tui.screens.error import ErrorScreen
 from workbench.tui.screens.help import HelpScreen
 from workbench.tui.synthetic import SyntheticRun
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120), pytest.mark.slow]  # drives the whole TUI: `pytest -m "not slow"` skips it
 
 
 @pytest.fixture

@@ -155,6 +155,7 @@ def test_launch_module_does_not_import_textual() -> None:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow  # a detached default run
 def test_a_detached_default_run_is_followed_to_the_finish(tmp_path: Path) -> None:
     """The default spec (clm on the built-in corpus), two steps, in a process of its own."""
     spec = RunSpec(max_steps=2, out=str(tmp_path / "runs"), **tiny_overrides(eval_interval=1, log_interval=1))

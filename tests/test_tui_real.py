@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Input, TabbedContent
 
 from workbench.tui.app import create_app
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300), pytest.mark.slow]  # drives the whole TUI: `pytest -m "not slow"` skips it
 REAL_RUN_S = 240.0
 """Real training on a loaded 2-core machine: generous waits (the pytest timeout still caps them)."""
 

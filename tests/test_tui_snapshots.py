@@ -18,6 +18,8 @@ from workbench.config import RunSpec
 from workbench.runs.rundir import RunDir
 from workbench.tui.app import create_app
 
+pytestmark = pytest.mark.slow  # draws the whole TUI: `pytest -m "not slow"` skips it
+
 CREATED = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 SIZES = [(80, 24), (120, 40)]
 

@@ -20,7 +20,7 @@ from workbench.tui.panes.objective import base_is_decoder, finetune_objective
 from workbench.tui.screens.help import HelpScreen
 from workbench.tui.synthetic import SyntheticRun
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120), pytest.mark.slow]  # drives the whole TUI: `pytest -m "not slow"` skips it
 
 
 @pytest.fixture

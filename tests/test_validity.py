@@ -50,6 +50,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # ---------------------------------------------------------------------- item 3: sizes
 @pytest.mark.parametrize("shape", [["--d-model", "8192", "--n-layer", "16"], ["--d-model", "65536", "--n-layer", "256"]])
+@pytest.mark.slow  # a process under a memory limit
 def test_a_model_too_big_is_refused_before_the_tokenizer_or_a_run_folder(shape: list[str], corpus: Path, tmp_path: Path):
     env = {**subprocess_env(), "WORKBENCH_CACHE": str(tmp_path / "cache")}
     done = subprocess.run(workbench_cmd("run", "--corpus", str(corpus), "--out", str(tmp_path / "runs"), "--device", "cpu", *shape),
