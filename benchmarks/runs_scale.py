@@ -152,7 +152,7 @@ async def measure_pane(root: Path, live: Path, pane_id: str, presses: int, secon
     from workbench.tui.panes.compare import ComparePane
     from workbench.tui.panes.runs import RunsPane
 
-    pane_class, handler = (RunsPane, "on_runs_listed") if pane_id == "runs" else (ComparePane, "on_compare_loaded")
+    pane_class, handler = (RunsPane, "on_runs_pane_listed") if pane_id == "runs" else (ComparePane, "on_compare_pane_loaded")
     polls: list[float] = []
     handled: list[float] = []
     timed_handler(pane_class, "_poll", polls)
@@ -217,7 +217,7 @@ def main() -> None:
         from workbench.tui.panes.compare import ComparePane
         from workbench.tui.panes.runs import RunsPane
 
-        for pane_id, pane_class, handler in (("runs", RunsPane, "on_runs_listed"), ("compare", ComparePane, "on_compare_loaded")):
+        for pane_id, pane_class, handler in (("runs", RunsPane, "on_runs_pane_listed"), ("compare", ComparePane, "on_compare_pane_loaded")):
             saved = {name: pane_class.__dict__[name] for name in ("_poll", handler)}
             try:
                 figures = asyncio.run(measure_pane(root, live[0], pane_id, args.presses, args.seconds))

@@ -116,6 +116,27 @@ def runs_hint(rows: list) -> str:
     return f"{len(rows)} run(s){folding}" + (f", {damaged} damaged: what could not be read is skipped" if damaged else "")
 
 
+def table_entries(rows: list, unfolded: frozenset) -> list[tuple[str, tuple[str, ...]]]:
+    """The table's rows as (key, cells): each sweep one row, its trials under it when unfolded.
+    Pure, so the listing thread builds them."""
+    entries: list[tuple[str, tuple[str, ...]]] = []
+    trials_of: dict[str, list] = {}
+    for row in rows:
+        sweep = getattr(row, "sweep", None)
+        if sweep is not None:
+            trials_of.setdefault(sweep, []).append(row)
+    for row in rows:
+        sweep = getattr(row, "sweep", None)
+        if sweep is None:
+            entries.append((row.path, row_cells(row)))
+            continue
+        if trials_of[sweep][0] is row:
+            entries.append((SWEEP_KEY + sweep, sweep_cells(sweep, trials_of[sweep], sweep not in unfolded)))
+        if sweep in unfolded:
+            entries.append((row.path, trial_cells(row)))
+    return entries
+
+
 class RunsTable(DataTable):
     """The runs table; Enter (open) is shown in the footer, unlike DataTable's own."""
 
@@ -127,6 +148,9 @@ class RunsPane(Vertical):
     class Listed(Message):
         rows: list
         signature: tuple
+        entries: list
+        """The table's (key, cells), built in the listing thread for ``unfolded``."""
+        unfolded: frozenset
 
     @dataclass
     class Changed(Message):
@@ -207,40 +231,25 @@ class RunsPane(Vertical):
         if known is not None and signature == known:
             return
         rows = list_runs(str(self.run_root))
+        unfolded = frozenset(self.unfolded)
+        entries = table_entries(rows, unfolded)  # here, not on the UI thread: 1000 rows of cells
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Listed(rows, signature))
+            self.post_message(self.Listed(rows, signature, entries, unfolded))
 
     def on_runs_pane_listed(self, message: RunsPane.Listed) -> None:
         message.stop()
         self._signature, self._listed_at = message.signature, time.monotonic()
         self.rows = message.rows
-        self._fill()
+        self._fill(message.entries if message.unfolded == self.unfolded else None)  # a fold meanwhile: build again
         self.query_one("#runs-hint", Static).update(runs_hint(self.rows))
         self.post_message(self.Changed([r.path for r in self.rows]))
 
-    def _entries(self) -> list[tuple[str, tuple[str, ...]]]:
-        """The table's rows from ``self.rows`` as (key, cells): each sweep one row, its trials under it when unfolded."""
-        entries: list[tuple[str, tuple[str, ...]]] = []
-        seen: set[str] = set()
-        for row in self.rows:
-            sweep = getattr(row, "sweep", None)
-            if sweep is None:
-                entries.append((row.path, row_cells(row)))
-                continue
-            if SWEEP_KEY + sweep not in seen:
-                seen.add(SWEEP_KEY + sweep)
-                trials = [r for r in self.rows if getattr(r, "sweep", None) == sweep]
-                entries.append((SWEEP_KEY + sweep, sweep_cells(sweep, trials, sweep not in self.unfolded)))
-            if sweep in self.unfolded:
-                entries.append((row.path, trial_cells(row)))
-        return entries
-
-    def _fill(self) -> None:
-        """The table from ``self.rows``; the cursor stays on its row. When the same rows are
+    def _fill(self, entries: list[tuple[str, tuple[str, ...]]] | None = None) -> None:
+        """The table from ``entries`` (else built from ``self.rows``); the cursor stays on its row. When the same rows are
         shown (a poll found steps moved on), only the cells that changed are updated: refilling
         a table of a thousand rows every second would hold up the keys pressed meanwhile."""
         table = self.query_one(DataTable)
-        entries = self._entries()
+        entries = table_entries(self.rows, frozenset(self.unfolded)) if entries is None else entries
         keys = [key for key, _ in entries]
         if keys == self._shown_keys and table.row_count == len(keys):
             for key, cells in entries:
