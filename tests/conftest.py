@@ -59,8 +59,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     long_ones = sorted((item for item in items if seconds(item)), key=seconds, reverse=True)
     shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    loads = [0] * workers
     for item in long_ones:
-        min(shares, key=lambda share: sum(map(seconds, share))).append(item)
+        least = loads.index(min(loads))
+        shares[least].append(item)
+        loads[least] += seconds(item)
     rest = [item for item in items if not seconds(item)]
     ordered, left = [], len(items)
     for index, share in enumerate(shares):

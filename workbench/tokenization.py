@@ -174,9 +174,10 @@ def train_tokenizer(kind: str, texts: Iterable[str], vocab_size: int | None, mas
     is None for char (its vocabulary is the characters seen).
 
     Trained tokenizers are cached by (kind, vocab size, masked, sha256 of the texts). Besides
-    saving time, this makes runs on the same corpus share token ids even with a tokenizer
-    trained before WordPiece training was made deterministic (``continuation_tokens``). An entry that does not load is discarded
-    and trained again, with a notice (``corpora.cache``): it is a cache, made from the corpus.
+    saving time, this makes runs on the same corpus share token ids without training again
+    (WordPiece training itself is deterministic: ``continuation_tokens``). An entry that does
+    not load is discarded and trained again, with a notice (``corpora.cache``): it is a cache,
+    made from the corpus.
     """
     texts = list(texts)
     digest = hashlib.sha256(f"{kind}|{vocab_size}|{masked}|v2".encode())

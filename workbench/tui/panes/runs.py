@@ -245,8 +245,9 @@ class RunsPane(Vertical):
         self.post_message(self.Changed([r.path for r in self.rows]))
 
     def _fill(self, entries: list[tuple[str, tuple[str, ...]]] | None = None) -> None:
-        """The table from ``entries`` (else built from ``self.rows``); the cursor stays on its row. When the same rows are
-        shown (a poll found steps moved on), only the cells that changed are updated: refilling
+        """The table from ``entries`` (else built from ``self.rows``); the cursor stays on its
+        row. When the same rows are shown (a poll found steps moved on), only the cells that
+        changed are updated: refilling
         a table of a thousand rows every second would hold up the keys pressed meanwhile."""
         table = self.query_one(DataTable)
         entries = table_entries(self.rows, frozenset(self.unfolded)) if entries is None else entries
