@@ -4,7 +4,7 @@ When a rank fails, torchrun raises ``ChildFailedError`` and prints a Python trac
 failure table, and its agent logs each teardown step. A rank that fails on bad input has
 already printed the workbench's one-line error, so this entry point runs torchrun's own
 ``run`` (the same arguments, the same elastic agent), keeps the agent's logging to critical
-messages, and turns a child failure into its exit code: 2 for a one-line workbench error and
+messages (and its C++ warnings off: ``import_quietly``), and turns a child failure into its exit code: 2 for a one-line workbench error and
 130/143/129 for a stop by signal (the rank has said so), otherwise one line naming the rank
 and how it ended. torchrun passes stop signals on to the ranks itself; this entry point only
 gives them time to checkpoint (see ``allow_graceful_stop``).
@@ -59,14 +59,49 @@ def allow_graceful_stop() -> None:
     os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(STOP_GRACE_S))
 
 
+CPP_LOG_LEVEL = "TORCH_CPP_LOG_LEVEL"
+
+
+def import_quietly() -> None:
+    """Import torchrun with the agent's C++ warnings off; the ranks keep torch's default.
+
+    At a clean end of a run over several nodes, the agent hosting the rendezvous store (node
+    0's) can pass the exit barrier last and leave before another node's agent has read that
+    the barrier is done. That agent then warns, with a C++ stack, that the store went away,
+    and logs a Python traceback, although every rank finished and it exits 0. c10 reads the
+    level once, when torch loads, so it is set only around the import (a user's own wins).
+    """
+    ours = CPP_LOG_LEVEL not in os.environ
+    if ours:
+        os.environ[CPP_LOG_LEVEL] = "ERROR"
+    try:
+        # the rendezvous backends' modules (and so their loggers) are otherwise made on first use
+        import torch.distributed.elastic.rendezvous.c10d_rendezvous_backend  # noqa: F401 - --standalone
+        import torch.distributed.elastic.rendezvous.static_tcp_rendezvous  # noqa: F401 - several nodes
+        import torch.distributed.run  # noqa: F401
+    finally:
+        if ours:
+            del os.environ[CPP_LOG_LEVEL]  # the ranks inherit this process's environment
+
+
+def quiet_agent_logs() -> None:
+    """The agent's loggers at critical only. Each elastic module's logger has a level of its
+    own (torch's ``get_logger``), so setting the parent's level alone would not do."""
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    logging.getLogger("torch.distributed.run").setLevel(logging.ERROR)  # the OMP_NUM_THREADS=1 banner
+
+
 def main(argv: list[str] | None = None) -> int:
+    import_quietly()
     from torch.distributed.elastic.multiprocessing import SignalException  # torch: loaded on first use
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError  # torch: loaded on first use
     from torch.distributed.run import get_args_parser, run  # torch: loaded on first use
 
     allow_graceful_stop()
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
-    logging.getLogger("torch.distributed.run").setLevel(logging.ERROR)  # the OMP_NUM_THREADS=1 banner
+    quiet_agent_logs()
     args = get_args_parser().parse_args(argv)
     try:
         run(args)
