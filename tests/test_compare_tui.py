@@ -118,6 +118,43 @@ async def test_compare_pane_follows_a_running_sweep(tmp_path: Path) -> None:
         await wait_until(pilot, lambda: "exponent" in legend(app))
 
 
+async def test_a_run_writing_redraws_its_curve_not_the_list(tmp_path: Path) -> None:
+    """A compared run that logs 10,000 steps: its curve reaches the pane already thinned (the
+    UI thread never filters 10k points) and follows new steps; the list of sweeps and runs is
+    not rebuilt for it (a run's metrics change the root's signature, not the list); the hidden
+    scaling plot is not drawn until it is shown."""
+    folder = fixed_sweep(tmp_path)
+    run = tmp_path / "run-long"
+    shutil.copytree(folder / "t000", run)
+    metrics = run / "metrics.jsonl"
+    steps = [json.dumps({"event": "step", "time": 1.0 + step, "step": step, "total_steps": 20_000, "loss": 3 + 1 / step,
+                         "lr": 1e-3, "tokens": step * 64, "tokens_per_s": 1.0, "elapsed_s": 0.1, "eta_s": 1.0})
+             for step in range(1, 10_001)]
+    metrics.write_text("\n".join(steps) + "\n")
+    app = create_app(tmp_path, corpora=["general"], runs_poll_seconds=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("6")
+        await settle(pilot)
+        options = app.query_one("#compare-sources", OptionList)
+        options.highlighted = choose(app, "run-long")
+        await pilot.press("enter")
+        pane = app.query_one(ComparePane)
+        await wait_until(pilot, lambda: len(pane.curves) == 1)
+        curve = pane.curves[0]
+        assert curve.train_steps[0] == 1 and curve.train_steps[-1] == 10_000 and 20 <= len(curve.train_steps) <= 400
+        assert len(curve.train_tokens) == len(curve.train_steps) and curve.train_tokens[-1] == 640_000
+        assert app.query_one("#compare-scaling").stale  # hidden: nothing drawn for it
+        first = options.get_option_at_index(0)
+        with metrics.open("a") as handle:
+            handle.write(json.dumps({"event": "step", "time": 1e4, "step": 10_001, "total_steps": 20_000, "loss": 2.5, "lr": 1e-3,
+                                     "tokens": 10_001 * 64, "tokens_per_s": 1.0, "elapsed_s": 0.1, "eta_s": 1.0}) + "\n")
+        await wait_until(pilot, lambda: pane.curves[0].train_steps[-1] == 10_001)
+        assert pane.curves[0].train_loss[-1] == 2.5  # the last point is kept exactly
+        assert options.get_option_at_index(0) is first  # the list was not rebuilt
+        await pilot.press("g")
+        assert not app.query_one("#compare-scaling").stale  # shown: drawn now
+
+
 # ---------------------------------------------------------------------------- snapshots
 @pytest.fixture
 def fixed_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -17,6 +17,7 @@ here) fills the table and the plots as its trials log and finish.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ from workbench.experiments.transfer import table_cells as transfer_cells
 from workbench.runs.rundir import RunDir
 from workbench.tui.curves import Curves, CurveSnapshot, short_label
 from workbench.tui.panes.runs import folder_signature
-from workbench.tui.widgets.compare_charts import FIT_COLOR, FRONTIER_COLOR, CurvesChart, ScalingChart, rich_color
+from workbench.tui.widgets.compare_charts import FIT_COLOR, FRONTIER_COLOR, MIN_CURVE_POINTS, CurvesChart, ScalingChart, rich_color
+from workbench.tui.widgets.loss_chart import MAX_POINTS, thin
 from workbench.tui.widgets.transfer_chart import TransferChart, legend_parts
 
 CHOOSE = "Enter: open a sweep, or add a run; S: start a sweep."
@@ -171,18 +173,22 @@ class ComparePane(Horizontal):
         return ("runs", tuple(self.runs))
 
     def action_refresh(self) -> None:
-        self.load(self._target(), (), ())
+        self.load(self._target(), (), (), ())
 
     def _poll(self) -> None:
         if any(w.group == "compare" and not w.is_finished for w in self.app.workers if w.node is self):
             return
-        self.load(self._target(), self._root_signature, self._target_signature)
+        self.load(self._target(), self._root_signature, self._target_signature, tuple(self.targets))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="compare")
-    def load(self, target: tuple[str, tuple[str, ...]], known_root: tuple, known_target: tuple) -> None:
-        """Read what changed since the signatures ``known_root`` and ``known_target`` (empty: everything)."""
+    def load(self, target: tuple[str, tuple[str, ...]], known_root: tuple, known_target: tuple, known_targets: tuple) -> None:
+        """Read what changed since the signatures ``known_root`` and ``known_target`` (empty:
+        everything). The list of sweeps and runs comes back only when it differs from
+        ``known_targets``: a run writing its metrics changes the root's signature, not the list."""
         root_signature = folder_signature(self.run_root)
         targets = list_targets(self.run_root) if root_signature != known_root or not known_root else None
+        if targets is not None and known_root and tuple(targets) == known_targets:
+            targets = None
         signature = target_signature(target)
         if targets is None and signature == known_target:
             return
@@ -191,11 +197,11 @@ class ComparePane(Horizontal):
         if target[1] and not waiting and (signature != known_target or not known_target):
             comparison = collect(list(target[1]), str(self.run_root))
             transfer = transfer_view(target)  # transfer: a study's own view
-            for row in comparison.rows:
-                if row.path is not None:
-                    snap = Curves.from_events(RunDir(Path(row.path)).read_events().records, name=row.name).snapshot()
-                    snap.name = row.name
-                    curves.append(snap)
+            shown = [row for row in comparison.rows if row.path is not None]
+            for row in shown:
+                snap = Curves.from_events(RunDir(Path(row.path)).read_events().records, name=row.name).snapshot()
+                snap.name = row.name
+                curves.append(thin_train_curve(snap, max(MIN_CURVE_POINTS, MAX_POINTS // max(1, len(shown)))))
         if not get_current_worker().is_cancelled:
             self.post_message(self.Loaded(root_signature, targets, target, signature, comparison, curves, waiting, transfer))
 
@@ -237,6 +243,8 @@ class ComparePane(Horizontal):
         self._set_targets(self.targets)
 
     def _show(self) -> None:
+        """Redraw everything from ``comparison``, ``curves`` and ``transfer``; a hidden plot
+        only keeps its data, and draws when ``_show_plot`` shows it."""
         self._show_title()
         self._show_table()
         self.query_one(CurvesChart).show(self.curves)
@@ -308,9 +316,13 @@ class ComparePane(Horizontal):
 
     def _show_plot(self) -> None:
         transfer = self.transfer is not None
-        self.query_one(CurvesChart).display = self.plot == "curves" and not transfer
-        self.query_one(ScalingChart).display = self.plot == "scaling" and not transfer
-        self.query_one(TransferChart).display = transfer
+        shown = {CurvesChart: self.plot == "curves" and not transfer, ScalingChart: self.plot == "scaling" and not transfer,
+                 TransferChart: transfer}
+        for kind, visible in shown.items():
+            chart = self.query_one(kind)
+            chart.display = visible
+            if visible:
+                chart.draw_if_stale()
         self.query_one("#compare-legend", Static).update(self._legend())
 
     # ------------------------------------------------------------------ choosing
@@ -395,6 +407,16 @@ class ComparePane(Horizontal):
             self.query_one("#compare-title", Static).update(Text(f"Cannot compare: {event.worker.error}"))
         elif event.state == WorkerState.ERROR and event.worker.group == "sweep":
             self.notify(str(event.worker.error), severity="error", timeout=8, markup=False)
+
+
+def thin_train_curve(snap: CurveSnapshot, limit: int) -> CurveSnapshot:
+    """``snap`` with its finite train points thinned to ``limit`` (thread: a 10k-step run's
+    curve would otherwise be filtered and thinned on the UI thread at every redraw)."""
+    tokens = dict(zip(snap.train_steps, snap.train_tokens))
+    train = thin([(x, y) for x, y in zip(snap.train_steps, snap.train_loss) if math.isfinite(y)], limit)
+    snap.train_steps, snap.train_loss = [p[0] for p in train], [p[1] for p in train]
+    snap.train_tokens = [tokens.get(step, 0) for step in snap.train_steps]
+    return snap
 
 
 def transfer_view(target: tuple[str, tuple[str, ...]]) -> Any:

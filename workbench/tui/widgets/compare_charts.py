@@ -20,12 +20,35 @@ PALETTE = ("cyan", "magenta", "green", "yellow", "blue", "red", "orange", "white
 """One colour per run, in row order; plotext's names."""
 RICH_NAMES = {"orange": "orange1"}
 FIT_COLOR, POINT_COLOR, FRONTIER_COLOR = "magenta", "gray", "cyan"
+MIN_CURVE_POINTS = 20
+"""Train points drawn per run however many runs share the plot."""
 
 
 def rich_color(index: int) -> str:
     """The Rich name of run ``index``'s plot colour (for the legend)."""
     name = PALETTE[index % len(PALETTE)]
     return RICH_NAMES.get(name, name)
+
+
+class ShownChart(PlotextPlot):
+    """A plot that draws only while it is shown: ``show`` keeps what it is handed, and the
+    pane calls ``draw_if_stale`` when it shows the plot (plotext's redraw costs milliseconds
+    of the UI thread, wasted on a hidden plot at every poll)."""
+
+    stale = True
+
+    def mark_stale(self) -> None:
+        self.stale = True
+        if self.display:
+            self.draw_if_stale()
+
+    def draw_if_stale(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.replot()
+
+    def replot(self) -> None:
+        raise NotImplementedError
 
 
 def log_ticks(low: float, high: float, count: int) -> list[float]:
@@ -36,7 +59,7 @@ def log_ticks(low: float, high: float, count: int) -> list[float]:
     return [low * ratio**i for i in range(count)]
 
 
-class CurvesChart(PlotextPlot):
+class CurvesChart(ShownChart):
     """Train loss (line) and eval loss (x) of each run, one colour per run."""
 
     DEFAULT_CSS = """
@@ -52,7 +75,7 @@ class CurvesChart(PlotextPlot):
 
     def show(self, curves: list[CurveSnapshot]) -> None:
         self.curves = curves
-        self.replot()
+        self.mark_stale()
 
     def replot(self) -> None:
         plt = self.plt
@@ -63,7 +86,7 @@ class CurvesChart(PlotextPlot):
         limit = min(MAX_POINTS, max(60, 2 * self.size.width)) // max(1, len(self.curves))
         for index, snap in enumerate(self.curves):
             color = PALETTE[index % len(PALETTE)]
-            train = thin([(x, y) for x, y in zip(snap.train_steps, snap.train_loss) if math.isfinite(y)], max(20, limit))
+            train = thin([(x, y) for x, y in zip(snap.train_steps, snap.train_loss) if math.isfinite(y)], max(MIN_CURVE_POINTS, limit))
             if train:
                 plt.plot([p[0] for p in train], [p[1] for p in train], color=color, marker="braille")
             if snap.eval_steps:
@@ -76,7 +99,7 @@ class CurvesChart(PlotextPlot):
         self.refresh()
 
 
-class ScalingChart(PlotextPlot):
+class ScalingChart(ShownChart):
     """Final eval loss against a size: every trial (grey), the best at each size (cyan) and
     the fitted power law (magenta), on log-log axes when every value is positive."""
 
@@ -93,10 +116,10 @@ class ScalingChart(PlotextPlot):
 
     def show(self, view: ScalingView | None) -> None:
         self.view = view
-        self.replot()
+        self.mark_stale()
 
     def on_resize(self) -> None:
-        self.replot()  # the ticks depend on the width
+        self.mark_stale()  # the ticks depend on the width
 
     def replot(self) -> None:
         """Redraw. A log axis is drawn by plotting log10 of the values on a linear axis with

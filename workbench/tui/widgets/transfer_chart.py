@@ -11,10 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from textual_plotext import PlotextPlot
-
 from workbench.experiments.compare import fmt_number
-from workbench.tui.widgets.compare_charts import PALETTE
+from workbench.tui.widgets.compare_charts import PALETTE, ShownChart
 
 REFERENCE_COLORS = ("gray", "red", "yellow", "blue")
 """Reference lines: the baselines (@initial) and extra bases, in row order."""
@@ -25,7 +23,7 @@ def figure(row: Any, metric: str) -> float | None:
     return row.metric.mean if metric else row.eval_loss.mean
 
 
-class TransferChart(PlotextPlot):
+class TransferChart(ShownChart):
     DEFAULT_CSS = """
     TransferChart {
         height: 1fr;
@@ -39,7 +37,7 @@ class TransferChart(PlotextPlot):
 
     def show(self, view: Any) -> None:
         self.view = view
-        self.replot()
+        self.mark_stale()
 
     def replot(self) -> None:
         plt = self.plt
