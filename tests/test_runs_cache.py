@@ -208,3 +208,22 @@ async def test_runs_pane_shows_a_changed_run_and_keeps_its_cursor(tmp_path: Path
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert table.row_count == 4 and pane.selected_path() == chosen
+
+
+def test_a_poll_while_runs_run_reads_only_the_running_ones(tmp_path: Path, opened: list[str]) -> None:
+    """``refresh_running``: the running run's new step shows; a finished run's files are not opened."""
+    from workbench.runs.listing import refresh_running
+
+    live = write_run(tmp_path / "live", {"status": "running", "pid": os.getpid(), "updated": OLD})
+    write_run(tmp_path / "done", {"status": "finished", "pid": 1, "updated": OLD})
+    cache = rowcache.RowCache()
+    rows = list_runs(str(tmp_path), cache)
+    with live.joinpath("metrics.jsonl").open("a") as handle:
+        handle.write(json.dumps({"event": "step", "time": OLD, "step": 7, "total_steps": 100, "loss": 2.0, "lr": 1e-3, "tokens": 7,
+                                 "tokens_per_s": 1.0, "elapsed_s": 1.0, "eta_s": 1.0}) + "\n")
+    opened.clear()
+    fresh = refresh_running(rows, cache)
+    assert [row.name for row in fresh] == [row.name for row in rows]
+    assert next(row for row in fresh if row.name == "live").steps == 7
+    assert next(row for row in fresh if row.name == "done") is next(row for row in rows if row.name == "done")
+    assert opened.count("metrics.jsonl") == 1  # the live run's, read again for its new step

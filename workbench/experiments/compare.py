@@ -35,6 +35,7 @@ from workbench.errors import RunDirError
 from workbench.experiments.scaling import MIN_SIZES, fit_power_law
 from workbench.objectives import perplexity
 from workbench.runs import sweepdir
+from workbench.runs.logcache import EVENTS
 from workbench.runs.processes import pid_alive
 from workbench.runs.rundir import RunDir, read_jsonl
 
@@ -224,7 +225,7 @@ def read_run(path: Path, name: str | None = None) -> CompareRow:
     row.spec = dict(data.get("spec", {}))
     row.objective = str(row.spec.get("objective", ""))
     row.state, damaged = _state(run)
-    log = run.read_events()
+    log = EVENTS.read_events(run)  # a running run: only its new lines are parsed
     row.problems += damaged + log.problems()
     summary = run.summary()
     _fill_results(row, log.records, summary)

@@ -16,6 +16,7 @@ from typing import Any
 from workbench.errors import RunDirError
 from workbench.runs import sweepdir
 from workbench.runs.events import probe_line_problem
+from workbench.runs.logcache import EVENTS
 from workbench.runs.processes import pid_alive
 from workbench.runs.rowcache import MEMORY, RowCache, run_stamp
 from workbench.runs.rundir import RUN_FILES, RunDir, base_problem, created_problem, is_time, read_jsonl
@@ -92,7 +93,7 @@ def run_facts(run: RunDir) -> dict[str, Any]:
     if meta_problem:
         toml_problems.append(f"run.toml: {meta_problem}")
     status = run.status()
-    log = run.read_events()
+    log = EVENTS.read_events(run)  # a running run: only its new lines are parsed
     steps, total, best = _progress(log.records)
     kept = data.get("kept")
     kept = kept.get("steps") if isinstance(kept, dict) else None
@@ -205,6 +206,20 @@ def list_runs(out: str = "checkpoints", cache: RowCache | None = MEMORY) -> list
             groups += [trials] if trials else []
     groups.sort(key=lambda rows: max(r.created for r in rows), reverse=True)
     return [row for rows in groups for row in rows]
+
+
+def refresh_running(rows: list[RunRow], cache: RowCache | None = MEMORY) -> list[RunRow]:
+    """``rows`` (a ``list_runs`` result) with each running run read again, the others as they
+    are: what a poll needs while runs are running and no run folder has come, gone or changed
+    status (reading 1,000 rows again every few seconds would keep a core busy)."""
+    fresh = []
+    for row in rows:
+        if row.state == "running":
+            again = _listed_row(Path(row.path), cache)
+            again.name, again.sweep, again.trial = row.name, row.sweep, row.trial
+            row = again
+        fresh.append(row)
+    return fresh
 
 
 def kept_steps(path: Path, kept: Any) -> list[int]:

@@ -42,6 +42,7 @@ from workbench.experiments.launch import parse_grid
 from workbench.experiments.launch import start_sweep as start_sweep_process
 from workbench.experiments.transfer import TABLE_COLUMNS, detect, read_transfer_study
 from workbench.experiments.transfer import table_cells as transfer_cells
+from workbench.runs.logcache import EVENTS
 from workbench.runs.rundir import RunDir
 from workbench.tui.curves import Curves, CurveSnapshot, short_label
 from workbench.tui.panes.runs import folder_signature
@@ -199,7 +200,7 @@ class ComparePane(Horizontal):
             transfer = transfer_view(target)  # transfer: a study's own view
             shown = [row for row in comparison.rows if row.path is not None]
             for row in shown:
-                snap = Curves.from_events(RunDir(Path(row.path)).read_events().records, name=row.name).snapshot()
+                snap = Curves.from_events(EVENTS.read_events(RunDir(Path(row.path))).records, name=row.name).snapshot()
                 snap.name = row.name
                 curves.append(thin_train_curve(snap, max(MIN_CURVE_POINTS, MAX_POINTS // max(1, len(shown)))))
         if not get_current_worker().is_cancelled:

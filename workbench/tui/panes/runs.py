@@ -32,7 +32,7 @@ from textual.widgets import DataTable, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from workbench.console import fmt_loss
-from workbench.runs.listing import list_runs
+from workbench.runs.listing import list_runs, refresh_running
 
 COLUMNS = ("name", "status", "steps", "best eval", "objective", "method", "corpus", "date")
 """Most telling first, so an 80-column terminal shows name, status, steps and loss."""
@@ -221,16 +221,20 @@ class RunsPane(Vertical):
             return
         running = any(row.state == "running" for row in self.rows)
         stale = running and time.monotonic() - self._listed_at >= self.RUNNING_EVERY
-        self.list_runs(None if stale else self._signature)
+        self.list_runs(self._signature, self.rows if stale else None)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
-    def list_runs(self, known: tuple | None = None) -> None:
+    def list_runs(self, known: tuple | None = None, running: list | None = None) -> None:
         """List the runs (in a thread): always, or with ``known`` only if the run root's
-        signature is no longer that."""
+        signature is no longer that; if it still is, ``running`` (the rows shown) has its
+        running runs read again (their steps and losses move on), and only those."""
         signature = folder_signature(self.run_root)  # before listing: a change while listing shows next time
         if known is not None and signature == known:
-            return
-        rows = list_runs(str(self.run_root))
+            if running is None:
+                return
+            rows = refresh_running(running)
+        else:
+            rows = list_runs(str(self.run_root))
         unfolded = frozenset(self.unfolded)
         entries = table_entries(rows, unfolded)  # here, not on the UI thread: 1000 rows of cells
         if not get_current_worker().is_cancelled:
