@@ -27,6 +27,7 @@ try:
 except SystemExit as exit:
     assert exit.code in (0, None), exit.code
 print("HEAVY:" + ",".join(sorted({{m.split(".")[0] for m in sys.modules}} & {set(HEAVY)!r})))
+print("COMMANDS:" + ",".join(sorted(m for m in sys.modules if m.startswith("workbench.commands."))))
 """
 
 
@@ -62,3 +63,6 @@ def test_runs_listing_imports_no_heavy_library(tmp_path: Path) -> None:
     heavy, output = heavy_modules_after("runs", "--out", str(tmp_path))
     assert heavy == [], f"`workbench runs` imported {heavy}"
     assert "listed-run" in output and "finished" in output
+    commands = [line for line in output.splitlines() if line.startswith("COMMANDS:")][-1][len("COMMANDS:"):].split(",")
+    assert "workbench.commands.runs" in commands
+    assert not {"workbench.commands.run", "workbench.commands.sweep", "workbench.commands.transfer"} & set(commands), commands
