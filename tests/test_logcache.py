@@ -83,3 +83,13 @@ def test_the_cache_keeps_a_bounded_number_of_files(tmp_path: Path) -> None:
         runs.append(RunDir(folder))
         cache.read_events(runs[-1])
     assert len(cache._reads) == 2 and str(runs[0].metrics) not in cache._reads
+
+
+def test_the_cache_keeps_a_bounded_number_of_records(tmp_path: Path) -> None:
+    cache = LogCache(records=5)
+    for name in "ab":
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "metrics.jsonl").write_bytes(started() + b"".join(step(n) for n in range(1, 4)))
+        cache.read_events(RunDir(folder))
+    assert list(cache._reads) == [str(tmp_path / "b" / "metrics.jsonl")]  # 8 records were too many: the older file went

@@ -26,8 +26,10 @@ from workbench.runs import rundir
 from workbench.runs.events import event_problem
 from workbench.runs.rundir import JsonLines, RunDir, parse_json_line, resolved_self_paths
 
-FILES = 32
-"""Files kept (least recently read dropped first): the running runs and the compared ones."""
+FILES = 512
+"""Files kept, least recently read dropped first: a compared sweep's trials and the running runs."""
+RECORDS = 300_000
+"""Records kept in all (a step line parsed is about half a KiB of Python objects)."""
 CHECK_BYTES = 64
 """Bytes before the point already read that must still be there for an append to be trusted."""
 
@@ -45,8 +47,8 @@ class _Read:
 
 
 class LogCache:
-    def __init__(self, files: int = FILES) -> None:
-        self.files = files
+    def __init__(self, files: int = FILES, records: int = RECORDS) -> None:
+        self.files, self.records = files, records
         self._reads: OrderedDict[str, _Read] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -71,8 +73,9 @@ class LogCache:
             torn = _consume(read, chunk, run.path)
             self._reads[str(path)] = read
             self._reads.move_to_end(str(path))
-            while len(self._reads) > self.files:
-                self._reads.popitem(last=False)
+            kept = sum(len(r.found.records) for r in self._reads.values())
+            while len(self._reads) > 1 and (len(self._reads) > self.files or kept > self.records):
+                kept -= len(self._reads.popitem(last=False)[1].found.records)
             return _with_torn(read, torn, run.path)
 
     @staticmethod
