@@ -227,3 +227,15 @@ def test_a_poll_while_runs_run_reads_only_the_running_ones(tmp_path: Path, opene
     assert next(row for row in fresh if row.name == "live").steps == 7
     assert next(row for row in fresh if row.name == "done") is next(row for row in rows if row.name == "done")
     assert opened.count("metrics.jsonl") == 1  # the live run's, read again for its new step
+
+
+def test_a_linked_run_folder_is_listed_at_its_real_path(tmp_path: Path) -> None:
+    """Runs are keyed by their real path: a run folder that is a link resolves to its target
+    (the others are the run root's real path joined with their names)."""
+    elsewhere = write_run(tmp_path / "elsewhere" / "real", {"status": "finished", "pid": 1, "updated": OLD})
+    root = tmp_path / "root"
+    write_run(root / "plain", {"status": "finished", "pid": 1, "updated": OLD})
+    (root / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (tmp_path / "via").symlink_to(root, target_is_directory=True)
+    rows = {row.name: row.path for row in list_runs(str(tmp_path / "via"), rowcache.RowCache())}
+    assert rows == {"plain": str((root / "plain").resolve()), "real": str(elsewhere.resolve())}  # named as it is where it lies
