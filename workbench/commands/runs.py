@@ -108,8 +108,11 @@ def runs_table(rows: list[RunRow], title: str, width: int) -> Table:
 
 
 def runs_json(rows: list[RunRow]) -> str:
-    """The rows as a JSON list, each with ``JSON_FIELDS`` (``created``: seconds since the epoch)."""
-    return json.dumps([{name: getattr(row, name) for name in JSON_FIELDS} for row in rows], indent=2)
+    """The rows as a JSON list, each with ``JSON_FIELDS`` (``created``: seconds since the epoch),
+    one run a line: readable, and written by json's C encoder (``indent=`` takes its Python
+    one, a tenth of a second for 1,000 runs)."""
+    lines = [json.dumps({name: getattr(row, name) for name in JSON_FIELDS}) for row in rows]
+    return "[\n" + ",\n".join(lines) + "\n]" if lines else "[]"
 
 
 def runs_command(
