@@ -147,8 +147,10 @@ def test_a_study_has_one_row_per_base_with_its_pretraining(pretrained: Path) -> 
 
 @pytest.mark.slow
 def test_ctrl_c_then_resume_finishes_the_study_without_rerunning_done_trials(pretrained: Path) -> None:
+    # 120 steps: after t001's first checkpoint (step 5) it still has long to go when the signal
+    # comes (with 30 an idle CI machine once finished the study in between two looks)
     flags = ["-o", "sentiment", "-c", "reviews.csv", "--out", "runs", "--name", "stopped", "--seeds", "1",
-             "--max-steps", "30", "--batch-size", "8", "--seq-len", "32", "--eval-batches", "2", "--eval-interval", "5",
+             "--max-steps", "120", "--batch-size", "8", "--seq-len", "32", "--eval-batches", "2", "--eval-interval", "5",
              "--steps", "2", "--probe", "good film"]
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "transfer", "runs/pre", *flags], cwd=pretrained, env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -156,7 +158,7 @@ def test_ctrl_c_then_resume_finishes_the_study_without_rerunning_done_trials(pre
     deadline = time.monotonic() + 300
     while not list(study.glob("t001/checkpoints/step-*")):  # the second trial is training: the first is done
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
-        time.sleep(0.5)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     output = proc.communicate(timeout=120)[0]
     assert proc.returncode == 130, output
