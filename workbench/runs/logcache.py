@@ -24,7 +24,7 @@ from typing import Any
 
 from workbench.runs import rundir
 from workbench.runs.events import event_problem
-from workbench.runs.rundir import JsonLines, RunDir, parse_json_line, resolved_self_paths
+from workbench.runs.rundir import JsonLines, RunDir, resolved_self_paths
 
 FILES = 512
 """Files kept, least recently read dropped first: a compared sweep's trials and the running runs."""
@@ -97,17 +97,8 @@ def _consume(read: _Read, chunk: bytes, folder: Path) -> bytes:
     found = read.found
     for raw in complete.split(b"\n")[:-1]:  # as iterating the file does: only "\n" ends a line
         read.lines += 1
-        if not raw.strip():
-            continue
-        try:
-            data = parse_json_line(raw)
-        except ValueError:
-            found.skip(read.lines, "not JSON")
-            continue
-        why = event_problem(data)
-        if why:
-            found.skip(read.lines, why)
-        else:
+        data = found.take(read.lines, raw + b"\n", event_problem)
+        if data is not None:
             found.records.append(resolved_self_paths(data, folder))
     if complete:
         read.offset += len(complete)
@@ -120,16 +111,9 @@ def _with_torn(read: _Read, torn: bytes, folder: Path) -> JsonLines:
     record when it already parses (and passes), skipped when it parses and fails, else left out."""
     found = read.found
     out = JsonLines(found.name, list(found.records), found.skipped, found.first_skipped, found.unreadable)
-    if torn.strip():
-        try:
-            data = parse_json_line(torn)
-        except ValueError:
-            return out
-        why = event_problem(data)
-        if why:
-            out.skip(read.lines + 1, why)
-        else:
-            out.records.append(resolved_self_paths(data, folder))
+    data = out.take(read.lines + 1, torn, event_problem)
+    if data is not None:
+        out.records.append(resolved_self_paths(data, folder))
     return out
 
 

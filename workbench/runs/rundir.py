@@ -379,6 +379,24 @@ class JsonLines:
         self.skipped += 1
         self.first_skipped = self.first_skipped or f"line {number}: {why}"
 
+    def take(self, number: int, raw: bytes, problem: Callable[[Any], str | None]) -> Any | None:
+        """Line ``number`` judged: its record when ``problem`` accepts it, else None (a complete
+        line that is not JSON, or a record with a problem, counted as skipped; a torn last line,
+        with no newline yet, is left out without counting it)."""
+        if not raw.strip():
+            return None
+        try:
+            data = parse_json_line(raw)
+        except ValueError:
+            if raw.endswith(b"\n"):
+                self.skip(number, "not JSON")
+            return None
+        why = problem(data)
+        if why:
+            self.skip(number, why)
+            return None
+        return data
+
     def problems(self) -> list[str]:
         """``["metrics.jsonl: 3 unreadable lines skipped"]``, or nothing for a sound file."""
         if self.unreadable:
@@ -395,18 +413,8 @@ def read_jsonl(path: Path, problem: Callable[[Any], str | None]) -> JsonLines:
     try:
         with open_regular(path) as handle:
             for number, raw in enumerate(handle, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    data = parse_json_line(raw)
-                except ValueError:
-                    if raw.endswith(b"\n"):
-                        found.skip(number, "not JSON")
-                    continue
-                why = problem(data)
-                if why:
-                    found.skip(number, why)
-                else:
+                data = found.take(number, raw, problem)
+                if data is not None:
                     found.records.append(data)
     except FileNotFoundError:
         pass
