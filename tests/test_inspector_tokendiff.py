@@ -235,3 +235,26 @@ def test_cli_layers_and_corpus_diff(tiny, tmp_path):
     result = cli(str(tiny["clm_base"]), str(tiny["clm_tuned"]), "--corpus-diff", str(folder), "--docs", "5")
     assert result.exit_code == 0, result.output
     assert "most helped first" in result.output and "over 14 tokens of 2 documents" in " ".join(result.output.split())
+
+
+def test_last_layer_at_the_masks_equals_the_whole_pass():
+    """The pseudo-log-likelihood's shortcut (the last layer at the masked positions only)
+    gives the full forward pass's hidden states there; anything not built like BERT, or in
+    training mode, gets None (the caller runs the whole model)."""
+    from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
+
+    from workbench.inspector.masked_rows import hidden_at
+
+    torch.manual_seed(0)
+    encoder = BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                   intermediate_size=64, max_position_embeddings=16), add_pooling_layer=False).eval()
+    ids = torch.randint(0, 50, (5, 12))
+    cols = torch.tensor([1, 4, 11, 0, 4])
+    with torch.no_grad():
+        expected = encoder(input_ids=ids).last_hidden_state[torch.arange(5), cols]
+    got = hidden_at(encoder, ids, cols)
+    assert got.shape == (5, 32) and torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got[1], got[4], atol=1e-3)  # rows differ, so a row mix-up would show
+    assert hidden_at(encoder.train(), ids, cols) is None
+    gpt2 = GPT2Model(GPT2Config(vocab_size=50, n_embd=32, n_layer=1, n_head=4, n_positions=16)).eval()
+    assert hidden_at(gpt2, ids, cols) is None

@@ -22,6 +22,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.inspector.loading import LoadedModel
+from workbench.inspector.masked_rows import hidden_at
 from workbench.inspector.text import token_displays, trim_span
 from workbench.models import position_limit
 
@@ -258,7 +259,9 @@ def masked_scores(side: LoadedModel, ids: list[int], plan: list[tuple[int, list[
         batch = batch.to(side.device)
         if split is not None:
             encoder, head = split
-            hidden = encoder(input_ids=batch).last_hidden_state[rows, cols]
+            hidden = hidden_at(encoder, batch, cols.to(batch.device))
+            if hidden is None:
+                hidden = encoder(input_ids=batch).last_hidden_state[rows, cols]
             logits = head(hidden)
         else:
             outputs = side.model(input_ids=batch)
