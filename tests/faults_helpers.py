@@ -93,9 +93,15 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
+def hup_default() -> None:
+    """``preexec_fn`` of a child that must act on SIGHUP: its default disposition, even when
+    the suite itself runs under ``nohup`` (an ignored SIGHUP is inherited, and kept)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def start_run(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(workbench_cmd(*args), cwd=cwd, env=subprocess_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=hup_default)
 
 
 def nan_like(output: Any) -> Any:

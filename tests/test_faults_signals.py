@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faults_helpers import endless_clm_config, events, start_run, subprocess_env, workbench_cmd
+from faults_helpers import endless_clm_config, events, hup_default, start_run, subprocess_env, workbench_cmd
 
 from workbench.runs import checkpoint as ckpt
 from workbench.runs import rundir
@@ -93,7 +93,7 @@ def _launch(tmp_path: Path, corpus: Path, name: str, *, config: str = CONFIG, fa
         (inject / "sitecustomize.py").write_text(INJECT, encoding="utf-8")
         env.update(PYTHONPATH=str(inject) + os.pathsep + env["PYTHONPATH"], WORKBENCH_TEST_FAULTS=faults, WORKBENCH_TEST_DIR=str(tmp_path))
     return subprocess.Popen(workbench_cmd(*args), cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, preexec_fn=_nohup if ignore_hup else None)
+                            text=True, start_new_session=True, preexec_fn=_nohup if ignore_hup else hup_default)
 
 
 def _nohup() -> None:
@@ -212,7 +212,8 @@ def test_hangup_deadline_exits_a_stuck_process(tmp_path: Path) -> None:
         "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
         "time.sleep(60)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, text=True,
+                            preexec_fn=hup_default)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGHUP)
     started = time.monotonic()
@@ -330,7 +331,8 @@ def test_hangup_deadline_starts_only_once_the_checkpoint_is_saved(tmp_path: Path
         signals(CheckpointSaved(step=7, path="p"))
         time.sleep(60)  # a final eval that hangs
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=subprocess_env(), stdout=subprocess.PIPE, text=True,
+                            preexec_fn=hup_default)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(timeout=30) == 129
