@@ -30,17 +30,14 @@ def encoder_layers(encoder: Any) -> tuple[Any, Any] | None:
     config = encoder.config
     if config.is_decoder or getattr(config, "add_cross_attention", False) or getattr(config, "chunk_size_feed_forward", 0):
         return None
-    if type(layers[-1]).__name__ not in ("BertLayer", "RobertaLayer") or not all(_has(layers[-1], p) for p in LAYER_PARTS):
+    if type(layers[-1]).__name__ not in ("BertLayer", "RobertaLayer"):
+        return None
+    try:
+        for part in LAYER_PARTS:
+            layers[-1].get_submodule(part)
+    except AttributeError:
         return None
     return embeddings, layers
-
-
-def _has(module: Any, path: str) -> bool:
-    for name in path.split("."):
-        module = getattr(module, name, None)
-        if module is None:
-            return False
-    return True
 
 
 @torch.no_grad()
