@@ -12,9 +12,10 @@ Data: from scratch (clm, mlm, nsp) the built-in ``general`` corpus; sentiment fr
 or a seeded ``--test-limit`` sample of it); ner from MiniLM on ``wnut17`` (dev.conll to train,
 test.conll to score); qa from MiniLM on ``xquad_en`` (its own held-out split). A case whose
 data or base is absent is skipped with a line on stderr. Metric: the final held-out eval loss
-over the whole split (lower is better) for pre-training, accuracy (sentiment), entity f1 (ner), f1
-(qa). Only the final eval runs (``--evals`` adds the objective's own ones; they do not change
-the result).
+over the whole split (lower is better) for pre-training; for fine-tuning, the first metric
+the objective's registry entry reports (accuracy for sentiment, entity F1 for ner, exact
+match for qa). Only the final eval runs (``--evals`` adds the objective's own ones; they do
+not change the result).
 
     python benchmarks/defaults.py --objectives clm --steps 100 --seeds 42 --json /tmp/defaults.json
     python benchmarks/defaults.py --objectives sentiment --methods full,lora,frozen --steps 60 --test-limit 300
@@ -38,8 +39,20 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = (REPO / ".." / "shared" / "data").resolve()
 FACTORS = (0.25, 0.5, 1.0, 2.0, 4.0)
 SCRATCH = ("clm", "mlm", "nsp")
-METRIC = {"sentiment": "accuracy", "ner": "entity_f1", "qa": "f1"}
-"""Higher is better for these; every other objective is scored by its final eval loss (lower is better)."""
+
+
+def task_metric(objective: str) -> str | None:
+    """A fine-tuning objective's headline metric, the first its registry entry reports; None
+    from scratch (scored by the final eval loss)."""
+    from workbench.objectives import get_objective
+
+    return None if objective in SCRATCH else get_objective(objective).metrics[0]
+
+
+def higher_is_better(objective: str) -> bool:
+    from workbench.experiments.compare import HIGHER_IS_BETTER
+
+    return task_metric(objective) in HIGHER_IS_BETTER
 
 
 def minilm_dir() -> str | None:
@@ -95,8 +108,10 @@ def train(values: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit(f"{values['name']} ended {result.status}")
     toml = tomllib.loads((result.run_dir / "run.toml").read_text(encoding="utf-8"))
     summary = result.summary
-    metric = METRIC.get(values["objective"])
+    metric = task_metric(values["objective"])
     value = summary["metrics"].get(metric) if metric else summary["eval_loss_after"]
+    if value is None:
+        raise SystemExit(f"{values['name']}: its summary has no {metric or 'eval_loss_after'}")
     return dict(lr=toml["spec"]["lr"], value=value, lr_found_by=toml["meta"].get("lr_found_by"),
                 steps=summary.get("steps"), wall_s=round(time.time() - started, 1))
 
@@ -130,13 +145,13 @@ def sweep_case(objective: str, method: str, case: dict[str, Any], args: argparse
 
 
 def metric_name(objective: str) -> str:
-    return METRIC.get(objective, "eval loss")
+    return task_metric(objective) or "eval loss"
 
 
 def summarise(objective: str, method: str, default_lr: float | None, points: dict[float, list[dict[str, Any]]],
               auto: dict[str, Any] | None) -> dict[str, Any]:
     """The default's mean metric, the best point's, and the best's gain relative to the default."""
-    higher = objective in METRIC
+    higher = higher_is_better(objective)
     means = {factor: statistics.mean(p["value"] for p in runs) for factor, runs in points.items()}
     best = (max if higher else min)(means, key=means.__getitem__)
     default = means[1.0]
